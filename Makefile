@@ -1,0 +1,37 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: install demo dashboard test lint clean
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; set PYTHON=python3.x")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Build the demo end to end (corpus, features, training, artifacts), then open the dashboard.
+demo: install
+	$(PY) -m pipeline demo
+	$(MAKE) dashboard
+
+## Open the dashboard on every run under data/runs (http://localhost:$(PORT)).
+dashboard: install
+	$(PY) -m streamlit run dashboard/app.py --server.address localhost --server.port $(PORT) \
+		--browser.gatherUsageStats false -- --runs data/runs
+
+## Run the whole test suite (browser tests skip where Chromium is absent).
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache
