@@ -149,3 +149,22 @@ def load_corpus(root: str | Path, labels: LabelConfig | None = None, *, source: 
     if not raw.clip_ids:
         raise DataFormatError(f"{root}: no clips found")
     return process(raw, labels or LabelConfig(), name=root.name, root=root, source=source)
+
+
+def corpus_record(corpus: Corpus, labels: LabelConfig) -> dict:
+    """What a run's manifest stores about its corpus, enough to reload it (`corpus_from_record`)."""
+    from dataclasses import asdict
+
+    return {"name": corpus.name, "root": str(corpus.root), "source": corpus.source,
+            "labels": {**asdict(labels), "ratios": list(labels.ratios)},
+            "n_clips": len(corpus), "split_sizes": corpus.split_sizes()}
+
+
+def corpus_from_record(record: dict) -> Corpus:
+    """Reload the corpus a run was trained on from its manifest's ``corpus`` record."""
+    from pipeline.labels import LabelConfig
+
+    labels = dict(record.get("labels", {}))
+    if "ratios" in labels:
+        labels["ratios"] = tuple(labels["ratios"])
+    return load_corpus(record["root"], LabelConfig(**labels), source=record.get("source", "auto"))
