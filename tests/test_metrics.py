@@ -1,0 +1,145 @@
+"""Metrics: known answers, agreement with sklearn, undefined tags, thresholds and bootstrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pipeline import metrics
+from pipeline.errors import ParameterError
+
+
+def _random_case(n: int = 200, k: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, k)) < np.linspace(0.05, 0.5, k)).astype(int)
+    y[0] = 1  # every tag has a positive
+    y[1] = 0  # and a negative
+    s = np.clip(y * 0.3 + rng.random((n, k)), 0, 1)
+    s = np.round(s, 2)  # ties, to check they count half as in sklearn
+    return y, s
+
+
+def test_perfect_and_reversed_ranking():
+    y = np.array([[0, 1], [0, 1], [1, 0], [1, 0]])
+    s = np.array([[0.1, 0.9], [0.2, 0.8], [0.8, 0.3], [0.9, 0.1]])
+    assert metrics.roc_auc_per_tag(y, s) == pytest.approx([1.0, 1.0])
+    assert metrics.pr_auc_per_tag(y, s) == pytest.approx([1.0, 1.0])
+    assert metrics.roc_auc_per_tag(y, 1 - s) == pytest.approx([0.0, 0.0])
+    scores = metrics.auc_scores(y, s)
+    assert scores["roc_auc_macro"] == pytest.approx(1.0)
+    assert scores["roc_auc_micro"] == pytest.approx(1.0)
+    assert metrics.auc_scores(y, 1 - s)["roc_auc_macro"] == pytest.approx(0.0)
+
+
+def test_ties_count_half():
+    y = np.array([[0], [1]])
+    assert metrics.roc_auc_per_tag(y, np.array([[0.5], [0.5]]))[0] == pytest.approx(0.5)
+
+
+def test_agrees_with_sklearn():
+    y, s = _random_case()
+    assert metrics.roc_auc_per_tag(y, s) == pytest.approx([roc_auc_score(y[:, j], s[:, j]) for j in range(y.shape[1])])
+    assert metrics.pr_auc_per_tag(y, s) == pytest.approx(
+        [average_precision_score(y[:, j], s[:, j]) for j in range(y.shape[1])])
+    scores = metrics.auc_scores(y, s)
+    for avg in metrics.AVERAGES:
+        assert scores[f"roc_auc_{avg}"] == pytest.approx(roc_auc_score(y, s, average=avg))
+        assert scores[f"pr_auc_{avg}"] == pytest.approx(average_precision_score(y, s, average=avg))
+
+
+def test_weighted_vs_macro_hand_example():
+    # tag a: 3 positives, perfectly ranked (AUC 1); tag b: 1 positive, ranked last (AUC 0).
+    y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 0]])
+    s = np.array([[0.9, 0.9], [0.8, 0.8], [0.7, 0.7], [0.1, 0.0], [0.2, 0.6]])
+    scores = metrics.auc_scores(y, s)
+    assert scores["roc_auc_macro"] == pytest.approx(0.5)
+    assert scores["roc_auc_weighted"] == pytest.approx((3 * 1.0 + 1 * 0.0) / 4)
+
+
+def test_tag_without_positives_is_nan_and_listed(caplog):
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])
+    s = np.array([[0.9, 0.1, 0.5], [0.1, 0.2, 0.4], [0.8, 0.3, 0.6], [0.2, 0.4, 0.1]])
+    ev = metrics.evaluate_scores(y, s, ["a", "never", "always"], n_bootstrap=50)
+    assert ev.undefined_tags == ["never", "always"]
+    row = ev.per_tag.set_index("tag")
+    assert np.isnan(row.loc["never", "roc_auc"]) and np.isnan(row.loc["always", "roc_auc"])
+    assert np.isnan(row.loc["never", "pr_auc"])
+    assert row.loc["a", "roc_auc"] == pytest.approx(1.0)
+    assert ev.headline["roc_auc_macro"] == pytest.approx(1.0)  # averages skip undefined tags
+    assert ev.to_dict()["undefined_tags"] == ["never", "always"]
+    assert "never" in metrics.format_summary(ev)
+
+
+def test_all_tags_undefined_does_not_crash():
+    y = np.zeros((3, 2), dtype=int)
+    ev = metrics.evaluate_scores(y, np.full((3, 2), 0.3), ["a", "b"], n_bootstrap=10)
+    assert np.isnan(ev.headline["roc_auc_macro"])
+    assert ev.to_dict()["headline"]["roc_auc_macro"] is None
+
+
+def test_bootstrap_interval_contains_point_and_is_seeded():
+    y, s = _random_case(n=300)
+    point = metrics.auc_scores(y, s)
+    ci = metrics.bootstrap_ci(y, s, n_resamples=300, seed=3)
+    for key in metrics.HEADLINE_AUCS:
+        lo, hi = ci[key]
+        assert lo < point[key] < hi, key
+        assert hi - lo < 0.3
+    assert ci == metrics.bootstrap_ci(y, s, n_resamples=300, seed=3)
+    assert ci != metrics.bootstrap_ci(y, s, n_resamples=300, seed=4)
+
+
+def test_bootstrap_matches_explicit_resampling():
+    # The weighted-count shortcut must equal drawing clips with replacement.
+    y, s = _random_case(n=60, k=3, seed=1)
+    rng = np.random.default_rng(7)
+    idx = rng.integers(0, len(y), len(y))
+    counts = np.bincount(idx, minlength=len(y)).astype(float)[None, :]
+    got = metrics._all_headline(y.astype(bool), s, counts)
+    want = metrics.auc_scores(y[idx], s[idx])
+    for key in metrics.HEADLINE_AUCS:
+        assert got[key][0] == pytest.approx(want[key]), key
+
+
+def test_thresholds_maximise_f1():
+    y = np.array([[1], [1], [0], [1], [0], [0]])
+    s = np.array([[0.9], [0.8], [0.7], [0.35], [0.3], [0.1]])
+    th = metrics.tune_thresholds(y, s)
+    assert th[0] == pytest.approx(0.35)  # predicts all three positives plus one negative: F1 = 6/7
+    p, r, f = metrics.precision_recall_f1(y, s, th)
+    assert (p[0], r[0]) == pytest.approx((0.75, 1.0))
+    assert f[0] == pytest.approx(6 / 7)
+    p5, r5, f5 = metrics.precision_recall_f1(y, s, 0.5)
+    assert (p5[0], r5[0], f5[0]) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    # A tag without positives keeps the default threshold.
+    assert metrics.tune_thresholds(np.zeros((3, 1)), np.array([[0.2], [0.4], [0.6]]))[0] == 0.5
+
+
+def test_per_tag_columns_and_tuned_f1_not_worse_on_same_split():
+    y, s = _random_case()
+    th = metrics.tune_thresholds(y, s)
+    ev = metrics.evaluate_scores(y, s, [f"t{i}" for i in range(y.shape[1])], thresholds=th, n_bootstrap=0)
+    assert tuple(ev.per_tag.columns) == metrics.PER_TAG_COLUMNS
+    assert (ev.per_tag["f1_tuned"] >= ev.per_tag["f1"] - 1e-12).all()
+    assert (ev.per_tag["support"] == y.sum(axis=0)).all()
+
+
+@pytest.mark.parametrize("y, s, match", [
+    (np.zeros((3, 2)), np.zeros((3, 3)), "same"),
+    (np.full((2, 1), 2), np.zeros((2, 1)), "only 0 and 1"),
+    (np.zeros((2, 1)), np.array([[np.nan], [0.1]]), "non-finite"),
+])
+def test_bad_inputs(y, s, match):
+    with pytest.raises(ParameterError, match=match):
+        metrics.auc_scores(y, s)
+
+
+def test_bad_options():
+    y, s = _random_case(n=20, k=2)
+    with pytest.raises(ParameterError, match="n_resamples"):
+        metrics.bootstrap_ci(y, s, n_resamples=0)
+    with pytest.raises(ParameterError, match="tag names"):
+        metrics.evaluate_scores(y, s, ["only_one"])
+    with pytest.raises(ParameterError, match="thresholds"):
+        metrics.evaluate_scores(y, s, ["a", "b"], thresholds=np.ones(3))
