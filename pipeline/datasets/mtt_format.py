@@ -9,8 +9,9 @@ so one reader serves both.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -49,13 +50,46 @@ def write_clip_info(path: Path, frame: pd.DataFrame) -> None:
     _write_tsv(path, frame[list(CLIP_INFO_COLUMNS)])
 
 
-def _read_tsv(path: Path) -> pd.DataFrame:
+def _read_tsv(path: Path, required: tuple[str, ...] = ("clip_id", "mp3_path")) -> pd.DataFrame:
+    """Read an MTT file as strings; a missing or repeated column is an error naming line 1."""
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quotechar='"')
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quotechar='"')
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{path}: not a tab-separated MTT file: {exc}") from exc
+    for column in required:
+        if column not in frame.columns:
+            raise DataFormatError(f"{path}, line 1: missing column {column!r}")
+    # pandas renames a repeated header ("drum", "drum.1"); read the header itself to catch it.
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh, delimiter="\t"), [])
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataFormatError(f"{path}, line 1, column {repeated[0]!r}: column given twice")
+    return frame
+
+
+def _line(path: Path, row: int) -> int:
+    """File line of data row ``row`` (0-based), counting blank lines that pandas skips.
+
+    Only called to report an error, so the second read costs nothing in the normal case.
+    """
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        next(reader, None)
+        seen = -1
+        for fields in reader:
+            seen += bool(fields)
+            if seen == row:
+                return reader.line_num
+    return row + 2
+
+
+def _outside_root(rel: str) -> bool:
+    """Whether a relative audio path is empty, absolute (POSIX or Windows) or climbs out with '..'."""
+    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
+    return not rel or posix.is_absolute() or bool(windows.anchor) or ".." in windows.parts
 
 
 def read_annotations(path: Path, root: Path | None = None) -> tuple[list[str], list[str], np.ndarray, list[str]]:
@@ -67,37 +101,34 @@ def read_annotations(path: Path, root: Path | None = None) -> tuple[list[str], l
     """
     root = path.parent if root is None else root
     frame = _read_tsv(path)
-    for column in ("clip_id", "mp3_path"):
-        if column not in frame.columns:
-            raise DataFormatError(f"{path}: missing column {column!r}")
     tags = [c for c in frame.columns if c not in ("clip_id", "mp3_path")]
     values = frame[tags].to_numpy(dtype=str)
     bad = (values != "0") & (values != "1")
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         raise DataFormatError(
-            f"{path}, line {row + 2}, column {tags[col]!r}: expected 0 or 1, got {values[row, col]!r}")
+            f"{path}, line {_line(path, row)}, column {tags[col]!r}: expected 0 or 1, got {str(values[row, col])!r}")
     clip_ids = frame["clip_id"].tolist()
+    for row, cid in enumerate(clip_ids):
+        if not cid.strip():
+            raise DataFormatError(f"{path}, line {_line(path, row)}, column 'clip_id': empty clip id")
     duplicated = frame["clip_id"].duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise DataFormatError(f"{path}, line {row + 2}, column 'clip_id': duplicate clip id {clip_ids[row]!r}")
+        first = clip_ids.index(clip_ids[row])
+        raise DataFormatError(f"{path}, line {_line(path, row)}, column 'clip_id': duplicate clip id "
+                              f"{clip_ids[row]!r} (first on line {_line(path, first)})")
     mp3_paths = frame["mp3_path"].tolist()
     for row, rel in enumerate(mp3_paths):
-        pure = PurePosixPath(rel)
-        if not rel or pure.is_absolute() or ".." in pure.parts:
-            raise DataFormatError(
-                f"{path}, line {row + 2}, column 'mp3_path': path {rel!r} is outside the corpus root {root}")
+        if _outside_root(rel):
+            what = "empty path" if not rel else f"path {rel!r} is outside the corpus root {root}"
+            raise DataFormatError(f"{path}, line {_line(path, row)}, column 'mp3_path': {what}")
     return clip_ids, tags, (values == "1").astype(np.uint8), mp3_paths
 
 
 def read_clip_info(path: Path) -> pd.DataFrame:
     """Read a clip-info file (all columns as strings); a missing column is an error."""
-    frame = _read_tsv(path)
-    missing = [c for c in ("clip_id", "mp3_path") if c not in frame.columns]
-    if missing:
-        raise DataFormatError(f"{path}: missing column {missing[0]!r}")
-    return frame
+    return _read_tsv(path)
 
 
 def read_mtt_corpus(root: Path) -> RawAnnotations:
