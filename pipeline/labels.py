@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pipeline.corpus import NO_SPLIT, SPLITS, Corpus, RawAnnotations
 from pipeline.datasets.mtt_tags import SYNONYMS
@@ -37,7 +38,8 @@ class LabelConfig:
     def __post_init__(self) -> None:
         if self.top_n is not None and self.top_n < 1:
             raise ParameterError(f"top_n must be >= 1 or None, got {self.top_n}")
-        if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
+        if (len(self.ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.ratios)
+                or abs(sum(self.ratios) - 1) > 1e-6):
             raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios}")
 
 
@@ -79,15 +81,21 @@ def top_n_tags(tags: list[str], labels: np.ndarray, n: int) -> tuple[list[str], 
 
 def folder_split(rel_paths: list[str]) -> np.ndarray:
     """MTT's split by audio folder: 0-b train, c valid, d-f test; anything else unsplit."""
-    return np.array([FOLDER_SPLIT.get(p[:1].lower(), NO_SPLIT) if "/" in p else NO_SPLIT
+    # The whole first folder name decides: "c/x.mp3" is valid, but "covers/x.mp3" is unsplit.
+    return np.array([FOLDER_SPLIT.get(p.split("/", 1)[0].lower(), NO_SPLIT) if "/" in p else NO_SPLIT
                      for p in rel_paths], dtype=object)
 
 
 def random_split(n: int, ratios: tuple[float, float, float], seed: int) -> np.ndarray:
     """A seeded random split of ``n`` clips by the given train / valid / test shares."""
     order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(ratios[0] * n))
-    n_valid = int(round(ratios[1] * n))
+    # Largest-remainder rounding: sizes sum to n and a zero share gets no clip (plain rounding
+    # put a clip into a 0.0 test share, e.g. n=5 with ratios 0.9/0.1/0).
+    exact = np.asarray(ratios, dtype=float) * n
+    sizes = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - sizes), kind="stable")[:n - int(sizes.sum())]:
+        sizes[i] += 1
+    n_train, n_valid = int(sizes[0]), int(sizes[1])
     split = np.empty(n, dtype=object)
     split[order[:n_train]] = "train"
     split[order[n_train:n_train + n_valid]] = "valid"
@@ -96,22 +104,37 @@ def random_split(n: int, ratios: tuple[float, float, float], seed: int) -> np.nd
 
 
 def file_split(path: Path, clip_ids: list[str]) -> np.ndarray:
-    """Read a split CSV with columns ``clip_id`` and ``split``; unknown clips are errors."""
+    """Read a split CSV with columns ``clip_id`` and ``split``; clips it omits are unsplit.
+
+    Unknown or repeated clips and split names other than SPLITS or NO_SPLIT are errors
+    naming the file, line and column.
+    """
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as exc:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [(reader.line_num, fields) for fields in reader if any(f.strip() for f in fields)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataFormatError(f"{path}: cannot read split file: {exc}") from exc
     for column in ("clip_id", "split"):
-        if column not in frame.columns:
-            raise DataFormatError(f"{path}: missing column {column!r} (has {list(frame.columns)})")
+        if column not in header:
+            raise DataFormatError(f"{path}, line 1: missing column {column!r} (has {header})")
+    i_clip, i_split = header.index("clip_id"), header.index("split")
     known = set(clip_ids)
     lookup: dict[str, str] = {}
-    for line, (cid, name) in enumerate(zip(frame["clip_id"], frame["split"]), start=2):
+    first_line: dict[str, int] = {}
+    for line, fields in rows:
+        fields = [f.strip() for f in fields] + [""] * (len(header) - len(fields))
+        cid, name = fields[i_clip], fields[i_split]
         if name not in (*SPLITS, NO_SPLIT):
-            raise DataFormatError(f"{path}, line {line}, column 'split': expected one of {SPLITS}, got {name!r}")
+            raise DataFormatError(
+                f"{path}, line {line}, column 'split': expected one of {(*SPLITS, NO_SPLIT)}, got {name!r}")
         if cid not in known:
             raise DataFormatError(f"{path}, line {line}, column 'clip_id': unknown clip {cid!r}")
-        lookup[cid] = name
+        if cid in lookup:
+            raise DataFormatError(
+                f"{path}, line {line}, column 'clip_id': clip {cid!r} given twice (first on line {first_line[cid]})")
+        lookup[cid], first_line[cid] = name, line
     return np.array([lookup.get(c, NO_SPLIT) for c in clip_ids], dtype=object)
 
 

@@ -1,0 +1,206 @@
+"""Label processing: synonym merging, top-N, untagged clips, splits, LabelConfig checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.corpus import NO_SPLIT, RawAnnotations
+from pipeline.datasets.mtt_tags import MTT_TAGS, SYNONYMS
+from pipeline.errors import DataFormatError, ParameterError
+from pipeline.labels import LabelConfig, file_split, folder_split, merge_synonyms, process, random_split, top_n_tags
+
+
+def _process(raw: RawAnnotations, source: str = "mtt", **config: object):
+    return process(raw, LabelConfig(**config), name="t", root=Path("/corpus"), source=source)
+
+
+# ---------------------------------------------------------------- synonym merging
+
+def test_merge_drum_and_classical_groups() -> None:
+    tags = ["drum", "guitar", "drums", "classic", "classical", "piano"]
+    labels = np.array([
+        [1, 0, 0, 0, 0, 0],  # drum only
+        [0, 0, 1, 0, 0, 1],  # drums only -> drum
+        [0, 1, 0, 1, 0, 0],  # classic only -> classical
+        [1, 0, 1, 1, 1, 0],  # both of each pair
+        [0, 0, 0, 0, 0, 0],
+    ], dtype=np.uint8)
+    merged_tags, merged = merge_synonyms(tags, labels)
+    assert merged_tags == ["drum", "guitar", "classical", "piano"]
+    assert merged.tolist() == [
+        [1, 0, 0, 0],
+        [1, 0, 0, 1],
+        [0, 1, 1, 0],
+        [1, 0, 1, 0],
+        [0, 0, 0, 0],
+    ]
+    assert merged.dtype == np.uint8
+    assert labels[1].tolist() == [0, 0, 1, 0, 0, 1]  # the input is not modified
+
+
+def test_merge_creates_absent_head() -> None:
+    # Only synonyms present: the group's head is added (groups in SYNONYMS order), synonyms removed.
+    tags = ["drums", "classic", "guitar", "clasical"]
+    labels = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.uint8)
+    merged_tags, merged = merge_synonyms(tags, labels)
+    assert merged_tags == ["guitar", "classical", "drum"]
+    assert merged.tolist() == [[1, 0, 1], [0, 1, 0], [0, 1, 0]]
+
+
+def test_merge_whole_mtt_vocabulary() -> None:
+    assert len(SYNONYMS) == 29
+    rng = np.random.default_rng(0)
+    labels = (rng.random((40, len(MTT_TAGS))) < 0.05).astype(np.uint8)
+    merged_tags, merged = merge_synonyms(list(MTT_TAGS), labels)
+    synonyms = {t for _, *others in SYNONYMS for t in others}
+    assert len(merged_tags) == len(MTT_TAGS) - len(synonyms)
+    assert not synonyms & set(merged_tags) and {g[0] for g in SYNONYMS} <= set(merged_tags)
+    col = {t: i for i, t in enumerate(MTT_TAGS)}
+    for head, *others in SYNONYMS:
+        expected = labels[:, [col[t] for t in (head, *others)]].max(axis=1)
+        assert np.array_equal(merged[:, merged_tags.index(head)], expected), head
+
+
+def test_merge_on_by_default_only_for_mtt() -> None:
+    raw = RawAnnotations(["1", "2"], ["0/a.mp3", "c/b.mp3"], ["drum", "drums"],
+                         np.array([[1, 0], [0, 1]], dtype=np.uint8))
+    assert _process(raw, "mtt").tags == ["drum"]
+    assert _process(raw, "folder").tags == ["drum", "drums"]
+    assert _process(raw, "folder", merge_synonyms=True).tags == ["drum"]
+    assert _process(raw, "mtt", merge_synonyms=False).tags == ["drum", "drums"]
+
+
+# ---------------------------------------------------------------- top-N and untagged clips
+
+def test_top_n_orders_by_frequency_then_name() -> None:
+    tags = ["d", "c", "a", "b"]
+    labels = np.array([[1, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 0], [0, 1, 0, 0]], dtype=np.uint8)  # 1, 4, 3, 2
+    top, sub = top_n_tags(tags, labels, 2)
+    assert top == ["c", "a"] and np.array_equal(sub, labels[:, [1, 2]])
+    ties = np.array([[1, 1, 0, 1], [1, 1, 0, 0]], dtype=np.uint8)  # d=2, c=2, a=0, b=1
+    assert top_n_tags(tags, ties, 3)[0] == ["c", "d", "b"]  # tie between c and d broken by name
+    assert top_n_tags(tags, ties, 10)[0] == ["c", "d", "b", "a"]
+
+
+def test_top_n_and_drop_untagged_in_process() -> None:
+    tags = ["rare", "common", "mid"]
+    labels = np.array([[1, 0, 0], [0, 1, 1], [0, 1, 0], [0, 0, 1], [0, 1, 0]], dtype=np.uint8)
+    raw = RawAnnotations([f"c{i}" for i in range(5)], [f"0/{i}.mp3" for i in range(5)], tags, labels,
+                         pd.DataFrame({"title": list("abcde")}))
+    kept = _process(raw, top_n=2)
+    assert kept.tags == ["common", "mid"] and len(kept) == 5
+    assert kept.labels[0].tolist() == [0, 0]  # clip 0's only tag fell outside the top 2
+    dropped = _process(raw, top_n=2, drop_untagged=True)
+    assert dropped.clip_ids == ["c1", "c2", "c3", "c4"]
+    assert dropped.rel_paths == ["0/1.mp3", "0/2.mp3", "0/3.mp3", "0/4.mp3"]
+    assert list(dropped.metadata["title"]) == list("bcde") and dropped.labels.shape == (4, 2)
+    assert _process(raw, top_n=None).tags == tags
+
+
+# ---------------------------------------------------------------- splits
+
+def test_folder_split() -> None:
+    paths = ["0/a.mp3", "9/b.mp3", "a/c.mp3", "b/d.mp3", "c/e.mp3", "d/f.mp3", "e/g.mp3", "f/h.mp3",
+             "C/upper.mp3", "g/other.mp3", "top.mp3", "covers/x.mp3", "d/deeper/y.mp3"]
+    assert folder_split(paths).tolist() == [
+        "train", "train", "train", "train", "valid", "test", "test", "test",
+        "valid", NO_SPLIT, NO_SPLIT, NO_SPLIT, "test"]
+
+
+def test_folder_split_is_mtt_default() -> None:
+    raw = RawAnnotations(["1", "2", "3"], ["b/x.mp3", "c/y.mp3", "d/z.mp3"], ["t"], np.ones((3, 1), np.uint8))
+    assert _process(raw).split.tolist() == ["train", "valid", "test"]
+    assert _process(raw, split="folder", source="folder").split.tolist() == ["train", "valid", "test"]
+
+
+def test_random_split_reproducible_and_ratios_respected() -> None:
+    a = random_split(1000, (0.7, 0.2, 0.1), seed=3)
+    assert np.array_equal(a, random_split(1000, (0.7, 0.2, 0.1), seed=3))
+    assert not np.array_equal(a, random_split(1000, (0.7, 0.2, 0.1), seed=4))
+    assert [int((a == s).sum()) for s in ("train", "valid", "test")] == [700, 200, 100]
+    for n in range(0, 30):
+        for ratios in ((0.8, 0.1, 0.1), (0.9, 0.1, 0.0), (1 / 3, 1 / 3, 1 / 3), (0.5, 0.5, 0.0)):
+            split = random_split(n, ratios, seed=n)
+            sizes = [int((split == s).sum()) for s in ("train", "valid", "test")]
+            assert sum(sizes) == n
+            for size, share in zip(sizes, ratios):
+                assert abs(size - share * n) < 1, (n, ratios, sizes)
+                assert share > 0 or size == 0  # an empty share gets no clip
+
+
+def test_random_split_is_folder_source_default() -> None:
+    raw = RawAnnotations([str(i) for i in range(50)], [f"x/{i}.wav" for i in range(50)], [], np.zeros((50, 0), np.uint8))
+    corpus = _process(raw, "folder", seed=7, ratios=(0.6, 0.2, 0.2))
+    assert corpus.split_sizes() == {"train": 30, "valid": 10, "test": 10}
+    assert np.array_equal(corpus.split, random_split(50, (0.6, 0.2, 0.2), 7))
+
+
+def _split_csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "split.csv"
+    path.write_text(text)
+    return path
+
+
+def test_split_file(tmp_path: Path) -> None:
+    path = _split_csv(tmp_path, "clip_id,split\n1,test\n\n3,train\n2,valid\n")
+    assert file_split(path, ["1", "2", "3", "4"]).tolist() == ["test", "valid", "train", NO_SPLIT]
+    raw = RawAnnotations(["1", "2", "3", "4"], ["0/a.mp3", "0/b.mp3", "0/c.mp3", "0/d.mp3"], ["t"],
+                         np.ones((4, 1), np.uint8))
+    assert _process(raw, split=str(path)).split.tolist() == ["test", "valid", "train", NO_SPLIT]
+
+
+def test_split_file_unknown_clip(tmp_path: Path) -> None:
+    path = _split_csv(tmp_path, "clip_id,split\n1,train\n\n99,test\n")
+    with pytest.raises(DataFormatError) as info:
+        file_split(path, ["1", "2"])
+    assert str(info.value) == f"{path}, line 4, column 'clip_id': unknown clip '99'"
+
+
+def test_split_file_bad_split_name(tmp_path: Path) -> None:
+    path = _split_csv(tmp_path, "clip_id,split\n1,training\n")
+    with pytest.raises(DataFormatError, match=rf"^{path}, line 2, column 'split': expected one of .*got 'training'"):
+        file_split(path, ["1"])
+
+
+def test_split_file_duplicate_clip(tmp_path: Path) -> None:
+    path = _split_csv(tmp_path, "clip_id,split\n1,train\n1,test\n")
+    with pytest.raises(DataFormatError, match=rf"^{path}, line 3, column 'clip_id': clip '1' given twice"):
+        file_split(path, ["1"])
+
+
+@pytest.mark.parametrize("text", ["clip,split\n1,train\n", "clip_id\n1\n", ""])
+def test_split_file_missing_column(tmp_path: Path, text: str) -> None:
+    path = _split_csv(tmp_path, text)
+    with pytest.raises(DataFormatError, match=rf"^{path}, line 1: missing column"):
+        file_split(path, ["1"])
+
+
+def test_split_not_a_mode_nor_a_file() -> None:
+    raw = RawAnnotations(["1"], ["0/a.mp3"], ["t"], np.ones((1, 1), np.uint8))
+    with pytest.raises(ParameterError, match="no such file: randm"):
+        _process(raw, split="randm")
+
+
+# ---------------------------------------------------------------- LabelConfig
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"top_n": 0}, "top_n must be >= 1"),
+    ({"top_n": -5}, "top_n must be >= 1"),
+    ({"ratios": (0.5, 0.5)}, "ratios must be three"),
+    ({"ratios": (0.9, 0.2, -0.1)}, "ratios must be three"),
+    ({"ratios": (0.5, 0.3, 0.1)}, "summing to 1"),
+    ({"ratios": (float("nan"), 0.5, 0.5)}, "ratios must be three"),
+])
+def test_label_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ParameterError, match=match):
+        LabelConfig(**kwargs)
+
+
+def test_label_config_defaults() -> None:
+    config = LabelConfig()
+    assert (config.top_n, config.drop_untagged, config.split, config.ratios) == (50, False, "auto", (0.8, 0.1, 0.1))
+    assert LabelConfig(top_n=None).top_n is None
