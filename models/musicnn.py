@@ -121,7 +121,9 @@ class Musicnn(Tagger):
             if not 0 < share <= 1:
                 raise ParameterError(f"musicnn timbral_shapes: height share must be in (0, 1], got {share}")
         if taggram_window < 1 or taggram_hop < 1:
-            raise ParameterError(f"musicnn taggram_window and taggram_hop must be >= 1, got {taggram_window}, {taggram_hop}")
+            raise ParameterError(
+                f"musicnn taggram_window and taggram_hop must be >= 1, got {taggram_window}, {taggram_hop}"
+            )
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.input_norm = InputNorm()
         n_timbral, n_temporal = scaled(timbral_filters, width), scaled(temporal_filters, width)
