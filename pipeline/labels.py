@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.corpus import NO_SPLIT, SPLITS, Corpus, RawAnnotations
+from pipeline.datasets.folder import read_csv_rows
 from pipeline.datasets.mtt_tags import SYNONYMS
 from pipeline.errors import DataFormatError, ParameterError
 
@@ -109,13 +109,7 @@ def file_split(path: Path, clip_ids: list[str]) -> np.ndarray:
     Unknown or repeated clips and split names other than SPLITS or NO_SPLIT are errors
     naming the file, line and column.
     """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [(reader.line_num, fields) for fields in reader if any(f.strip() for f in fields)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: cannot read split file: {exc}") from exc
+    header, rows = read_csv_rows(path, "split file")
     for column in ("clip_id", "split"):
         if column not in header:
             raise DataFormatError(f"{path}, line 1: missing column {column!r} (has {header})")

@@ -58,18 +58,20 @@ def _clip_ids(rel_paths: list[str]) -> list[str]:
     return [p if counts[s] > 1 else s for p, s in zip(rel_paths, stems)]
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and ``(line number, fields)`` of each non-blank row of a CSV (TSV for ``.tsv``)."""
+def read_csv_rows(path: Path, what: str = "CSV") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (stripped; empty for an empty file) and ``(line number, fields)`` of each non-blank row.
+
+    Comma-separated, or tab-separated for a ``.tsv`` file; the line numbers are the file's own,
+    for error messages. Used for a folder's tags CSV and for split files.
+    """
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, delimiter=delimiter)
-            header = next(reader, None)
+            header = next(reader, [])
             rows = [(reader.line_num, fields) for fields in reader if any(f.strip() for f in fields)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: cannot read tags CSV: {exc}") from exc
-    if header is None:
-        raise DataFormatError(f"{path}, line 1: empty file; expected a header with a 'path' column")
+        raise DataFormatError(f"{path}: cannot read {what}: {exc}") from exc
     return [h.strip() for h in header], rows
 
 
@@ -98,7 +100,9 @@ def read_tags_csv(path: Path, root: Path, rel_paths: list[str], clip_ids: list[s
     Raises `DataFormatError` naming the file, line and column for a missing ``path`` column,
     an unknown file, a path given twice, or a value other than 0/1.
     """
-    header, rows = _read_rows(path)
+    header, rows = read_csv_rows(path, "tags CSV")
+    if not header:
+        raise DataFormatError(f"{path}, line 1: empty file; expected a header with a 'path' column")
     if "path" not in header:
         raise DataFormatError(f"{path}, line 1: missing column 'path' (header has {header})")
     duplicated = [h for h, c in Counter(header).items() if c > 1]
