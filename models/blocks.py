@@ -18,11 +18,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.registry import Tagger
+from pipeline.errors import ParameterError
 
 
 def scaled(channels: int, width: float) -> int:
     """``channels`` scaled by a width multiplier, at least 1."""
     return max(1, int(round(channels * width)))
+
+
+def scale_channels(model: str, channels: Sequence[int], width: float, *, count: int | None = None) -> list[int]:
+    """Validate a model's ``channels`` option and scale it by ``width``.
+
+    Raises `ParameterError` naming ``model`` when ``count`` layers are expected and another
+    number is given, when no layer is given, or when ``width`` is not positive.
+    """
+    chans = list(channels)
+    if count is not None and len(chans) != count:
+        raise ParameterError(f"{model} channels: expected {count} values, got {chans}")
+    if not chans or min(chans) < 1:
+        raise ParameterError(f"{model} channels: expected positive values, got {chans}")
+    if width <= 0:
+        raise ParameterError(f"{model} width must be > 0, got {width}")
+    return [scaled(c, width) for c in chans]
 
 
 def max_pool2d_safe(x: Tensor, kernel: tuple[int, int]) -> Tensor:

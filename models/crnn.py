@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.blocks import ConvStack2d, frames_to_channels_last, scaled
+from models.blocks import ConvStack2d, frames_to_channels_last, scale_channels, scaled
 from models.registry import InputSpec, Tagger, register_model
 from pipeline.errors import ParameterError
 
@@ -64,9 +64,7 @@ class CRNN(Tagger):
         super().__init__()
         if rnn not in RNN_KINDS:
             raise ParameterError(f"crnn rnn must be one of {sorted(RNN_KINDS)}, got {rnn!r}")
-        if len(channels) != len(CRNN_POOLS):
-            raise ValueError(f"crnn takes {len(CRNN_POOLS)} channel counts, got {list(channels)}")
-        chans = [scaled(c, width) for c in channels]
+        chans = scale_channels("crnn", channels, width, count=len(CRNN_POOLS))
         units = scaled(hidden, width)
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.features = ConvStack2d(chans, CRNN_POOLS, dropout=conv_dropout, defer_last_time_pool=False)

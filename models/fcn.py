@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from models.blocks import ConvStack2d, SequenceTagger, scaled
+from models.blocks import ConvStack2d, SequenceTagger, scale_channels
 from models.registry import InputSpec, register_model
 
 # (frequency, time) pooling of each layer for 96 mel bins: 96 = 2 * 2 * 2 * 3 * 4
@@ -48,9 +48,7 @@ class FCN(SequenceTagger):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if len(channels) != len(FCN5_POOLS):
-            raise ValueError(f"fcn takes {len(FCN5_POOLS)} channel counts, got {list(channels)}")
-        chans = [scaled(c, width) for c in channels]
+        chans = scale_channels("fcn", channels, width, count=len(FCN5_POOLS))
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.embedding_dim = chans[-1]
         self.features = ConvStack2d(chans, FCN5_POOLS)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from models.blocks import ConvStack2d, SequenceTagger, scaled
+from models.blocks import ConvStack2d, SequenceTagger, scale_channels
 from models.registry import InputSpec, register_model
 
 # (frequency, time) pooling of each layer for 96 mel bins: 96 = 2 * 4 * 3 * 4
@@ -50,9 +50,7 @@ class FCN4(SequenceTagger):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if len(channels) != len(FCN4_POOLS):
-            raise ValueError(f"fcn4 takes {len(FCN4_POOLS)} channel counts, got {list(channels)}")
-        chans = [scaled(c, width) for c in channels]
+        chans = scale_channels("fcn4", channels, width, count=len(FCN4_POOLS))
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.embedding_dim = chans[-1]
         self.features = ConvStack2d(chans, FCN4_POOLS, batchnorm=batchnorm_dropout)

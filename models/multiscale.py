@@ -10,13 +10,18 @@ the streams are concatenated depth-wise, convolved twice more and pooled.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.blocks import ConvBlock2d, InputNorm, apply_per_frame, frames_to_channels_last, max_pool2d_safe, scaled
+from models.blocks import (
+    ConvBlock2d,
+    InputNorm,
+    apply_per_frame,
+    frames_to_channels_last,
+    max_pool2d_safe,
+    scale_channels,
+)
 from models.registry import InputSpec, Tagger, register_model
 
 
@@ -63,31 +68,30 @@ class MultiScaleCNN(Tagger):
         dropout: float = 0.6,
     ) -> None:
         super().__init__()
-        c = partial(scaled, width=width)  # short alias keeps the layer table readable
+        c50, c100, c70, self.embedding_dim = scale_channels("multiscale", (50, 100, 70, dense_units), width)
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.input_norm = InputNorm()
         self.subsample = ((1, 1), (2, 4), (2, 4))  # applied cumulatively: stream k sees the k-th product
         self.streams = nn.ModuleList(
             [
                 nn.Sequential(
-                    ConvBlock2d(1, c(50), kernel=(3, 7), pool=(2, 4)),
-                    ConvBlock2d(c(50), c(100), kernel=(3, 5), pool=(2, 4)),
-                    ConvBlock2d(c(100), c(70), pool=(2, 2)),
+                    ConvBlock2d(1, c50, kernel=(3, 7), pool=(2, 4)),
+                    ConvBlock2d(c50, c100, kernel=(3, 5), pool=(2, 4)),
+                    ConvBlock2d(c100, c70, pool=(2, 2)),
                 ),
                 nn.Sequential(
-                    ConvBlock2d(1, c(100), kernel=(3, 5), pool=(2, 4)),
-                    ConvBlock2d(c(100), c(70), pool=(2, 2)),
+                    ConvBlock2d(1, c100, kernel=(3, 5), pool=(2, 4)),
+                    ConvBlock2d(c100, c70, pool=(2, 2)),
                 ),
-                ConvBlock2d(1, c(70), pool=(2, 2)),
+                ConvBlock2d(1, c70, pool=(2, 2)),
             ]
         )
         self.merge = nn.Sequential(
-            ConvBlock2d(3 * c(70), c(70), pool=(1, 1)),
-            ConvBlock2d(c(70), c(70), pool=(2, 2)),
+            ConvBlock2d(3 * c70, c70, pool=(1, 1)),
+            ConvBlock2d(c70, c70, pool=(2, 2)),
         )
         self.freq_bins = freq_bins
-        self.embedding_dim = c(dense_units)
-        merged = c(70) * freq_bins
+        merged = c70 * freq_bins
         self.head = nn.Sequential(
             nn.BatchNorm1d(merged), nn.Dropout(dropout), nn.Linear(merged, self.embedding_dim), nn.ReLU()
         )

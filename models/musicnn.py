@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.blocks import DenseHead, InputNorm, apply_per_frame, frames_to_channels_last, global_max_mean, scaled
+from models.blocks import (
+    DenseHead,
+    InputNorm,
+    apply_per_frame,
+    frames_to_channels_last,
+    global_max_mean,
+    scale_channels,
+)
 from models.registry import InputSpec, Tagger, register_model
 from pipeline.errors import ParameterError
 
@@ -126,15 +133,15 @@ class Musicnn(Tagger):
             )
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.input_norm = InputNorm()
-        n_timbral, n_temporal = scaled(timbral_filters, width), scaled(temporal_filters, width)
+        n_timbral, n_temporal, back_channels, self.embedding_dim = scale_channels(
+            "musicnn", (timbral_filters, temporal_filters, backend_channels, dense_units), width
+        )
         self.front_end = nn.ModuleList(
             [TimbralFilter(n_timbral, max(1, int(share * n_mels)), length) for share, length in timbral_shapes]
             + [TemporalFilter(n_temporal, length) for length in temporal_lengths]
         )
         front_channels = n_timbral * len(timbral_shapes) + n_temporal * len(temporal_lengths)
-        back_channels = scaled(backend_channels, width)
         self.back_end = ResidualBackEnd(front_channels, back_channels)
-        self.embedding_dim = scaled(dense_units, width)
         self.head = DenseHead(2 * (front_channels + 3 * back_channels), self.embedding_dim, dropout=dropout)
         self.classifier = nn.Linear(self.embedding_dim, n_tags)
         self.taggram_window = taggram_window | 1  # odd, so that windows centre on their frame

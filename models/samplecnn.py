@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from models.blocks import ConvBlock1d, SequenceTagger, scaled
+from models.blocks import ConvBlock1d, SequenceTagger, scale_channels, scaled
 from models.registry import InputSpec, register_model
 
 
@@ -45,7 +45,7 @@ class SampleCNN(SequenceTagger):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        chans = [scaled(c, width) for c in channels]
+        chans = scale_channels("samplecnn", channels, width)
         stem = scaled(stem_channels, width)
         self.spec = InputSpec("waveform", 1, chunk_frames)
         self.embedding_dim = chans[-1]

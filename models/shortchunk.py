@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from models.blocks import DenseHead, InputNorm, ResBlock2d, apply_per_frame, frames_to_channels_last, scaled
+from models.blocks import DenseHead, InputNorm, ResBlock2d, apply_per_frame, frames_to_channels_last, scale_channels
 from models.registry import InputSpec, Tagger, register_model
 
 
@@ -46,9 +46,7 @@ class ShortChunkResNet(Tagger):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        chans = [scaled(c, width) for c in channels]
-        if not chans:
-            raise ValueError("shortchunk_res needs at least one residual block")
+        chans = scale_channels("shortchunk_res", channels, width)
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.embedding_dim = chans[-1]
         self.input_norm = InputNorm()

@@ -133,6 +133,11 @@ def test_bad_options_raise() -> None:
         get_model("crnn", n_tags=2, rnn="transformer")
     with pytest.raises(ParameterError, match="timbral_shapes"):
         get_model("musicnn", n_tags=2, timbral_shapes=((1.5, 7),))
+    with pytest.raises(ParameterError, match="fcn channels"):
+        get_model("fcn", n_tags=2, channels=(8, 8))
+    for name in sorted(EXPECTED):
+        with pytest.raises(ParameterError, match=f"{name} width"):
+            get_model(name, n_tags=2, width=0)
     with pytest.raises(ParameterError, match="known models"):
         small_kwargs("nope")
 
