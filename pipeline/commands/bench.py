@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "train": "training samples per second per model and data-loader throughput on this machine",
     "tag": "time 'python -m pipeline tag' on a 30 s clip as a whole process",
     "dashboard": "dashboard load and interaction times on a MagnaTagATune-scale run",
+    "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
 }
 
 
