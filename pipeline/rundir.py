@@ -25,6 +25,8 @@ tag_projections.parquet view, tag, tsne_x, tsne_y, umap_x, umap_y, cluster, freq
 tag_views.json         per view: available, source, missing tags; view agreement figures
 label_issues.parquet   clip_id, split, tag, annotated, probability, score, rank, kind
 model.onnx             the best checkpoint exported for fast CPU tagging
+tagger.json            what tagging needs besides the network: tags, features, normaliser,
+                       chunk length, taggram plan (pipeline.tagging)
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ TAG_PROJECTIONS = "tag_projections.parquet"
 TAG_VIEWS = "tag_views.json"
 LABEL_ISSUES = "label_issues.parquet"
 ONNX_MODEL = "model.onnx"
+TAGGER = "tagger.json"
 
 PROB_PREFIX = "prob:"  # predictions.parquet column of a tag's probability
 TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1)
@@ -63,7 +66,7 @@ TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, LAST_CHECKPOINT, HISTORY),
     "evaluate": (METRICS, PER_TAG),
-    "predict": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, ONNX_MODEL),
+    "predict": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, ONNX_MODEL, TAGGER),
     "embed": (CLIP_EMBEDDINGS, CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS,
               TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
 }
