@@ -18,12 +18,25 @@ predictions.parquet    clip_id, split, audio_path, ``prob:<tag>`` and ``true:<ta
 taggrams.npy           float16 [total_frames, n_tags], clips stacked along time
 taggrams_index.parquet clip_id, offset, n_frames (rows of taggrams.npy per clip)
 clip_embeddings.npy    float32 [n_clips, D], rows aligned with clip_embeddings.parquet
-clip_embeddings.parquet clip_id, split, umap_x, umap_y, tsne_x, tsne_y
-clip_neighbors.parquet clip_id, rank, neighbor_id, similarity (cosine, k nearest)
-tag_embeddings.npz     one array per view name [n_tags_in_view, D]; ``<view>:tags`` names
-tag_projections.parquet view, tag, tsne_x, tsne_y, umap_x, umap_y, cluster, frequency
-tag_views.json         per view: available, source, missing tags; view agreement figures
-label_issues.parquet   clip_id, split, tag, annotated, probability, score, rank, kind
+                       (penultimate layer, mean over a clip's chunks; a baseline run: tag logits)
+clip_embeddings.parquet clip_id, split, umap_x, umap_y, tsne_x, tsne_y (same rows as
+                       predictions.parquet; tsne_* are NaN when t-SNE was skipped: --no-tsne or
+                       more clips than --tsne-max-clips; stage info ``clips.tsne`` says which)
+clip_neighbors.parquet clip_id, rank (1 = nearest), neighbor_id, similarity (cosine, k nearest,
+                       the clip itself excluded); query helpers in pipeline.embed
+tag_embeddings.npz     one array per available view [n_tags_in_view, D]; ``<view>:tags`` names.
+                       Views (pipeline.tag_views.VIEWS): cooccurrence, semantic (only with word
+                       vectors), acoustic (network runs only), prediction
+tag_projections.parquet view, tag, tsne_x, tsne_y, umap_x, umap_y, cluster, frequency (one row
+                       per tag of each available view; frequency = clips annotated with the tag)
+tag_views.json         {"views": {view: {available, source, missing [tags], reason (if not
+                       available), n_tags, dim, clusters, silhouette, ...}}, "agreement": {k,
+                       pairs: [{views: [a, b], n_tags, k, mean, chance, per_tag: {tag: overlap}}],
+                       per_tag: {tag: mean overlap}}, "seed", "word_vectors"}; overlaps in [0, 1]
+label_issues.parquet   clip_id, split, tag, annotated (0/1), probability, score (in [0, 1],
+                       higher = likelier wrong), rank (1 = likeliest), kind ("missing": annotated
+                       0 / "wrong": annotated 1), flagged (cleanlab's confident-learning cut);
+                       valid and test clips by default (out-of-sample)
 model.onnx             the best checkpoint exported for fast CPU tagging
 tagger.json            what tagging needs besides the network: tags, features, normaliser,
                        chunk length, taggram plan (pipeline.tagging)
