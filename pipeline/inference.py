@@ -226,8 +226,7 @@ class RunModel:
         if self.baseline is not None:
             if aggregate not in AGGREGATES:
                 raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-            clips = [np.asarray(f, dtype=np.float32) for f in features_list]
-            return np.asarray(self.baseline.predict_proba(clips), dtype=np.float32)
+            return np.asarray(self.baseline.predict_proba(list(features_list)), dtype=np.float32)
         assert self.model is not None
         return predict_clips(self.model, features_list, normalizer=self.normalizer, chunk_frames=self.chunk_frames,
                              device=self.device, aggregate=aggregate, batch_size=batch_size, progress=progress,
@@ -247,11 +246,8 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> R
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir)
     if is_baseline_checkpoint(ckpt):
-        import joblib
+        from models.baselines import load_baseline
 
-        path = run_dir / BASELINE_FILE
-        if not path.is_file():
-            raise RunDirError(f"{run_dir}: baseline run lacks {BASELINE_FILE}")
-        return RunModel(checkpoint=ckpt, baseline=joblib.load(path))
+        return RunModel(checkpoint=ckpt, baseline=load_baseline(run_dir / BASELINE_FILE))
     model, ckpt = load_run_model(run_dir, device)
     return RunModel(checkpoint=ckpt, model=model, device=next(model.parameters()).device)

@@ -655,7 +655,7 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     if config.is_baseline:
         return _train_baseline(config, corpus, run, info=info, progress=progress)
     resolved = resolve_model_input(config, source_ckpt=source)
-    cache_kwargs: dict[str, Any] = {"workers": config.workers, "progress": progress and info.is_main}
+    cache_kwargs: dict[str, Any] = {"workers": config.workers or None, "progress": progress and info.is_main}
     if config.cache_root:
         cache_kwargs["cache_root"] = Path(config.cache_root)
     if info.is_main:
@@ -842,7 +842,70 @@ def _build_model(name: str, n_tags: int, kwargs: dict[str, Any]) -> nn.Module:
 # ----------------------------------------------------------------------------- baselines
 
 
+def _baseline_options(config: TrainConfig) -> dict[str, Any]:
+    """The baseline's options: the given ones, plus the run's seed where the baseline takes one."""
+    from models.baselines import BASELINES as BASELINE_CLASSES
+
+    options = dict(config.model_kwargs)
+    params = inspect.signature(BASELINE_CLASSES[config.model].__init__).parameters
+    if "seed" in params and "seed" not in options:
+        options["seed"] = config.seed
+    return options
+
+
 def _train_baseline(config: TrainConfig, corpus: Corpus, run: RunDir, *, info: devices.DistInfo,
                     progress: bool) -> Path:
-    """Fit a classical baseline on pooled features and save it like a network's run."""
-    raise NotImplementedError  # filled in once models/baselines.py lands
+    """Fit a classical baseline on pooled log-mel features and save it like a network's run.
+
+    The estimator goes to ``baseline.joblib``; ``checkpoint.pt`` / ``last.pt`` hold the same
+    metadata a network's do (tags, features, config; an empty state_dict) so that evaluation
+    and the dashboard treat both alike.
+    """
+    from models.baselines import get_baseline
+    from pipeline.cache import build_cache
+    from pipeline.features import FeatureConfig, Normalizer
+
+    if info.enabled:
+        raise ParameterError(f"baseline {config.model!r} trains in one process; run it without torchrun")
+    features = FeatureConfig(kind="logmel", sample_rate=config.sample_rate, n_fft=config.n_fft,
+                             hop_length=config.hop_length, n_mels=config.n_mels or 96)
+    cache_kwargs: dict[str, Any] = {"workers": config.workers or None, "progress": progress}
+    if config.cache_root:
+        cache_kwargs["cache_root"] = Path(config.cache_root)
+    cache = build_cache(corpus, features, **cache_kwargs)
+    rows = _split_rows(corpus, cache)
+    if len(rows["train"]) < 2:
+        raise ParameterError(f"{corpus.root}: the training split has {len(rows['train'])} usable clip(s); need >= 2")
+    baseline = get_baseline(config.model, **_baseline_options(config))
+    label_config = config.label_config()
+    run.update_manifest(
+        corpus=corpus_record(corpus, label_config), tags=list(corpus.tags),
+        split_sizes={s: int(len(r)) for s, r in rows.items()},
+        model={"name": config.model, "kwargs": _plain(baseline.options), "params": None, "chunk_frames": 0,
+               "kind": "baseline"},
+        features=features.to_dict(), config=config.to_dict(), device={"type": "cpu", "library": "scikit-learn"})
+    log.info("fitting baseline %s on %d clips (%d tags)", config.model, len(rows["train"]), len(corpus.tags))
+    start = time.monotonic()
+    # Memory-mapped views of the cache: each clip is read when the baseline pools it.
+    baseline.fit([cache.read(corpus.clip_ids[i]) for i in rows["train"]], corpus.labels[rows["train"]])
+    scores = {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    if len(rows["valid"]):
+        probs = baseline.predict_proba([cache.read(corpus.clip_ids[i]) for i in rows["valid"]])
+        auc = auc_scores(corpus.labels[rows["valid"]], probs)
+        scores = {"roc_auc": auc["roc_auc_macro"], "pr_auc": auc["pr_auc_macro"]}
+    seconds = time.monotonic() - start
+    baseline.save(run / BASELINE_FILE)
+    best = scores["roc_auc"] if np.isfinite(scores["roc_auc"]) else None
+    ckpt = {"kind": "baseline", "model_name": config.model, "model_kwargs": _plain(baseline.options),
+            "tags": list(corpus.tags), "state_dict": {}, "features": features.to_dict(),
+            "normalizer": Normalizer("none").to_dict(), "chunk_frames": 0, "config": config.to_dict(),
+            "epoch": 1, "best_score": best, "valid": _plain(scores), "baseline_file": BASELINE_FILE}
+    _save(run / CHECKPOINT, ckpt)
+    _save(run / LAST_CHECKPOINT, {**ckpt, "best_epoch": 1, "bad_epochs": 0, "elapsed": seconds})
+    _write_history(run, [{"epoch": 1, "train_loss": float("nan"), "valid_roc_auc": scores["roc_auc"],
+                          "valid_pr_auc": scores["pr_auc"], "lr": float("nan"), "seconds": round(seconds, 3)}])
+    run.update_manifest(training={"epochs_run": 1, "best_epoch": 1, "best_valid_roc_auc": best,
+                                  "seconds": round(seconds, 1)})
+    run.mark_stage("train", files=(CHECKPOINT, LAST_CHECKPOINT, HISTORY, BASELINE_FILE))
+    log.info("fitted %s in %.1f s: valid ROC-AUC %.4f; %s", config.model, seconds, scores["roc_auc"], run.path)
+    return run.path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m pipeline train",
-        description="Train a tagger (a CNN from the model zoo, or a classical baseline) on a corpus and write a run "
-                    "directory: checkpoint.pt (best validation ROC-AUC), last.pt, history.csv, manifest.json. "
-                    "Every option not given keeps the default shown; --demo starts from the default demo settings.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=textwrap.fill(
+            "Train a tagger (a CNN from the model zoo, or a classical baseline) on a corpus and write a run "
+            "directory: checkpoint.pt (best validation ROC-AUC), last.pt, history.csv, manifest.json. "
+            "Every option not given keeps the default shown; --demo starts from the default demo settings.", 79),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS)  # an option not given is absent: the config's default holds
     g = p.add_argument_group("run")
     g.add_argument("--corpus", type=Path, help="corpus folder (MTT format: real MagnaTagATune or the demo; or a "
                    "folder of audio with a tags CSV); optional with --resume")
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--model", help=f"model name from the zoo or a baseline ({', '.join(BASELINES)}); "
                    f"default {d.model} (with --init-from: the source run's model); see --list-models")
-    g.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg, default=[],
+    g.add_argument("--model-arg", dest="model_args", action="append", type=_model_arg,
                    metavar="KEY=VALUE", help="a model constructor option, repeatable (e.g. width=0.5, rnn=lstm, "
                    "channels=[32,64]); the models' docstrings list them")
     g.add_argument("--list-models", action="store_true", help="print the registered models and baselines, then exit")
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep synonyms apart (top-50 unmerged tags, as the published MTT results use)")
     g.add_argument("--top-n", type=_int_or_none, metavar="N|all", help=f"keep the N most frequent tags "
                    f"(default {d.top_n}; 'all' keeps every tag)")
-    g.add_argument("--drop-untagged", action="store_true", default=None,
+    g.add_argument("--drop-untagged", action="store_true",
                    help="drop clips left without any tag after top-N")
     g.add_argument("--split", help="auto (MTT folders for MTT-format corpora, else random) | folder | random | "
                    "path of a split CSV (clip_id, split)")
@@ -141,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {d.device})")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="auto: bf16 autocast on CUDA "
                    "GPUs that support it, else fp16 with gradient scaling; fp32 on CPU and MPS (default auto)")
-    g.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=None,
+    g.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                    help="allow non-deterministic (faster) cuDNN kernels on CUDA")
-    g.add_argument("--tensorboard", action="store_true", default=None,
+    g.add_argument("--tensorboard", action="store_true",
                    help="also log to <out>/tensorboard (needs the tensorboard package)")
     return p
 
@@ -153,24 +156,25 @@ _NOT_CONFIG = {"corpus", "out", "resume", "force", "demo", "no_progress", "model
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The TrainConfig an argument namespace asks for (given options override the base)."""
+    """The TrainConfig an argument namespace asks for (the options given override the base)."""
     from pipeline.train import TrainConfig, demo_train_config
 
-    base = demo_train_config() if args.demo else TrainConfig()
-    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
-    for key in ("cache_root",):
-        if key in overrides:
-            overrides[key] = str(overrides[key])
-    if args.model_args:
-        kwargs = dict(base.model_kwargs) if args.model is None or args.model == base.model else {}
-        kwargs.update(dict(args.model_args))
+    given = vars(args)
+    base = demo_train_config() if given.get("demo") else TrainConfig()
+    overrides = {k: v for k, v in given.items() if k not in _NOT_CONFIG}
+    if "cache_root" in overrides:
+        overrides["cache_root"] = str(overrides["cache_root"])
+    model = given.get("model")
+    if given.get("model_args"):
+        kwargs = dict(base.model_kwargs) if model is None or model == base.model else {}
+        kwargs.update(dict(given["model_args"]))
         overrides["model_kwargs"] = kwargs
-    elif args.model is not None and args.model != base.model:
+    elif model is not None and model != base.model:
         overrides["model_kwargs"] = {}  # the demo's width belongs to the demo's model
-    if args.init_from and args.model is None:
+    if given.get("init_from") and model is None:
         from pipeline.inference import load_checkpoint
 
-        src = Path(args.init_from)
+        src = Path(given["init_from"])
         ckpt = load_checkpoint(src) if src.is_dir() else load_checkpoint(src.parent, src.name)
         overrides["model"] = ckpt["model_name"]
         overrides.setdefault("model_kwargs", {})
@@ -180,22 +184,24 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list_models:
+    given = vars(args)
+    if given.get("list_models"):
         from models.registry import list_models
         from pipeline.train import BASELINES
 
         print("models:    " + ", ".join(list_models()))
         print("baselines: " + ", ".join(BASELINES))
         return 0
-    if args.corpus is None and not args.resume:
+    corpus, resume = given.get("corpus"), given.get("resume", False)
+    if corpus is None and not resume:
         parser.error("--corpus is required (unless --resume)")
-    if args.corpus is not None and not args.corpus.is_dir():
-        raise ParameterError(f"--corpus: no such folder: {args.corpus}")
+    if corpus is not None and not corpus.is_dir():
+        raise ParameterError(f"--corpus: no such folder: {corpus}")
     from pipeline.train import train
 
     config = config_from_args(args)
-    out = train(config, args.corpus, args.out, resume=args.resume, force=args.force,
-                progress=not args.no_progress and sys.stderr.isatty())
+    out = train(config, corpus, given.get("out"), resume=resume, force=given.get("force", False),
+                progress=not given.get("no_progress", False) and sys.stderr.isatty())
     from pipeline.device import dist_env
 
     if dist_env().is_main:
