@@ -1,0 +1,319 @@
+"""The feature cache: layout, bad files in a batch, keying, reuse, updates, kill and resume, reads."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+import pipeline.cache as cache_module
+from pipeline.audio import load_audio, save_mp3
+from pipeline.cache import (
+    COMPLETE,
+    DATA,
+    FAILURES,
+    INDEX,
+    PARTS,
+    FeatureCache,
+    FeatureCacheError,
+    build_cache,
+    cache_dir,
+    to_float16,
+)
+from pipeline.corpus import load_corpus
+from pipeline.datasets.mtt_format import ANNOTATIONS_FILE, write_annotations
+from pipeline.errors import ParameterError
+from pipeline.features import FeatureConfig, compute_features
+
+SR = 16000
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = FeatureConfig(n_mels=32)
+GOOD = ["0", "1", "2", "3", "4", "5"]  # clip ids that decode
+BAD = {"6": "not audio", "7": "empty", "8": "silent", "9": "truncated"}
+
+
+def _tone(seconds: float, freq: float) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def make_corpus(root: Path) -> Path:
+    """An MTT-format corpus: six good clips (mp3, wav, flac; 0.4-1.4 s) and four bad files."""
+    rels = []
+    for i in range(6):
+        rel = f"{i % 3}/clip{i}." + ("mp3", "wav", "flac")[i % 3]
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        y = _tone(0.4 + 0.2 * i, 220.0 * (i + 1))
+        save_mp3(root / rel, y, SR) if rel.endswith(".mp3") else sf.write(root / rel, y, SR)
+        rels.append(rel)
+    (root / "c").mkdir(exist_ok=True)
+    (root / "c/corrupt.mp3").write_text("<html>404 not found</html>\n")
+    (root / "c/empty.mp3").write_bytes(b"")
+    sf.write(root / "c/silent.wav", np.zeros(SR // 2, np.float32), SR)
+    sf.write(root / "c/full.wav", _tone(1.0, 330.0), SR)
+    full = (root / "c/full.wav").read_bytes()
+    (root / "c/cut.wav").write_bytes(full[: len(full) // 3])  # its header still declares 1 s
+    (root / "c/full.wav").unlink()
+    rels += ["c/corrupt.mp3", "c/empty.mp3", "c/silent.wav", "c/cut.wav"]
+    ids = [str(i) for i in range(len(rels))]
+    write_annotations(root / ANNOTATIONS_FILE, ids, ["tone"], np.ones((len(ids), 1), np.uint8), rels)
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path: Path):
+    return load_corpus(make_corpus(tmp_path / "corpus"))
+
+
+def expected_features(corpus, clip_id: str, config: FeatureConfig = CONFIG) -> np.ndarray:
+    i = corpus.clip_ids.index(clip_id)
+    return to_float16(compute_features(load_audio(corpus.audio_path(i), config.sample_rate), config))
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record every file the (in-process, workers=1) build decodes."""
+    calls: list[Path] = []
+
+    def counting(path, sample_rate=16000):
+        calls.append(Path(path))
+        return load_audio(path, sample_rate)
+
+    monkeypatch.setattr(cache_module, "load_audio", counting)
+    return calls
+
+
+def assert_same_cache(a: FeatureCache, b: FeatureCache) -> None:
+    assert a.clip_ids == b.clip_ids
+    pd.testing.assert_frame_equal(a.index, b.index)
+    pd.testing.assert_frame_equal(a.failures, b.failures)
+    np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
+
+
+# -- a batch with bad files -------------------------------------------------------------------
+
+def test_batch_with_bad_files_caches_the_good_ones(corpus) -> None:
+    cache = build_cache(corpus, CONFIG, workers=2, progress=False)  # the parallel path
+    assert cache.directory == corpus.root / "features" / CONFIG.key()
+    assert cache.clip_ids == GOOD  # corpus order
+    for clip_id in GOOD:
+        x = cache.read(clip_id)
+        assert x.dtype == np.float16 and x.shape == (cache.n_frames(clip_id), 32)
+        np.testing.assert_array_equal(x, expected_features(corpus, clip_id))
+    report = pd.read_csv(cache.directory / FAILURES, dtype=str)
+    assert list(report.columns[:3]) == ["clip_id", "path", "reason"]
+    assert dict(zip(report["clip_id"], report["reason"].str.split(":").str[0])) == BAD
+    assert report.loc[report["clip_id"] == "6", "path"].item() == "c/corrupt.mp3"
+    assert set(cache.failures["clip_id"]) == set(BAD) and all(c not in cache for c in BAD)
+
+
+def test_layout_is_one_stacked_array_with_an_index(corpus) -> None:
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    d = cache.directory
+    assert {p.name for p in d.iterdir()} == {DATA, INDEX, FAILURES, "config.json", COMPLETE}  # parts/ removed
+    data = np.load(d / DATA, mmap_mode="r")
+    index = pd.read_parquet(d / INDEX)
+    assert list(index.columns[:4]) == ["clip_id", "path", "offset", "n_frames"]
+    assert data.dtype == np.float16 and data.shape == (index["n_frames"].sum(), 32)
+    np.testing.assert_array_equal(index["offset"], np.concatenate([[0], np.cumsum(index["n_frames"])[:-1]]))
+    durations = [0.4 + 0.2 * i for i in range(6)]
+    for (_, row), seconds in zip(index.iterrows(), durations):
+        assert abs(row["n_frames"] / CONFIG.frames_per_second - seconds) < 0.15
+    assert isinstance(cache.read("0"), np.memmap)
+
+
+@pytest.mark.parametrize("kind", ["mfcc", "waveform"])
+def test_other_kinds(corpus, kind: str) -> None:
+    config = FeatureConfig(kind=kind)
+    cache = build_cache(corpus, config, workers=1, progress=False)
+    assert cache.clip_ids == GOOD and cache.directory.name.startswith(kind)
+    x = cache.read("1")
+    assert x.shape[1] == config.n_bins
+    if kind == "waveform":
+        assert x.shape[0] == len(load_audio(corpus.audio_path(1)))
+    np.testing.assert_array_equal(x, expected_features(corpus, "1", config))
+
+
+# -- keyed by parameters, reused, updated -----------------------------------------------------
+
+def test_keyed_by_parameters_and_reused_without_recompute(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = build_cache(corpus, CONFIG, workers=1, progress=False)
+    stamp = (first.directory / DATA).stat().st_mtime_ns
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a complete cache must be reused, not recomputed")
+
+    monkeypatch.setattr(cache_module, "_run", no_work)
+    again = build_cache(corpus, FeatureConfig(n_mels=32), workers=1, progress=False)
+    assert again.directory == first.directory and (again.directory / DATA).stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    other = build_cache(corpus, FeatureConfig(n_mels=40), workers=1, progress=False)
+    assert other.directory != first.directory and other.directory.parent == first.directory.parent
+    assert other.read("0").shape[1] == 40
+    assert (first.directory / COMPLETE).exists()  # the old cache is untouched
+
+
+def test_changed_or_new_audio_updates_only_those_clips(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = build_cache(corpus, CONFIG, workers=1, progress=False)
+    before, other = np.array(first.read("1")), np.array(first.read("2"))
+    sf.write(corpus.audio_path(1), _tone(0.6, 3000.0), SR)  # clip "1" re-rendered
+    calls = count_decodes(monkeypatch)
+    updated = build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert calls == [corpus.audio_path(1)]  # the others come from the old cache
+    assert not np.array_equal(np.asarray(updated.read("1")), before)
+    np.testing.assert_array_equal(updated.read("1"), expected_features(corpus, "1"))
+    np.testing.assert_array_equal(updated.read("2"), other)
+    assert updated.clip_ids == GOOD and set(updated.failures["clip_id"]) == set(BAD)
+
+
+def test_subset_of_a_cached_corpus_reuses_it(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.bench.features import _subset
+
+    full = build_cache(corpus, CONFIG, workers=1, progress=False)
+    calls = count_decodes(monkeypatch)
+    part = build_cache(_subset(corpus, 3), CONFIG, workers=1, progress=False)
+    assert calls == [] and part.directory == full.directory and part.clip_ids == GOOD
+
+
+def test_cache_root(corpus, tmp_path: Path) -> None:
+    root = tmp_path / "caches"
+    assert cache_dir(corpus, CONFIG, root) == root / corpus.name / CONFIG.key()
+    cache = build_cache(corpus, CONFIG, cache_root=root, workers=1, progress=False)
+    assert cache.directory == root / corpus.name / CONFIG.key()
+    assert not (corpus.root / "features").exists()
+
+
+# -- killed and resumed -----------------------------------------------------------------------
+
+def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = cache_dir(corpus, CONFIG)
+    parts = directory / PARTS
+    script = textwrap.dedent(f"""
+        import time
+        import pipeline.cache as c
+        from pipeline.corpus import load_corpus
+        from pipeline.features import FeatureConfig
+        slow = c.load_audio
+        def load_slowly(path, sample_rate=16000):
+            time.sleep(0.4)
+            return slow(path, sample_rate)
+        c.load_audio = load_slowly
+        c.SHARD_CLIPS = 1  # one part file a clip
+        c.build_cache(load_corpus({str(corpus.root)!r}), FeatureConfig(n_mels=32), workers=1, progress=False)
+        """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if parts.is_dir() and len([p for p in parts.glob("*.npz") if not p.name.startswith(".")]) >= 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the build finished before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = [p for p in parts.glob("*.npz") if not p.name.startswith(".")]
+    assert 3 <= len(done) < len(corpus)
+    assert not (directory / COMPLETE).exists()
+    with pytest.raises(FeatureCacheError, match="unfinished"):
+        FeatureCache.open(directory)
+
+    calls = count_decodes(monkeypatch)
+    resumed = build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert len(calls) == len(corpus) - len(done)  # finished parts are not recomputed
+    monkeypatch.undo()
+    clean = build_cache(corpus, CONFIG, cache_root=tmp_path / "clean", workers=2, progress=False)
+    assert_same_cache(resumed, clean)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def test_read_and_read_crop(corpus) -> None:
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    full = np.asarray(cache.read("3"))
+    n = cache.n_frames("3")
+    assert full.shape == (n, 32) and cache.seconds("3") == pytest.approx(n / 62.5)
+    np.testing.assert_array_equal(cache.read_crop("3", 5, 10), full[5:15])
+    np.testing.assert_array_equal(cache.read_crop("3", 0, n), full)
+    padded = cache.read_crop("3", n - 4, 10)
+    assert padded.shape == (10, 32) and padded.dtype == np.float16
+    np.testing.assert_array_equal(padded[:4], full[-4:])
+    assert not padded[4:].any()
+    longer = cache.read_crop("0", 0, 3 * cache.n_frames("0"))  # a clip shorter than the crop
+    np.testing.assert_array_equal(longer[: cache.n_frames("0")], cache.read("0"))
+    assert not longer[cache.n_frames("0"):].any()
+    for start, length in ((-1, 5), (n, 5), (0, 0)):
+        with pytest.raises(ParameterError):
+            cache.read_crop("3", start, length)
+
+
+def test_missing_clip_errors_say_why(corpus) -> None:
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    with pytest.raises(FeatureCacheError, match=r"'6'.*failed to decode \(not audio"):
+        cache.read("6")
+    with pytest.raises(FeatureCacheError, match="not in the corpus"):
+        cache.n_frames("no-such-clip")
+
+
+def test_open_errors(tmp_path: Path, corpus) -> None:
+    with pytest.raises(FeatureCacheError, match="no feature cache"):
+        FeatureCache.open(tmp_path / "nothing")
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    (cache.directory / INDEX).unlink()
+    with pytest.raises(FeatureCacheError, match=INDEX):
+        FeatureCache.open(cache.directory)
+    rebuilt = build_cache(corpus, CONFIG, workers=1, progress=False)  # an unreadable cache is rebuilt
+    assert rebuilt.clip_ids == GOOD
+
+
+def test_pickled_cache_does_not_carry_the_data(corpus) -> None:
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    cache.read("0")  # maps the data
+    blob = pickle.dumps(cache)
+    again = pickle.loads(blob)
+    assert again._data is None and len(blob) < cache.data.nbytes  # each process maps data.npy itself
+    np.testing.assert_array_equal(again.read("5"), cache.read("5"))
+
+
+def test_float16_flushes_subnormals() -> None:
+    x = np.array([[1e-7, -1e-6, 6.2e-5, 1.0, -3.5]], dtype=np.float32)
+    np.testing.assert_array_equal(to_float16(x), np.array([[0, 0, 6.2e-5, 1.0, -3.5]], dtype=np.float16))
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def test_features_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:
+    from pipeline.commands.features import build_parser, main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    options = [a.option_strings[-1] for a in build_parser()._actions if a.option_strings]
+    assert len(options) >= 12
+    for option in options:
+        assert option in text
+    for action in build_parser()._actions:
+        assert action.help, f"{action.dest} has no help"
+
+
+def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
+    from pipeline.cli import main
+
+    assert main(["features", str(corpus.root), "--n-mels", "32", "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    directory = corpus.root / "features" / CONFIG.key()
+    assert str(directory) in out and "6 of 10 clips cached, 4 failed" in out
+    assert str(directory / FAILURES) in out
+    assert main(["features", str(corpus.root), "--n-mels", "0"]) == 2  # a clear error, no traceback
+    assert "n_mels" in capsys.readouterr().err
