@@ -1,0 +1,370 @@
+"""The synthesized demo corpus and the ``data`` command.
+
+A small corpus (32 clips of 3 s) is built once per module; checks that need no audio run on
+plans alone (cheap), and the audible claims (loud vs quiet, fast vs slow) are measured on
+rendered audio with forced plans.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.commands import data as data_cmd
+from pipeline.corpus import SPLITS, load_corpus
+from pipeline.datasets import demo
+from pipeline.datasets import demo_recipes as R
+from pipeline.datasets.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_COLUMNS, CLIP_INFO_FILE, TRUTH_FILE
+from pipeline.datasets.mtt_tags import MTT_TAGS, SYNONYMS, TOP50_TAGS
+from pipeline.errors import ParameterError
+from pipeline.io import read_json
+
+CLIPS, SECONDS, SEED = 32, 3.0, 7
+MP3_NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d\d-[a-z0-9_]+-\d+-\d+\.mp3$")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    return demo.build_demo_corpus(out, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def plans() -> list[demo.ClipPlan]:
+    """A larger dry run: plans only, no audio."""
+    return demo.plan_corpus(1500, 10.0, seed=3)
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh, delimiter="\t", quotechar='"'))
+
+
+def _rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+
+
+# ----------------------------------------------------------------------------- file format
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [ANNOTATIONS_FILE, TRUTH_FILE])
+def test_annotation_files_have_mtt_format(corpus, name):
+    lines = (corpus / name).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == CLIPS + 1
+    for line in lines:  # tab-separated, every field double-quoted
+        fields = line.split("\t")
+        assert all(f.startswith('"') and f.endswith('"') and len(f) >= 2 for f in fields), line[:80]
+    rows = _rows(corpus / name)
+    assert rows[0] == ["clip_id", *MTT_TAGS, "mp3_path"]
+    body = rows[1:]
+    assert [r[0] for r in body] == [str(i + 1) for i in range(CLIPS)]  # integer ids as strings
+    assert all(v in ("0", "1") for r in body for v in r[1:-1])
+    for r in body:
+        assert MP3_NAME.match(r[-1]), r[-1]
+        assert (corpus / r[-1]).is_file()
+
+
+@pytest.mark.slow
+def test_clip_info_has_mtt_columns(corpus):
+    rows = _rows(corpus / CLIP_INFO_FILE)
+    assert tuple(rows[0]) == CLIP_INFO_COLUMNS
+    annotations = _rows(corpus / ANNOTATIONS_FILE)
+    assert [r[0] for r in rows[1:]] == [r[0] for r in annotations[1:]]
+    assert [r[-1] for r in rows[1:]] == [r[-1] for r in annotations[1:]]
+    for r in rows[1:]:
+        info = dict(zip(rows[0], r))
+        assert int(info["segmentEnd"]) - int(info["segmentStart"]) == round(SECONDS)
+        assert info["title"] and info["artist"] and info["album"]
+
+
+@pytest.mark.slow
+def test_mp3s_decode_at_16k_mono_with_the_right_duration(corpus):
+    paths = sorted(corpus.glob("[0-9a-f]/*.mp3"))
+    assert len(paths) == CLIPS
+    for path in paths:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        assert rate == 16_000 and audio.shape[1] == 1
+        # mp3 adds encoder delay and frame padding (about 0.1 s), never more
+        assert SECONDS <= len(audio) / rate <= SECONDS + 0.15, (path, len(audio) / rate)
+        assert _rms(audio) > 1e-4, f"{path} is silent"
+
+
+@pytest.mark.slow
+def test_folders_follow_mtt_split(corpus):
+    folders = {p.parent.name for p in corpus.glob("*/*.mp3")}
+    assert folders <= set("0123456789abcdef")
+    assert len(folders) == 16  # 32 clips: every folder twice
+
+
+# ----------------------------------------------------------------------------- labels
+
+@pytest.mark.slow
+def test_annotations_are_a_subset_of_truth(corpus):
+    ann = np.array([r[1:-1] for r in _rows(corpus / ANNOTATIONS_FILE)[1:]], dtype=int)
+    truth = np.array([r[1:-1] for r in _rows(corpus / TRUTH_FILE)[1:]], dtype=int)
+    assert (ann <= truth).all()
+    assert truth.sum(axis=1).min() >= 3  # every clip has a genre, an instrument and more
+    assert 0 < ann.sum() < truth.sum()
+
+
+def test_label_dropout_rate_and_monotonicity(plans):
+    truth = demo.label_matrix(plans)
+    for p in (0.0, 0.2, 0.5):
+        ann = demo.sample_annotations(plans, p)
+        dropped = 1 - ann.sum() / truth.sum()
+        assert abs(dropped - p) < 0.02, (p, dropped)
+    low, high = demo.sample_annotations(plans, 0.2), demo.sample_annotations(plans, 0.5)
+    assert (high <= low).all()  # a higher dropout drops a superset
+
+
+@pytest.mark.slow
+def test_load_corpus_merges_synonyms_and_splits(corpus):
+    loaded = load_corpus(corpus)
+    assert len(loaded) == CLIPS
+    sizes = loaded.split_sizes()
+    assert all(sizes.get(s, 0) > 0 for s in SPLITS), sizes
+    for head, *others in SYNONYMS:
+        assert not set(others) & set(loaded.tags), (head, set(others) & set(loaded.tags))
+    # the merged "drum" column is the OR of the annotated "drum" and "drums" columns
+    rows = _rows(corpus / ANNOTATIONS_FILE)
+    header = rows[0]
+    raw = {t: np.array([int(r[header.index(t)]) for r in rows[1:]]) for t in ("drum", "drums")}
+    if "drum" in loaded.tags:
+        np.testing.assert_array_equal(loaded.labels[:, loaded.tag_index("drum")], raw["drum"] | raw["drums"])
+
+
+def test_synonym_spellings_all_occur(plans):
+    used = {t for p in plans for t in p.tags}
+    for concept in ("drums", "classical", "no vocals", "electronic", "beat", "female", "male", "choir"):
+        spellings = {t for t, _ in R.SPELLINGS[concept]}
+        assert len(spellings & used) >= 2, concept
+
+
+def test_top50_coverage_and_every_genre_in_every_split(plans):
+    used = {t for p in plans for t in p.tags}
+    assert len(set(TOP50_TAGS) & used) >= 30
+    for split in SPLITS:
+        recipes = {p.recipe for p in plans if p.split == split}
+        assert recipes == {r.name for r in R.RECIPES}, split
+    shares = np.array([sum(p.split == s for p in plans) for s in SPLITS]) / len(plans)
+    np.testing.assert_allclose(shares, [12 / 16, 1 / 16, 3 / 16], atol=0.01)
+
+
+def test_tags_follow_what_is_played(plans):
+    pianos = {0, 1, 2, 4, 5}
+    for plan in plans[:400]:
+        concepts = set(plan.concepts)
+        programs = {p.program for p in plan.parts}
+        voiced = any(p.role in ("vocal", "choir") for p in plan.parts)
+        assert ("no drums" in concepts) == (plan.drums is None)
+        assert ("no vocals" in concepts) == (not voiced)
+        assert ("fast" in concepts) == (plan.bpm >= R.TEMPO_CLASSES["fast"][0])
+        assert ("slow" in concepts) == (plan.bpm <= R.TEMPO_CLASSES["slow"][1])
+        assert ("loud" in concepts) == (plan.dynamics == "loud")
+        assert ("quiet" in concepts) == (plan.dynamics == "quiet")
+        assert ("piano" in concepts) == bool(programs & pianos)
+        assert ("sitar" in concepts) == (104 in programs)
+        assert ("violin" in concepts) == bool(programs & {40, 110})
+        assert ("beat" in concepts) <= (plan.drums in ("four_floor", "house", "trance", "hiphop"))
+        if "solo" in concepts:
+            assert len(programs) == 1 and plan.drums is None
+        if "male" in concepts and "vocal" in concepts:
+            assert any(p.voice == "male" for p in plan.parts)
+        midi = demo.clip_midi(plan) if plan.index < 60 else None
+        if midi is not None:
+            kit = [i for i in midi.instruments if i.is_drum]
+            assert bool(kit and kit[0].notes) == (plan.drums is not None)
+
+
+def test_plans_are_deterministic_and_seed_dependent():
+    a = demo.plan_corpus(50, 10.0, seed=1)
+    assert a == demo.plan_corpus(50, 10.0, seed=1)
+    assert [p.tags for p in a] != [p.tags for p in demo.plan_corpus(50, 10.0, seed=2)]
+    # prefix-stable: a bigger corpus begins with the smaller one
+    assert demo.plan_corpus(80, 10.0, seed=1)[:50] == a
+
+
+# ----------------------------------------------------------------------------- audio is true to the tags
+
+def test_loud_clips_are_louder_than_quiet_ones():
+    for recipe in ("orchestral", "piano_solo", "string_quartet"):
+        for index in range(2):
+            loud = demo.render_clip(demo.plan_clip(11, index, 3.0, recipe=recipe, dynamics="loud"))
+            quiet = demo.render_clip(demo.plan_clip(11, index, 3.0, recipe=recipe, dynamics="quiet"))
+            assert _rms(loud) > 3 * _rms(quiet), (recipe, index, _rms(loud), _rms(quiet))
+
+
+def test_fast_clips_have_more_onsets_than_slow_ones():
+    import librosa
+
+    def onset_rate(plan: demo.ClipPlan) -> float:
+        audio = demo.render_clip(plan)
+        return len(librosa.onset.onset_detect(y=audio, sr=demo.SAMPLE_RATE, units="time")) / plan.seconds
+
+    for recipe in ("string_quartet", "classical_guitar", "indian"):
+        fast = np.mean([onset_rate(demo.plan_clip(5, i, 4.0, recipe=recipe, tempo="fast")) for i in range(2)])
+        slow = np.mean([onset_rate(demo.plan_clip(5, i, 4.0, recipe=recipe, tempo="slow")) for i in range(2)])
+        assert fast > 1.4 * slow, (recipe, fast, slow)
+
+
+def test_drums_are_audible_in_the_render():
+    """A clip with a drum kit has more percussive (broadband onset) energy than the same clip without."""
+    import librosa
+
+    def percussive_share(audio: np.ndarray) -> float:
+        harmonic, percussive = librosa.effects.hpss(audio)
+        return _rms(percussive) / (_rms(harmonic) + 1e-9)
+
+    with_kit = demo.plan_clip(2, 0, 3.0, recipe="rock")
+    without = demo.ClipPlan(**{**with_kit.__dict__, "drums": None})
+    assert percussive_share(demo.render_clip(with_kit)) > 1.5 * percussive_share(demo.render_clip(without))
+
+
+def test_render_is_deterministic():
+    plan = demo.plan_clip(4, 9, 2.0)
+    first = demo.render_clip(plan)
+    assert first.dtype == np.float32 and first.shape == (2 * demo.SAMPLE_RATE,)
+    np.testing.assert_array_equal(first, demo.render_clip(plan))
+    assert demo.encode_mp3(first) == demo.encode_mp3(demo.render_clip(plan))
+
+
+# ----------------------------------------------------------------------------- build: determinism, resume
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_corpus(corpus, tmp_path):
+    again = demo.build_demo_corpus(tmp_path / "again", clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1,
+                                   progress=False)
+    for name in (ANNOTATIONS_FILE, TRUTH_FILE, CLIP_INFO_FILE):
+        assert (again / name).read_bytes() == (corpus / name).read_bytes(), name
+    for path in sorted(corpus.glob("*/*.mp3")):
+        assert (again / path.relative_to(corpus)).read_bytes() == path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_rerun_reuses_and_resume_renders_only_what_is_missing(corpus, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(corpus, work)
+    mp3s = sorted(work.glob("*/*.mp3"))
+    csv_before = {n: (work / n).read_bytes() for n in (ANNOTATIONS_FILE, TRUTH_FILE, CLIP_INFO_FILE)}
+    mtimes = {p: p.stat().st_mtime_ns for p in mp3s}
+
+    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1, progress=False)
+    stats = read_json(work / demo.MANIFEST_FILE)["stats"]
+    assert stats["rendered"] == 0 and stats["reused"] == CLIPS
+    assert all(p.stat().st_mtime_ns == mtimes[p] for p in mp3s)
+
+    # a killed build: two clips missing, one corrupt, CSVs not yet written
+    mp3s[0].unlink()
+    mp3s[5].unlink()
+    mp3s[9].write_bytes(b"not an mp3 at all")
+    for name in csv_before:
+        (work / name).unlink()
+    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
+    stats = read_json(work / demo.MANIFEST_FILE)["stats"]
+    assert stats["rendered"] == 3
+    assert mp3s[9].read_bytes() == (corpus / mp3s[9].relative_to(work)).read_bytes()
+    assert all(p.stat().st_mtime_ns == mtimes[p] for i, p in enumerate(mp3s) if i not in (0, 5, 9))
+    for name, content in csv_before.items():
+        assert (work / name).read_bytes() == content
+    assert not list(work.rglob("*.tmp*")) and not list(work.glob(".*.new"))
+
+
+@pytest.mark.slow
+def test_changing_only_label_dropout_reuses_audio(corpus, tmp_path):
+    work = tmp_path / "dropout"
+    shutil.copytree(corpus, work)
+    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, label_dropout=0.0, workers=1,
+                           progress=False)
+    assert read_json(work / demo.MANIFEST_FILE)["stats"]["rendered"] == 0
+    assert (work / ANNOTATIONS_FILE).read_bytes() == (work / TRUTH_FILE).read_bytes()
+
+
+@pytest.mark.slow
+def test_other_seed_in_same_folder_is_refused(corpus):
+    with pytest.raises(ParameterError, match="seed=7"):
+        demo.build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS, seed=SEED + 1, progress=False)
+    with pytest.raises(ParameterError, match="seconds"):
+        demo.build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS + 1, seed=SEED, progress=False)
+
+
+# ----------------------------------------------------------------------------- parameters and CLI
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"clips": 0}, "clips"),
+    ({"clips": 2.5}, "clips"),
+    ({"seconds": 0.5}, "seconds"),
+    ({"seconds": float("nan")}, "seconds"),
+    ({"seed": -1}, "seed"),
+    ({"label_dropout": 1.0}, "label_dropout"),
+    ({"label_dropout": -0.1}, "label_dropout"),
+    ({"workers": 0}, "workers"),
+])
+def test_bad_parameters_are_named(tmp_path, kwargs, needle):
+    with pytest.raises(ParameterError, match=needle) as info:
+        demo.build_demo_corpus(tmp_path / "x", progress=False, **kwargs)
+    assert str(list(kwargs.values())[0]) in str(info.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_out_must_not_be_a_file_or_a_foreign_corpus(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ParameterError, match="file"):
+        demo.build_demo_corpus(a_file, clips=1, seconds=1, progress=False)
+    foreign = tmp_path / "mtt"
+    foreign.mkdir()
+    (foreign / ANNOTATIONS_FILE).write_text("x")
+    with pytest.raises(ParameterError, match="not a demo corpus"):
+        demo.build_demo_corpus(foreign, clips=1, seconds=1, progress=False)
+
+
+def test_plan_overrides_are_validated():
+    with pytest.raises(ParameterError, match="recipe"):
+        demo.plan_clip(0, 0, 1.0, recipe="polka")
+    with pytest.raises(ParameterError, match="tempo"):
+        demo.plan_clip(0, 0, 1.0, tempo="brisk")
+    with pytest.raises(ParameterError, match="dynamics"):
+        demo.plan_clip(0, 0, 1.0, dynamics="deafening")
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["--help"], ["demo", "mtt"]),
+    (["demo", "--help"], ["--clips", "--seconds", "--seed", "--label-dropout", "--workers", "--out"]),
+    (["mtt", "--help"], ["--out", "--base-url", "--force"]),
+])
+def test_cli_help(capsys, argv, needles):
+    with pytest.raises(SystemExit) as info:
+        data_cmd.main(argv)
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for needle in needles:
+        assert needle in text
+
+
+def test_cli_builds_a_tiny_corpus(tmp_path):
+    out = tmp_path / "tiny"
+    assert data_cmd.main(["demo", "--out", str(out), "--clips", "2", "--seconds", "1", "--workers", "1",
+                          "--no-progress"]) == 0
+    assert len(_rows(out / ANNOTATIONS_FILE)) == 3
+    assert len(list(out.glob("*/*.mp3"))) == 2
+
+
+def test_cli_mtt_calls_download_mtt(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_download(out, *, base_url="default", force=False):
+        calls.append((out, base_url, force))
+        return out
+
+    monkeypatch.setitem(sys.modules, "pipeline.datasets.mtt", types.SimpleNamespace(download_mtt=fake_download))
+    assert data_cmd.main(["mtt", "--out", str(tmp_path), "--base-url", "http://127.0.0.1:1/mtt/", "--force"]) == 0
+    assert data_cmd.main(["mtt", "--out", str(tmp_path)]) == 0
+    assert calls == [(tmp_path, "http://127.0.0.1:1/mtt/", True), (tmp_path, "default", False)]
