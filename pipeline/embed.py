@@ -162,7 +162,8 @@ class _Network:
         model = run_model.model
         assert model is not None
         corpus = corpus_from_record(self.run.manifest()["corpus"])
-        cache = _features_source(run_model, corpus, workers=self.config.workers, progress=progress)
+        # Cache workers (only used if the cache was deleted and must be rebuilt) are chosen by the cache.
+        cache = _features_source(run_model, corpus, workers=None, progress=progress)
         absent = [c for c in clip_ids if c not in cache]
         if absent:
             raise RunDirError(f"{self.run.path}: {len(absent)} clip(s) of predictions.parquet have no cached "
@@ -326,7 +327,8 @@ def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: 
 
     Returns
     -------
-    the stage's manifest entry (parts rebuilt or reused, per-part facts, timings)
+    the stage's manifest entry (per-part facts and timings), ``rebuilt`` listing the parts this
+    call built (empty when everything was up to date)
     """
     config = EmbedConfig(**asdict(config)) if config is not None else EmbedConfig()
     run = rd.RunDir(run_dir)
@@ -343,7 +345,7 @@ def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: 
     todo = [p for p in PARTS if force or old_keys.get(p) != keys[p]]
     if not todo:
         log.info("%s: embed stage is up to date (use --force to rebuild)", run.path)
-        return previous
+        return {**previous, "rebuilt": []}
 
     predictions, tags, probs, annotated = read_predictions(run)
     manifest_tags = run.manifest().get("tags")

@@ -177,7 +177,7 @@ def test_embed_stage_on_a_baseline_run(tmp_path: Path):
     # Idempotent: nothing rebuilt, files untouched.
     before = {f: (run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]}
     again = run_embed(run.path, EmbedConfig(neighbors=5), progress=False)
-    assert again["rebuilt"] == stage["rebuilt"] and again["keys"] == stage["keys"]
+    assert again["rebuilt"] == [] and again["keys"] == stage["keys"]
     assert {f: (run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]} == before
     # A changed option rebuilds only the part that depends on it.
     third = run_embed(run.path, EmbedConfig(neighbors=3), progress=False)
@@ -244,3 +244,66 @@ def test_embed_command_help_and_errors(tmp_path: Path):
         assert option in out
     bad = subprocess.run([*env_cmd, str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- a real tiny run
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The predict tests' tiny run (demo corpus 40 x 3.5 s, narrow musicnn, one epoch), shared per session."""
+    from test_predict import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
+
+
+@pytest.fixture(scope="module")
+def embedded(tiny_run: Path) -> dict:
+    from pipeline.embed import EmbedConfig, run_embed
+
+    return run_embed(tiny_run, EmbedConfig(neighbors=5), progress=False)
+
+
+@pytest.mark.slow
+def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
+    import torch
+
+    from pipeline.corpus import corpus_from_record
+    from pipeline.evaluate import _features_source
+    from pipeline.inference import chunk_frames_of, load_run
+
+    run = rd.RunDir(tiny_run)
+    predictions = pd.read_parquet(run / rd.PREDICTIONS)
+    tags = run.manifest()["tags"]
+    check_embed_artifacts(run, predictions, tags, neighbors=5)
+    assert embedded["clips"]["source"].startswith("penultimate layer")
+
+    # The stored embedding of a clip is the mean of model.embed over its chunks.
+    run_model = load_run(tiny_run)
+    corpus = corpus_from_record(run.manifest()["corpus"])
+    cache = _features_source(run_model, corpus, workers=None, progress=False)
+    clip = predictions["clip_id"].iloc[3]
+    chunks = chunk_frames_of(np.asarray(cache.read(clip)), run_model.chunk_frames, normalizer=run_model.normalizer)
+    with torch.no_grad():
+        expected = run_model.model.embed(torch.from_numpy(chunks)).mean(dim=0).numpy()
+    emb = np.load(run / rd.CLIP_EMBEDDINGS)
+    assert emb.shape[1] == run_model.model.embedding_dim
+    np.testing.assert_allclose(emb[3], expected, rtol=1e-4, atol=1e-5)
+
+    # The acoustic view is the output layer's weight rows.
+    with np.load(run / rd.TAG_EMBEDDINGS) as npz:
+        np.testing.assert_allclose(npz["acoustic"], run_model.model.classifier.weight.detach().numpy(), rtol=1e-6)
+        assert npz["acoustic:tags"].tolist() == tags
+    report = json.loads((run / rd.TAG_VIEWS).read_text())
+    assert {"cooccurrence", "acoustic", "prediction"} <= {v for v, i in report["views"].items() if i["available"]}
+
+    # The demo corpus keeps its truth: the label issues are scored against it.
+    truth = embedded["issues"]["truth"]
+    assert truth["n_missing"] > 0 and 0.0 <= truth["precision@50"] <= 1.0 and truth["n_wrong"] == 0
+
+
+@pytest.mark.slow
+def test_embed_command_is_idempotent(tiny_run: Path, embedded: dict):
+    before = {f: (tiny_run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]}
+    out = subprocess.run([sys.executable, "-m", "pipeline", "embed", str(tiny_run), "--neighbors", "5"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert "up to date" in out
+    assert {f: (tiny_run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]} == before
