@@ -401,6 +401,37 @@ def similar_clips(run_dir: str | Path, clip_id: str, k: int = DEFAULT_NEIGHBORS)
                          "neighbor_id": [ids[i] for i in idx], "similarity": sim})
 
 
+def clip_embedding(run_model: Any, features: np.ndarray) -> np.ndarray:
+    """One clip's embedding [D] from its features [T, n_bins], as the embed stage computes it.
+
+    ``run_model`` is a `pipeline.inference.RunModel` (``load_run``): a network gives the mean of
+    ``model.embed`` over the clip's chunks; a classical baseline its predicted tag logits.
+    """
+    if run_model.is_baseline:
+        return _logits(run_model.predict(features)[None, :])[0]
+    import torch
+
+    from pipeline.inference import chunk_frames_of
+
+    chunks = chunk_frames_of(features, run_model.chunk_frames, normalizer=run_model.normalizer)
+    with torch.no_grad():
+        emb = run_model.model.embed(torch.from_numpy(chunks).to(run_model.device))
+    return emb.float().mean(dim=0).cpu().numpy()
+
+
+def embed_audio_file(run_dir: str | Path, path: str | Path, *, run_model: Any = None) -> np.ndarray:
+    """The embedding [D] of any audio file (e.g. an upload), comparable with the run's clip embeddings.
+
+    Pass a loaded ``run_model`` (`pipeline.inference.load_run`) to avoid reloading it per file;
+    a broken file raises `pipeline.errors.AudioDecodeError`.
+    """
+    if run_model is None:
+        from pipeline.inference import load_run
+
+        run_model = load_run(run_dir)
+    return clip_embedding(run_model, run_model.features_of(path))
+
+
 def nearest_clips_to_vector(run_dir: str | Path, vector: np.ndarray, k: int = DEFAULT_NEIGHBORS) -> pd.DataFrame:
     """The ``k`` corpus clips nearest to an embedding (e.g. an uploaded file's): ``rank, clip_id, similarity``."""
     embeddings, ids = load_clip_embeddings(run_dir)

@@ -307,3 +307,20 @@ def test_embed_command_is_idempotent(tiny_run: Path, embedded: dict):
                          capture_output=True, text=True, check=True).stdout
     assert "up to date" in out
     assert {f: (tiny_run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]} == before
+
+
+@pytest.mark.slow
+def test_an_audio_file_finds_itself_among_the_corpus_clips(tiny_run: Path, embedded: dict):
+    from pipeline.embed import embed_audio_file, nearest_clips_to_vector
+    from pipeline.inference import load_run
+
+    predictions = pd.read_parquet(tiny_run / rd.PREDICTIONS)
+    corpus_root = Path(rd.RunDir(tiny_run).manifest()["corpus"]["root"])
+    run_model = load_run(tiny_run)
+    for row in (0, 5):
+        clip, audio = predictions["clip_id"].iloc[row], predictions["audio_path"].iloc[row]
+        path = Path(audio) if Path(audio).is_absolute() else corpus_root / audio
+        vector = embed_audio_file(tiny_run, path, run_model=run_model)
+        nearest = nearest_clips_to_vector(tiny_run, vector, k=3)
+        assert list(nearest.columns) == ["rank", "clip_id", "similarity"]
+        assert nearest["clip_id"].iloc[0] == clip and nearest["similarity"].iloc[0] > 0.99
