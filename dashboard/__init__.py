@@ -1,0 +1,1 @@
+"""The Streamlit dashboard over run directories (``streamlit run dashboard/app.py -- --runs data/runs``)."""

@@ -1,0 +1,43 @@
+"""The music-tagging dashboard: ``streamlit run dashboard/app.py -- --runs data/runs``.
+
+Reads run directories only (see `pipeline.rundir`); it never trains and never imports torch.
+The sidebar picks a run and a decision threshold; the selected run, clip, tag and threshold
+live in the URL's query parameters, so a link reopens the same view.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts dashboard/ on sys.path, not the repository; the pages import
+# `dashboard.*` and `pipeline.*`, so the repository root goes first.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import state  # noqa: E402
+from dashboard.widgets import PAGES  # noqa: E402
+
+st.set_page_config(page_title="Music tagging dashboard", page_icon=":material/graphic_eq:", layout="wide")
+
+state.init()
+pages = {
+    "Results": [
+        st.Page(PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(PAGES["metrics"], title="Tag metrics", icon=":material/leaderboard:"),
+        st.Page(PAGES["compare"], title="Compare runs", icon=":material/compare_arrows:"),
+    ],
+    "Listen": [
+        st.Page(PAGES["explorer"], title="Clip explorer", icon=":material/headphones:"),
+        st.Page(PAGES["errors"], title="Error analysis", icon=":material/rule:"),
+        st.Page(PAGES["tag"], title="Tag a file", icon=":material/upload_file:"),
+    ],
+    "Explore": [
+        st.Page(PAGES["map"], title="Tag map", icon=":material/scatter_plot:"),
+    ],
+}
+page = st.navigation(pages)
+page.run()  # each page draws the shared sidebar first (widgets.context)

@@ -1,0 +1,136 @@
+"""Clip explorer: find a clip, listen to it, see its spectrogram, taggram, tags and similar clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analysis, charts, loaders, state, widgets
+from dashboard.theme import FN, FP, TN, TP
+from pipeline import rundir as rd
+
+MAX_OPTIONS = 300  # clips listed in the picker at once (the search narrows them)
+N_SIMILAR = 5
+TAGGRAM_ROWS = 20
+
+ctx = widgets.context()
+run = widgets.need_run(ctx)
+widgets.header("Clip explorer", "Listen to a clip and compare what it was tagged with to what the model hears", run)
+preds = widgets.predictions(run)
+tags, clips = preds.tags, preds.clips
+
+# ---- find a clip
+c1, c2, c3 = st.columns([3, 2, 1])
+text = c1.text_input("Search", placeholder="clip id, file name or any text column", key="explorer:search")
+with_tags = c2.multiselect("Annotated with", tags, key="explorer:tags", placeholder="any tag")
+split = c3.selectbox("Split", ["all", *preds.splits], key="explorer:split")
+text_columns = [c for c in clips.columns if c not in ("audio_path", "split")
+                and (pd.api.types.is_string_dtype(clips[c]) or clips[c].dtype == object)]
+mask = analysis.search_clips(clips, text, text_columns)
+if split != "all":
+    mask &= (clips["split"] == split).to_numpy()
+if with_tags and preds.truth is not None:
+    cols = [tags.index(t) for t in with_tags]
+    mask &= preds.truth[:, cols].all(axis=1)
+matches = np.flatnonzero(mask)
+ids = clips["clip_id"].to_numpy()
+options = list(ids[matches[:MAX_OPTIONS]])
+current = state.get("clip")
+if current is not None and current not in options and preds.row(current) is not None:
+    options.insert(0, current)  # keep the selected clip (e.g. from a shared link) whatever the filters
+if not options:
+    st.info("No clip matches the search and filters.", icon=":material/search_off:")
+    st.stop()
+files = dict(zip(ids[matches[:MAX_OPTIONS]], clips["file"].to_numpy()[matches[:MAX_OPTIONS]]))
+clip = st.selectbox("Clip", options, format_func=lambda c: f"{c} · {files.get(c, '')}",
+                    **state.bind("clip", options=options))
+st.caption(f"{len(matches):,} of {len(clips):,} clips match"
+           + (f"; the picker lists the first {MAX_OPTIONS:,}." if len(matches) > MAX_OPTIONS else "."))
+
+row = preds.row(clip)
+assert row is not None
+info = clips.iloc[row]
+thresholds, how = widgets.thresholds(run, tags)
+probs = preds.probs[row]
+truth = preds.truth[row] if preds.truth is not None else np.zeros(len(tags), np.uint8)
+outcomes = analysis.outcomes(truth, probs, thresholds)
+
+st.divider()
+st.subheader(f"Clip {clip}")
+st.caption(f"Split **{info['split']}** · file `{info['audio_path'] or '(none)'}` · outcomes at {how}")
+if preds.truth is None:
+    st.caption("This run has no annotations: every predicted tag shows as a false positive.")
+
+# ---- audio, tag lists, counts
+left, right = st.columns([2, 3])
+with left:
+    has_audio = widgets.play(info["audio_path"])
+    counts = {o: int((outcomes == o).sum()) for o in (TP, FP, FN)}
+    m1, m2, m3 = st.columns(3)
+    m1.metric("True positives", counts[TP], help="annotated and predicted")
+    m2.metric("False positives", counts[FP], help="predicted, not annotated")
+    m3.metric("False negatives", counts[FN], help="annotated, not predicted")
+    order = np.argsort(-probs, kind="stable")
+    annotated = [i for i in order if outcomes[i] in (TP, FN)]
+    predicted = [i for i in order if outcomes[i] in (TP, FP)]
+    a, b = st.columns(2)
+    a.markdown("**Annotated**")
+    a.markdown(widgets.chips_html([tags[i] for i in annotated], [outcomes[i] for i in annotated]),
+               unsafe_allow_html=True)
+    b.markdown("**Predicted**")
+    b.markdown(widgets.chips_html([tags[i] for i in predicted], [outcomes[i] for i in predicted],
+                                  [float(probs[i]) for i in predicted]), unsafe_allow_html=True)
+with right:
+    st.plotly_chart(charts.clip_tags(tags, probs, list(outcomes), thresholds), key="clip_tags")
+
+# ---- spectrogram and taggram on one time axis
+mel = mel_fps = duration = None
+if has_audio:
+    params = loaders.feature_params(run.manifest)
+    path = Path(info["audio_path"])
+    try:
+        mel, mel_fps, duration = loaders.mel_spectrogram(str(path), loaders.stamp(path), params["sample_rate"],
+                                                         params["n_fft"], params["hop_length"], params["n_mels"])
+    except Exception as exc:  # any decoder failure becomes a message, not a traceback
+        st.warning(f"Could not decode `{path.name}` for the spectrogram: {exc}")
+taggram = widgets.guarded(loaders.clip_taggram, run, clip, what=rd.TAGGRAMS)
+frame_rate = loaders.frame_rate(run.manifest)
+if frame_rate is None and taggram is not None and duration:
+    frame_rate = len(taggram) / duration  # the taggram spans the clip
+shown = [i for i in order if outcomes[i] != TN]
+shown += [i for i in order if outcomes[i] == TN][: max(0, TAGGRAM_ROWS - len(shown))]
+if taggram is None and mel is None:
+    st.caption("No taggram and no spectrogram for this clip.")
+else:
+    fig = charts.clip_view(taggram[:, shown] if taggram is not None else None, frame_rate,
+                           [tags[i] for i in shown], [outcomes[i] for i in shown], mel_db=mel, mel_fps=mel_fps,
+                           title="Mel-spectrogram (top) and taggram (tag activations over time)")
+    st.plotly_chart(fig, key="clip_view")
+    st.caption("Taggram rows: annotated and predicted tags first (labels coloured by outcome), then the most "
+               "probable others." + ("" if taggram is not None else " This clip has no taggram."))
+
+# ---- similar clips
+st.subheader("Similar clips")
+if widgets.require(run, "embed", stop=False):
+    neighbors = widgets.guarded(loaders.neighbor_index, str(run.file(rd.CLIP_NEIGHBORS)),
+                                run.stamp(rd.CLIP_NEIGHBORS), what=rd.CLIP_NEIGHBORS)
+    near = neighbors.of(clip, N_SIMILAR) if neighbors is not None else []
+    if not near:
+        st.caption("No neighbours recorded for this clip.")
+    for n, (other, similarity) in enumerate(near):
+        other_row = preds.row(other)
+        if other_row is None:
+            continue
+        other_info = clips.iloc[other_row]
+        other_tags = [tags[j] for j in np.flatnonzero(preds.truth[other_row])] if preds.truth is not None else []
+        shared = sorted(set(other_tags) & {tags[i] for i in annotated})
+        with st.container(border=True):
+            c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="center")
+            c1.markdown(f"**{other}** · similarity {similarity:.2f}  \n`{other_info['file']}` ({other_info['split']})")
+            c1.caption("Tags: " + (", ".join(other_tags) or "none") + (f" · shared: {', '.join(shared)}"
+                                                                      if shared else ""))
+            widgets.play(other_info["audio_path"], container=c2, compact=True)
+            widgets.open_clip_button(other, key=f"similar:{n}", container=c3, switch=False)

@@ -1,0 +1,129 @@
+"""Error analysis: listen through a tag's worst false positives and negatives, likely label issues, contradictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analysis, widgets
+from dashboard.theme import FN, FP, OUTCOME_COLORS
+from pipeline import rundir as rd
+
+ctx = widgets.context()
+run = widgets.need_run(ctx)
+widgets.header("Error analysis", "Listen to where the model and the annotations disagree", run)
+preds = widgets.predictions(run)
+if preds.truth is None:
+    st.warning("This run's predictions hold no annotations (`true:<tag>` columns), so there are no errors to list.")
+    st.stop()
+tags = preds.tags
+
+c1, c2, c3 = st.columns([1, 1, 1])
+split = widgets.split_picker(preds.splits, container=c1)
+tag = widgets.tag_picker(tags, container=c2)
+n_show = c3.slider("Clips per list", 3, 30, 8, key="errors:n")
+rows = preds.rows(split)
+if len(rows) == 0:
+    st.info(f"The {split} split has no clips.")
+    st.stop()
+thresholds, how = widgets.thresholds(run, tags)
+j = tags.index(tag)
+truth, probs = preds.truth[rows, j], preds.probs[rows, j]
+fp, fn = analysis.top_errors(truth, probs, float(thresholds[j]), n_show)
+n_fp = int(((probs >= thresholds[j]) & (truth == 0)).sum())
+n_fn = int(((probs < thresholds[j]) & (truth == 1)).sum())
+
+# Only the chosen section is computed (each lists playable clips, which is the costly part).
+SECTIONS = {"errors": f"Errors on '{tag}'", "issues": "Likely label issues", "contradictions": "Contradictions"}
+section = st.segmented_control("Show", list(SECTIONS), format_func=SECTIONS.get, default="errors",
+                               key="errors:section", required=True, label_visibility="collapsed")
+
+# ---- the tag's worst errors, playable in place
+if section == "errors":
+    st.caption(f"At {how} on the **{split}** split, '{tag}' has {n_fp:,} false positives and {n_fn:,} false "
+               "negatives. A confident false positive is often a missing annotation: listen and judge.")
+    left, right = st.columns(2)
+    for column, picked, outcome, title, empty in (
+            (left, fp, FP, "Most confident false positives", "No false positive at this threshold."),
+            (right, fn, FN, "Most clearly missed (false negatives)", "No false negative at this threshold.")):
+        column.markdown(f"<h4 style='border-left:6px solid {OUTCOME_COLORS[outcome]};padding-left:8px'>{title}</h4>",
+                        unsafe_allow_html=True)
+        if not len(picked):
+            column.caption(empty)
+        for rank, i in enumerate(picked, 1):
+            widgets.clip_card(preds, int(rows[i]), detail=f"#{rank} · p({tag}) = {probs[i]:.3f}",
+                              key=f"err:{outcome}:{rank}", container=column)
+
+# ---- likely label issues (embed stage)
+if section == "issues":
+    issues = widgets.artifact(run, "embed", rd.LABEL_ISSUES, ("clip_id", "tag"))
+    if issues is not None:
+        f1, f2, f3 = st.columns(3)
+        only_tag = f1.toggle(f"Only '{tag}'", value=False, key="issues:only_tag")
+        kinds = sorted(issues["kind"].astype(str).unique()) if "kind" in issues else []
+        kind = f2.selectbox("Kind", ["all", *kinds], key="issues:kind")
+        n_issues = f3.slider("Playable", 3, 30, 8, key="issues:n")
+        view = issues
+        if split != "all" and "split" in view:
+            view = view[view["split"].astype(str) == split]
+        if only_tag:
+            view = view[view["tag"] == tag]
+        if kind != "all":
+            view = view[view["kind"].astype(str) == kind]
+        order = "rank" if "rank" in view else ("score" if "score" in view else None)
+        if order:
+            view = view.sort_values(order, ascending=order == "rank", kind="stable")
+        st.caption(f"{len(view):,} candidate label issues (clip, tag pairs where the model confidently disagrees "
+                   f"with the annotation) on the {split} split" + (f" for '{tag}'" if only_tag else "") +
+                   ", most likely first.")
+        if view.empty:
+            st.caption("None match the filters.")
+        for n, issue in enumerate(view.head(n_issues).itertuples(index=False), 1):
+            row = preds.row(str(issue.clip_id))
+            if row is None:
+                continue
+            annotated = int(getattr(issue, "annotated", preds.truth[row, tags.index(issue.tag)]
+                                    if issue.tag in tags else 0))
+            verdict = "annotated but the model disagrees" if annotated else "not annotated but the model hears it"
+            detail = (f"#{getattr(issue, 'rank', n)} · **{issue.tag}**: {verdict}"
+                      + (f" · p = {issue.probability:.3f}" if hasattr(issue, "probability") else "")
+                      + (f" · {issue.kind}" if hasattr(issue, "kind") else ""))
+            widgets.clip_card(preds, row, detail=detail, key=f"issue:{n}")
+        columns = [c for c in ("rank", "clip_id", "split", "tag", "annotated", "probability", "score", "kind")
+                   if c in view]
+        with st.expander(f"All {min(len(view), 1000):,} shown in a table"):
+            st.dataframe(view[columns].head(1000), hide_index=True, width="stretch")
+
+# ---- contradictions (pairs defined in dashboard.analysis.CONTRADICTIONS)
+if section == "contradictions":
+    pairs = analysis.contradiction_pairs(tags)
+    if not pairs:
+        st.caption("No contradictory tag pairs in this vocabulary (e.g. 'vocals' with 'no vocals').")
+    else:
+        summary, flagged = analysis.contradictions(tags, preds.truth[rows], preds.probs[rows], thresholds)
+        st.caption(f"Tag pairs that cannot both hold (e.g. 'vocal' and 'no vocals'), predicted together at {how} on "
+                   f"the {split} split; 'annotated' counts clips where the annotators did the same.")
+        st.dataframe(summary.rename(columns={"left": "tag", "right": "contradicts", "predicted": "predicted together",
+                                             "annotated": "annotated together"}),
+                     hide_index=True, width="stretch")
+        hit = np.flatnonzero(flagged != "")
+        if not len(hit):
+            st.success("No clip has a contradictory pair predicted at this threshold.")
+        else:
+            # Most confident contradictions first: the larger of each clip's weaker-side probabilities.
+            index = {t: i for i, t in enumerate(tags)}
+            strength = []
+            for i in hit:
+                worst = 0.0
+                for pair in flagged[i].split("; "):
+                    a, b = pair.split(" + ")
+                    worst = max(worst, min(preds.probs[rows[i], index[a]], preds.probs[rows[i], index[b]]))
+                strength.append(worst)
+            hit = hit[np.argsort(-np.asarray(strength), kind="stable")]
+            st.markdown(f"**{len(hit):,} clips** with contradictory predictions; the most confident:")
+            for n, i in enumerate(hit[:n_show], 1):
+                widgets.clip_card(preds, int(rows[i]), detail=f"predicted together: {flagged[i]}", key=f"contra:{n}")
+            with st.expander("All flagged clips"):
+                st.dataframe(pd.DataFrame({"clip_id": preds.clips["clip_id"].to_numpy()[rows[hit]],
+                                           "contradictions": flagged[hit]}), hide_index=True, width="stretch")

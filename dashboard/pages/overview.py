@@ -1,0 +1,115 @@
+"""Overview: the corpus, the headline results with confidence intervals, training curves, a model card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, loaders, widgets
+from pipeline import rundir as rd
+
+ctx = widgets.context()
+run = widgets.need_run(ctx)
+manifest = run.manifest
+corpus = manifest.get("corpus") or {}
+model = manifest.get("model") or {}
+
+widgets.header("Overview", "What was trained, on what, and how well it tags", run)
+if manifest.get("synthetic"):
+    st.info(manifest.get("description") or "This run holds synthetic data for benchmarks and development; "
+            "its figures are not results.", icon=":material/science:")
+if run.missing:
+    st.warning(f"This run is incomplete: stage(s) {', '.join(f'**{s}**' for s in run.missing)} missing. "
+               "Pages that need them say so.", icon=":material/hourglass_empty:")
+
+# ---- headline numbers
+metrics = None
+if run.has("evaluate"):
+    metrics = widgets.guarded(loaders.load_json, str(run.file(rd.METRICS)), run.stamp(rd.METRICS), what=rd.METRICS)
+table = loaders.headline_table(metrics if isinstance(metrics, dict) else manifest.get("metrics") or {})
+tags = manifest.get("tags") or []
+cols = st.columns(5)
+cols[0].metric("Clips", f"{corpus.get('n_clips', 0):,}" if corpus.get("n_clips") else "–",
+               help=f"Corpus '{corpus.get('name', '?')}' ({corpus.get('source', '?')})")
+cols[1].metric("Tags", len(tags) or "–")
+for col, metric in zip(cols[2:4], ("ROC-AUC", "PR-AUC")):
+    row = table[(table["metric"] == metric) & (table["average"] == "macro")].iloc[0]
+    ci = f"95% CI {row['low']:.3f}–{row['high']:.3f}" if np.isfinite(row["low"]) else None
+    col.metric(f"{metric} (macro)", widgets.fmt(row["value"]), help=ci, delta=ci, delta_color="off",
+               delta_arrow="off")
+cols[4].metric("Model", model.get("name", "–"),
+               help=f"{model.get('params'):,} parameters" if isinstance(model.get("params"), int) else None)
+
+left, right = st.columns([3, 2])
+with left:
+    if table["value"].notna().any():
+        st.plotly_chart(charts.headline(table), key="headline")
+        shown = {}
+        for metric in ("ROC-AUC", "PR-AUC"):
+            rows = table[table["metric"] == metric].set_index("average")
+            shown[metric] = rows["value"].map(widgets.fmt)
+            shown[f"{metric} 95% CI"] = [f"{lo:.3f} – {hi:.3f}" if np.isfinite(lo) else "–"
+                                         for lo, hi in zip(rows["low"], rows["high"])]
+        st.dataframe(pd.DataFrame(shown), width="stretch")
+    elif run.has("evaluate"):
+        st.caption("metrics.json holds no ROC-AUC / PR-AUC figures this dashboard recognises.")
+    else:
+        widgets.require(run, "evaluate", stop=False)
+with right:
+    sizes = corpus.get("split_sizes") or {}
+    if sizes:
+        st.plotly_chart(charts.split_sizes({k: int(v) for k, v in sizes.items()}), key="splits")
+    else:
+        st.caption("The manifest records no split sizes.")
+    labels = corpus.get("labels") or {}
+    st.markdown(
+        f"**Corpus** `{corpus.get('name', '?')}` from `{corpus.get('root', '?')}` "
+        f"(source: {corpus.get('source', '?')}). "
+        + (f"Top-{labels.get('top_n')} tags" if labels.get("top_n") else "All tags")
+        + (", synonyms merged" if labels.get("merge_synonyms") else "")
+        + (f", split: {labels.get('split')}" if labels.get("split") else "") + ".")
+
+# ---- training curves and tag frequencies
+st.subheader("Training")
+if run.has("train"):
+    history = widgets.guarded(loaders.load_history, str(run.file(rd.HISTORY)), run.stamp(rd.HISTORY),
+                              what=rd.HISTORY)
+    if history is not None and len(history):
+        st.plotly_chart(charts.training_curves(history), key="history")
+        last = history.iloc[-1]
+        total = history["seconds"].sum() if "seconds" in history else np.nan
+        st.caption(f"{len(history)} epochs" + (f", {total / 60:.1f} minutes of training" if np.isfinite(total) else "")
+                   + (f"; final learning rate {last['lr']:.2g}" if "lr" in history else "") + ".")
+    elif history is not None:
+        st.caption("history.csv is empty.")
+else:
+    widgets.require(run, "train", stop=False)
+
+per_tag = widgets.per_tag(run)
+if per_tag is not None and "support" in per_tag:
+    st.plotly_chart(charts.tag_frequency(per_tag["tag"].tolist(), per_tag["support"].fillna(0).astype(int).tolist()),
+                    key="frequency")
+    st.caption("Support counts the annotated clips of the evaluated split.")
+
+# ---- model card
+st.subheader("Model card")
+features = manifest.get("features") or {}
+card = {
+    "Model": model.get("name", "–"),
+    "Parameters": f"{model['params']:,}" if isinstance(model.get("params"), int) else "–",
+    "Architecture options": ", ".join(f"{k}={v}" for k, v in (model.get("kwargs") or {}).items()) or "defaults",
+    "Input features": ", ".join(f"{k}={v}" for k, v in features.items()) or "–",
+    "Corpus": f"{corpus.get('name', '?')} ({corpus.get('n_clips', '?')} clips)",
+    "Tags": ", ".join(tags) if tags else "–",
+}
+st.table(pd.DataFrame({"": list(card.values())}, index=list(card.keys())))
+stages = manifest.get("stages") or {}
+st.dataframe(pd.DataFrame([
+    {"stage": s, "status": "complete" if run.has(s) else ("incomplete" if s in stages else "missing"),
+     "finished": (stages.get(s) or {}).get("finished", "")} for s in rd.STAGE_FILES]),
+    hide_index=True, width="stretch")
+with st.expander("Resolved training configuration"):
+    st.code(json.dumps(manifest.get("config") or {}, indent=2, default=str), language="json")

@@ -1,0 +1,131 @@
+"""Tag map: how tags cluster in each view (co-occurrence, semantic, acoustic, ...), and the clips' map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analysis, charts, loaders, widgets
+from pipeline import rundir as rd
+
+MAX_CLIP_POINTS = 12_000  # clips drawn on the clip map (a seeded sample above this keeps it quick)
+
+ctx = widgets.context()
+run = widgets.need_run(ctx)
+widgets.header("Tag map", "Which tags sit together by co-occurrence, by meaning and by sound", run)
+widgets.require(run, "embed")
+projections = widgets.guarded(loaders.load_table, str(run.file(rd.TAG_PROJECTIONS)), run.stamp(rd.TAG_PROJECTIONS),
+                              ("view", "tag"), what=rd.TAG_PROJECTIONS)
+report = widgets.guarded(loaders.load_json, str(run.file(rd.TAG_VIEWS)), run.stamp(rd.TAG_VIEWS), what=rd.TAG_VIEWS)
+report = report if isinstance(report, dict) else {}
+view_info = report.get("views") if isinstance(report.get("views"), dict) else {}
+
+# ROC-AUC per tag for colouring: the evaluation's, else computed from the predictions' test split.
+per_tag = widgets.per_tag(run)
+if per_tag is not None and "roc_auc" in per_tag:
+    auc = per_tag.set_index("tag")["roc_auc"]
+elif run.has("predict"):
+    preds_for_auc = widgets.predictions(run, stop=False)
+    split = "test" if preds_for_auc is not None and "test" in preds_for_auc.splits else "all"
+    aucs = widgets.guarded(loaders.split_aucs, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
+    auc = aucs["roc_auc"] if aucs is not None else pd.Series(dtype=float)
+else:
+    auc = pd.Series(dtype=float)
+
+# ---- tag maps, views side by side
+if projections is None or projections.empty:
+    st.caption("tag_projections.parquet holds no tags.")
+else:
+    views = list(dict.fromkeys(projections["view"].astype(str)))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    method = c1.segmented_control("Projection", ["umap", "tsne"], default="umap", key="map:method", required=True,
+                                  format_func={"umap": "UMAP", "tsne": "t-SNE"}.get)
+    color = c2.segmented_control("Colour by", ["cluster", "roc_auc"], default="cluster", key="map:color",
+                                 required=True, format_func={"cluster": "cluster", "roc_auc": "ROC-AUC"}.get)
+    chosen = c3.multiselect("Views", views, default=views[:3], key="map:views")
+    unavailable = {name: info for name, info in view_info.items()
+                   if isinstance(info, dict) and not info.get("available", True)}
+    for name, info in unavailable.items():
+        st.caption(f"The **{name}** view is not available: {info.get('reason') or 'not built'}.")
+    if not chosen:
+        st.caption("Choose at least one view.")
+    per_row = 3 if len(chosen) % 3 == 0 or len(chosen) < 3 else 2
+    for start in range(0, len(chosen), per_row):
+        columns = st.columns(per_row)
+        for column, view in zip(columns, chosen[start:start + per_row]):
+            frame = projections[projections["view"].astype(str) == view].copy()
+            frame["roc_auc"] = auc.reindex(frame["tag"]).to_numpy() if len(auc) else np.nan
+            x, y = f"{method}_x", f"{method}_y"
+            if x not in frame or frame[x].isna().all():
+                x, y = "umap_x", "umap_y"
+                column.caption(f"No {method} projection for the {view} view; showing UMAP.")
+            if "cluster" not in frame:
+                frame["cluster"] = 0
+            if "frequency" not in frame:
+                frame["frequency"] = 1
+            name = "UMAP" if x.startswith("umap") else "t-SNE"
+            column.plotly_chart(charts.tag_map(frame, x, y, color=color, title=f"{view.capitalize()} view ({name})"),
+                                key=f"map:{view}")
+            info = view_info.get(view) or {}
+            note = [str(info["source"])] if info.get("source") else []
+            if info.get("missing"):
+                missing = list(info["missing"])
+                note.append(f"not placed: {', '.join(missing[:12])}{' …' if len(missing) > 12 else ''}")
+            if note:
+                column.caption(" · ".join(note))
+    pairs = (report.get("agreement") or {}).get("pairs") if isinstance(report.get("agreement"), dict) else None
+    if pairs:
+        st.plotly_chart(charts.agreement(pairs), key="agreement")
+        st.caption("For each tag, the share of its nearest tags in one view that are also nearest in the other; the "
+                   "grey marks show what random neighbours would share. Low agreement shows where meaning, "
+                   "co-occurrence and sound part ways.")
+
+# ---- the clip map
+st.subheader("Clip map")
+clips = widgets.guarded(loaders.load_table, str(run.file(rd.CLIP_PROJECTIONS)), run.stamp(rd.CLIP_PROJECTIONS),
+                        ("clip_id",), what=rd.CLIP_PROJECTIONS)
+preds = widgets.predictions(run, stop=False)
+if clips is not None and preds is not None and len(clips):
+    c1, c2, c3 = st.columns([1, 1, 2])
+    tag = widgets.tag_picker(preds.tags, label="Colour clips by tag", container=c1)
+    mode = c2.segmented_control("Show", ["probability", "label", "outcome"], default="probability",
+                                key="map:clip_mode", required=True,
+                                format_func={"probability": "prediction", "label": "annotation",
+                                             "outcome": "TP / FP / FN"}.get)
+    method = c3.segmented_control("Clip projection", ["umap", "tsne"], default="umap", key="map:clip_method",
+                                  required=True, format_func={"umap": "UMAP", "tsne": "t-SNE"}.get)
+    x, y = f"{method}_x", f"{method}_y"
+    if x not in clips or clips[x].isna().all():
+        x, y = "umap_x", "umap_y"
+        st.caption(f"No {method} projection of the clips; showing UMAP.")
+    frame = clips
+    if len(frame) > MAX_CLIP_POINTS:
+        frame = frame.sample(MAX_CLIP_POINTS, random_state=0)
+        st.caption(f"Showing a random {MAX_CLIP_POINTS:,} of {len(clips):,} clips.")
+    rows = preds.rows_of(frame["clip_id"].tolist())
+    known = rows >= 0
+    frame, rows = frame[known], rows[known]
+    j = preds.tags.index(tag)
+    ids = np.asarray(frame["clip_id"].tolist(), dtype=str)  # fixed-width strings: cheap for plotly to copy
+    if mode == "probability":
+        fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids, values=preds.probs[rows, j],
+                              title=f"Clips coloured by the predicted probability of '{tag}'", value_name=f"p({tag})")
+    elif preds.truth is None:
+        fig = None
+        st.caption("This run has no annotations to colour by.")
+    elif mode == "label":
+        fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids,
+                              values=preds.truth[rows, j].astype(float),
+                              title=f"Clips coloured by the annotation of '{tag}' (1 = annotated)", value_name=tag)
+    else:
+        thresholds, how = widgets.thresholds(run, preds.tags)
+        outcome = analysis.outcomes(preds.truth[rows, j], preds.probs[rows, j], thresholds[j])
+        fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids, categories=outcome,
+                              title=f"Clips coloured by outcome for '{tag}' at {how}")
+    if fig is not None:
+        st.plotly_chart(fig, key="clip_map")
+        st.caption("Each point is a clip placed by its embedding (penultimate layer); nearby clips sound alike "
+                   "to the model.")
+elif clips is not None and not len(clips):
+    st.caption("clip_embeddings.parquet holds no clips.")

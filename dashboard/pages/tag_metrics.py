@@ -1,0 +1,122 @@
+"""Tag metrics: per-tag ROC-AUC, PR-AUC, precision, recall, F1 and support; curves; co-occurrence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analysis, charts, loaders, widgets
+from pipeline import rundir as rd
+
+ctx = widgets.context()
+run = widgets.need_run(ctx)
+widgets.header("Tag metrics", "How well each tag is predicted, at the threshold chosen in the sidebar", run)
+preds = widgets.predictions(run)
+if preds.truth is None:
+    st.warning("This run's predictions hold no annotations (`true:<tag>` columns), so there is nothing to score.")
+    st.stop()
+tags = preds.tags
+
+c1, c2, c3 = st.columns([1, 1, 2])
+split = widgets.split_picker(preds.splits, label="Evaluated split", container=c1)
+tag = widgets.tag_picker(tags, label="Tag for the curves", container=c2)
+metric = c3.segmented_control("Plot", ["roc_auc", "pr_auc", "f1", "precision", "recall", "support"],
+                              format_func=lambda m: charts.METRIC_TITLES.get(m, m), default="roc_auc",
+                              key="metrics:plot", required=True)
+
+rows = preds.rows(split)
+if len(rows) == 0:
+    st.info(f"The {split} split has no clips.")
+    st.stop()
+truth, probs = preds.truth[rows], preds.probs[rows]
+thresholds, how = widgets.thresholds(run, tags)
+evaluated = widgets.per_tag(run)
+if (evaluated is not None and split == widgets.evaluated_split(run)
+        and {"support", "roc_auc", "pr_auc"} <= set(evaluated.columns)):
+    aucs = evaluated.set_index("tag").reindex(tags)[["support", "roc_auc", "pr_auc"]]  # the evaluation's own
+else:  # another split: computed here once (cached)
+    aucs = widgets.guarded(loaders.split_aucs, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split,
+                           what="per-tag AUCs")
+if aucs is None:
+    st.stop()
+counts = analysis.confusion_counts(truth, probs, thresholds)
+table = pd.DataFrame({"tag": tags, "support": aucs["support"].to_numpy(), "roc_auc": aucs["roc_auc"].to_numpy(),
+                      "pr_auc": aucs["pr_auc"].to_numpy(), "precision": counts["precision"], "recall": counts["recall"],
+                      "f1": counts["f1"], "tp": counts["tp"], "fp": counts["fp"], "fn": counts["fn"],
+                      "threshold": thresholds})
+if evaluated is not None:
+    extra = evaluated.set_index("tag").reindex(tags)
+    table["tuned_threshold"] = extra["tuned_threshold"].to_numpy()
+    if "f1_tuned" in extra:
+        table["f1_tuned"] = extra["f1_tuned"].to_numpy()
+
+# ---- summary at the current thresholds
+tp, fp, fn = int(counts["tp"].sum()), int(counts["fp"].sum()), int(counts["fn"].sum())
+m = st.columns(6)
+m[0].metric("Clips", f"{len(rows):,}", help=f"{split} split")
+m[1].metric("ROC-AUC (macro)", widgets.fmt(np.nanmean(table["roc_auc"])) if table["roc_auc"].notna().any() else "–")
+m[2].metric("F1 (macro)", widgets.fmt(np.nanmean(table["f1"])) if table["f1"].notna().any() else "–",
+            help=f"at {how}")
+m[3].metric("True positives", f"{tp:,}", help=f"(clip, tag) pairs annotated and predicted at {how}")
+m[4].metric("False positives", f"{fp:,}", help=f"pairs predicted but not annotated at {how}")
+m[5].metric("False negatives", f"{fn:,}", help=f"pairs annotated but not predicted at {how}")
+st.caption(f"Precision, recall, F1 and counts at {how} on the **{split}** split; ROC-AUC and PR-AUC do not depend "
+           "on the threshold." + (" Tuned thresholds come from the evaluate stage (per_tag.csv)."
+                                  if evaluated is not None else ""))
+
+# ---- the table and its plot
+st.plotly_chart(charts.per_tag_bars(table, metric, highlight=tag), key="per_tag_bars")
+progress = dict(min_value=0.0, max_value=1.0, format="%.3f")
+st.dataframe(
+    table, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(table)),
+    column_config={
+        "tag": st.column_config.TextColumn("Tag", pinned=True),
+        "support": st.column_config.NumberColumn("Support", help="annotated clips in the split", format="%d"),
+        "roc_auc": st.column_config.ProgressColumn("ROC-AUC", **progress),
+        "pr_auc": st.column_config.ProgressColumn("PR-AUC", **progress),
+        "precision": st.column_config.NumberColumn("Precision", format="%.3f"),
+        "recall": st.column_config.NumberColumn("Recall", format="%.3f"),
+        "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+        "tp": st.column_config.NumberColumn("TP", format="%d"),
+        "fp": st.column_config.NumberColumn("FP", format="%d"),
+        "fn": st.column_config.NumberColumn("FN", format="%d"),
+        "threshold": st.column_config.NumberColumn("Threshold used", format="%.2f"),
+        "tuned_threshold": st.column_config.NumberColumn("Tuned threshold", format="%.2f",
+                                                         help="maximises the tag's F1 on the validation split"),
+        "f1_tuned": st.column_config.NumberColumn("F1 at tuned", format="%.3f"),
+    })
+undefined = table.loc[table["roc_auc"].isna(), "tag"].tolist()
+if undefined:
+    st.caption(f"No ROC-AUC for {', '.join(undefined)}: no positive or no negative clip in the {split} split.")
+
+# ---- curves of the chosen tag
+st.subheader(f"Curves of '{tag}'")
+j = tags.index(tag)
+curve = analysis.curves(truth[:, j], probs[:, j])
+if not len(curve["fpr"]):
+    st.caption(f"'{tag}' has no positive or no negative clip in the {split} split, so it has no curves.")
+else:
+    points = {f"threshold in use {thresholds[j]:.2f}":
+              analysis.operating_point(truth[:, j], probs[:, j], float(thresholds[j]))}
+    tuned = float(table["tuned_threshold"][j]) if "tuned_threshold" in table else np.nan
+    if np.isfinite(tuned) and abs(tuned - thresholds[j]) > 1e-9:
+        points[f"tuned threshold {tuned:.2f}"] = analysis.operating_point(truth[:, j], probs[:, j], tuned)
+    a, b = st.columns(2)
+    a.plotly_chart(charts.roc(curve, float(table["roc_auc"][j]), points, tag), key="roc")
+    b.plotly_chart(charts.pr(curve, float(table["pr_auc"][j]), float(truth[:, j].mean()), points, tag), key="pr")
+
+# ---- co-occurrence: annotations vs predictions
+st.subheader("Tag co-occurrence: annotations vs predictions")
+st.caption("Each cell is P(column tag | row tag): the share of clips with the row tag that also have the column "
+           f"tag, on the {split} split. Predictions are taken at {how}.")
+ann = loaders.annotation_cooccurrence(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
+pred = analysis.cooccurrence(probs >= thresholds)
+t1, t2, t3 = st.tabs(["Annotations", "Predictions", "Predictions minus annotations"])
+with t1:
+    st.plotly_chart(charts.cooccurrence(ann, tags, "Annotated co-occurrence P(column | row)"), key="co_ann")
+with t2:
+    st.plotly_chart(charts.cooccurrence(pred, tags, "Predicted co-occurrence P(column | row)"), key="co_pred")
+with t3:
+    st.plotly_chart(charts.cooccurrence(pred - ann, tags, "Where predictions co-occur more (red) or less (blue) "
+                                        "than annotations", diverging=True), key="co_diff")

@@ -1,0 +1,73 @@
+"""One palette for every page: outcome colours (TP / FP / FN / TN), splits, scales.
+
+Colours come from the Okabe-Ito set, which stays distinguishable under the common forms of
+colour blindness. The same outcome always has the same colour on every page and chart.
+"""
+
+from __future__ import annotations
+
+import html
+
+# Outcome of one (clip, tag) pair at a decision threshold.
+TP, FP, FN, TN = "TP", "FP", "FN", "TN"
+OUTCOMES: tuple[str, ...] = (TP, FP, FN, TN)
+
+OUTCOME_COLORS: dict[str, str] = {
+    TP: "#009E73",  # bluish green: annotated and predicted
+    FP: "#E69F00",  # amber: predicted, not annotated (false alarm or a missing label)
+    FN: "#CC79A7",  # reddish purple: annotated, not predicted (missed)
+    TN: "#D5D9E0",  # light grey: neither
+}
+OUTCOME_LABELS: dict[str, str] = {
+    TP: "true positive",
+    FP: "false positive",
+    FN: "false negative",
+    TN: "true negative",
+}
+
+PRIMARY = "#0072B2"  # blue: the app's accent (also set in .streamlit/config.toml)
+SECONDARY = "#D55E00"  # vermillion: a second series (run B, PR curves, thresholds)
+MUTED = "#8A94A6"  # grey: reference lines, chance level
+TEXT = "#1F2937"
+
+SPLIT_COLORS: dict[str, str] = {
+    "train": "#56B4E9",
+    "valid": "#F0A202",
+    "test": "#0072B2",
+    "none": "#8A94A6",
+}
+
+# Runs compared side by side.
+RUN_COLORS: tuple[str, str] = (PRIMARY, SECONDARY)
+
+# Continuous scales: probabilities and spectrograms (sequential), deltas (diverging).
+PROB_SCALE = "Viridis"
+SPEC_SCALE = "Magma"
+DELTA_SCALE = "RdBu"
+METRIC_SCALE = "Cividis"
+# Cluster colours (qualitative, 10 then repeating).
+CLUSTER_COLORS: tuple[str, ...] = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
+    "#D55E00", "#F0E442", "#6A3D9A", "#8C564B", "#7F7F7F",
+)
+
+FONT = dict(family="Inter, 'Source Sans Pro', 'Helvetica Neue', Arial, sans-serif", size=13, color=TEXT)
+
+
+def cluster_color(cluster: int) -> str:
+    return CLUSTER_COLORS[int(cluster) % len(CLUSTER_COLORS)]
+
+
+def chip(text: str, outcome: str, *, title: str | None = None) -> str:
+    """An inline HTML 'chip' in the outcome's colour (text is escaped)."""
+    background = OUTCOME_COLORS[outcome]
+    color = TEXT if outcome == TN else "#FFFFFF"
+    tip = f' title="{html.escape(title)}"' if title else ""
+    return (f'<span class="tag-chip"{tip} style="display:inline-block;margin:2px 4px 2px 0;'
+            f"padding:2px 10px;border-radius:12px;font-size:0.86rem;background:{background};"
+            f'color:{color}">{html.escape(text)}</span>')
+
+
+def legend_html() -> str:
+    """The TP / FP / FN legend shown wherever chips appear."""
+    return " ".join(chip(OUTCOME_LABELS[o], o) for o in (TP, FP, FN))

@@ -1,0 +1,324 @@
+"""Widget groups and page furniture shared by the pages: the sidebar, pickers, players, messages.
+
+Each widget group is a function that draws and returns plain values; loaders report a broken
+or missing artifact as a message on the page (never a traceback) and return None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import loaders, state
+from dashboard.loaders import Predictions, RunInfo
+from dashboard.theme import OUTCOME_LABELS, chip, legend_html
+from pipeline import rundir as rd
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STAGE_COMMANDS = {
+    "train": "python -m pipeline train --corpus CORPUS --out {path}",
+    "evaluate": "python -m pipeline evaluate {path}",
+    "predict": "python -m pipeline predict {path}",
+    "embed": "python -m pipeline embed {path}",
+}
+STAGE_PURPOSE = {
+    "train": "training history",
+    "evaluate": "metrics",
+    "predict": "predictions and taggrams",
+    "embed": "embeddings, tag maps and label issues",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the runs are
+# ---------------------------------------------------------------------------------------------
+def runs_root(argv: list[str] | None = None) -> Path:
+    """The runs folder: ``--runs`` after ``--`` on the command line, else $AUTOTAG_RUNS, else <repo>/data/runs.
+
+    A relative ``--runs`` is taken from the working directory when it exists there, else from
+    the repository (so ``--runs data/runs`` works from anywhere).
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", type=Path, default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    path = args.runs or (Path(os.environ[loaders.RUNS_ENV]) if os.environ.get(loaders.RUNS_ENV) else None)
+    if path is None:
+        return loaders.DEFAULT_RUNS
+    path = path.expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = loaders.REPO / path
+    return path.resolve()
+
+
+@dataclass
+class Context:
+    """What every page needs: the runs folder, the runs in it and the selected one."""
+
+    root: Path
+    runs: list[RunInfo]
+    run: RunInfo | None
+
+    def by_name(self, name: str | None) -> RunInfo | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+
+def context() -> Context:
+    """Draw the sidebar (run picker, thresholds) and return the page's context; each page calls it first.
+
+    The sidebar is drawn by the page rather than by app.py so that it belongs to the page's
+    script run (AppTest only sees a page's own elements after a page switch).
+    """
+    return sidebar(runs_root())
+
+
+def _default_run(runs: list[RunInfo]) -> RunInfo:
+    """The newest readable run with the most complete stages."""
+    def rank(r: RunInfo) -> tuple[int, int, float]:
+        mtime = (loaders.stamp(r.file(rd.MANIFEST)) or (0, 0))[0]
+        return (r.error is None, len(r.done), mtime)
+
+    return max(runs, key=rank)
+
+
+def sidebar(root: Path) -> Context:
+    """Draw the run picker and threshold controls; return the page context."""
+    runs = loaders.list_runs(root)
+    run = None
+    with st.sidebar:
+        if runs:
+            names = [r.name for r in runs]
+            statuses = {r.name: r.status() for r in runs}
+            default = _default_run(runs).name
+            name = st.selectbox("Run", names, format_func=lambda n: n if statuses[n] == "complete"
+                                else f"{n} ({statuses[n]})", help=f"Run directories found in {root}",
+                                **state.bind("run", options=names, default=default))
+            run = next(r for r in runs if r.name == name)
+            if run.error is None:
+                loaders.warm(run)
+        tuned = st.toggle("Per-tag tuned thresholds", help="Use each tag's threshold tuned on the validation "
+                          "split (per_tag.csv) instead of one global threshold.",
+                          **state.bind("tuned", default=False))
+        st.slider("Decision threshold", 0.0, 1.0, step=0.01, format="%.2f", disabled=bool(tuned),
+                  help="A tag counts as predicted when its probability is at or above this value.",
+                  **state.bind("threshold", default=0.5))
+        st.markdown(legend_html(), unsafe_allow_html=True)
+        st.caption(f"Runs folder: `{root}`")
+    return Context(root, runs, run)
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages and guarded loading
+# ---------------------------------------------------------------------------------------------
+def header(title: str, caption: str | None = None, run: RunInfo | None = None) -> None:
+    st.title(title)
+    bits = [caption] if caption else []
+    if run is not None:
+        bits.append(f"Run **{run.name}**")
+        if run.manifest.get("synthetic"):
+            bits.append(":orange-badge[synthetic data]")
+    if bits:
+        st.markdown(" · ".join(bits))
+
+
+def need_run(ctx: Context) -> RunInfo:
+    """The selected run, or stop the page with a message saying what is missing."""
+    if not ctx.runs:
+        st.info(f"No runs found in `{ctx.root}`.\n\nBuild the demo run with `make demo` (or "
+                "`python -m pipeline demo`), or point the dashboard at another folder with "
+                "`streamlit run dashboard/app.py -- --runs PATH`.", icon=":material/folder_off:")
+        st.stop()
+    run = ctx.run
+    assert run is not None
+    if run.error:
+        st.error(f"Run **{run.name}** cannot be read: {run.error}", icon=":material/error:")
+        st.stop()
+    return run
+
+
+def stage_message(run: RunInfo, stage: str) -> str:
+    missing = run.missing_files(stage)
+    listed = stage in (run.manifest.get("stages") or {})
+    if listed and missing:
+        why = f"its **{stage}** stage is incomplete: missing {', '.join(f'`{m}`' for m in missing)}"
+    elif listed:
+        why = f"its **{stage}** stage is incomplete"
+    else:
+        why = f"it has no **{stage}** stage yet"
+    command = STAGE_COMMANDS[stage].format(path=run.path)
+    return (f"Run **{run.name}** has no {STAGE_PURPOSE[stage]}: {why}.\n\n"
+            f"Build it with `{command}`.")
+
+
+def require(run: RunInfo, stage: str, *, stop: bool = True) -> bool:
+    """True when ``stage`` is complete; otherwise show what is missing (and stop the page if asked)."""
+    if run.has(stage):
+        return True
+    st.warning(stage_message(run, stage), icon=":material/hourglass_empty:")
+    if stop:
+        st.stop()
+    return False
+
+
+def guarded(fn: Callable[..., T], *args: Any, what: str = "") -> T | None:
+    """Call a loader; a broken artifact becomes an error message and None."""
+    try:
+        return fn(*args)
+    except (PipelineError, OSError, ValueError, KeyError) as exc:
+        log.warning("could not load %s: %s", what or getattr(fn, "__name__", fn), exc)
+        st.error(f"Could not load {what or 'an artifact'}: {exc}", icon=":material/error:")
+        return None
+
+
+def predictions(run: RunInfo, *, stop: bool = True) -> Predictions | None:
+    """The run's predictions (predict stage) or a message."""
+    if not require(run, "predict", stop=stop):
+        return None
+    preds = guarded(loaders.load_predictions, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS),
+                    what=rd.PREDICTIONS)
+    if preds is None and stop:
+        st.stop()
+    return preds
+
+
+def evaluated_split(run: RunInfo) -> str | None:
+    """The split the evaluate stage scored (metrics.json's "split", else "test"); None without evaluation."""
+    if not run.has("evaluate"):
+        return None
+    try:
+        metrics = loaders.load_json(str(run.file(rd.METRICS)), run.stamp(rd.METRICS))
+    except PipelineError:
+        return None
+    split = metrics.get("split") if isinstance(metrics, dict) else None
+    return str(split) if isinstance(split, str) else "test"
+
+
+def per_tag(run: RunInfo) -> pd.DataFrame | None:
+    """per_tag.csv when the evaluate stage is complete (silently None otherwise)."""
+    if not run.has("evaluate"):
+        return None
+    return guarded(loaders.load_per_tag, str(run.file(rd.PER_TAG)), run.stamp(rd.PER_TAG), what=rd.PER_TAG)
+
+
+def artifact(run: RunInfo, stage: str, name: str, required: tuple[str, ...] = (), *,
+             stop: bool = False) -> pd.DataFrame | None:
+    """A Parquet artifact of ``stage`` (message when the stage is missing)."""
+    if not require(run, stage, stop=stop):
+        return None
+    return guarded(loaders.load_table, str(run.file(name)), run.stamp(name), required, what=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds, tags, splits
+# ---------------------------------------------------------------------------------------------
+def thresholds(run: RunInfo, tags: list[str]) -> tuple[np.ndarray, str]:
+    """Per-tag thresholds in use (global slider, or tuned per tag) and a phrase describing them."""
+    global_t = float(state.get("threshold", 0.5))
+    if state.get("tuned", False):
+        table = per_tag(run)
+        if table is not None and table["tuned_threshold"].notna().any():
+            tuned = table.set_index("tag")["tuned_threshold"].reindex(tags)
+            values = tuned.fillna(global_t).to_numpy(np.float64)
+            return values, "per-tag tuned thresholds"
+        st.sidebar.caption("This run has no tuned thresholds (evaluate stage); using the global threshold.")
+    return np.full(len(tags), global_t), f"threshold {global_t:.2f}"
+
+
+def tag_picker(tags: list[str], *, label: str = "Tag", default: str | None = None, container: Any = st) -> str:
+    """A tag selectbox bound to the shared ``tag`` state."""
+    return container.selectbox(label, tags, **state.bind("tag", options=tags, default=default or tags[0]))
+
+
+def split_picker(splits: list[str], *, label: str = "Split", container: Any = st, allow_all: bool = True) -> str:
+    """A split selectbox bound to the shared ``split`` state (test by default)."""
+    options = [*splits, "all"] if allow_all else list(splits)
+    default = "test" if "test" in options else options[0]
+    names = {"all": "all splits"}
+    return container.selectbox(label, options, format_func=lambda s: names.get(s, s),
+                               **state.bind("split", options=options, default=default))
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio and tag chips
+# ---------------------------------------------------------------------------------------------
+def play(audio_path: str, *, container: Any = st, compact: bool = False) -> bool:
+    """Play a clip from its original file's bytes; a missing or unreadable file gets a message."""
+    path = Path(audio_path) if audio_path else None
+    if path is None or not path.is_file():
+        text = f"Audio file not found: `{audio_path or '(no path)'}`"
+        (container.caption if compact else container.warning)(text)
+        return False
+    try:
+        data = loaders.audio_bytes(str(path), loaders.stamp(path))
+    except OSError as exc:
+        container.warning(f"Audio file unreadable: `{path}` ({exc})")
+        return False
+    container.audio(data, format=loaders.audio_mime(path))
+    return True
+
+
+def chips_html(names: list[str], outcomes: list[str], probs: list[float] | None = None) -> str:
+    """Tag chips coloured by outcome (TP / FP / FN), with probabilities when given."""
+    if not names:
+        return '<span style="color:#8A94A6">none</span>'
+    parts = []
+    for i, (name, outcome) in enumerate(zip(names, outcomes)):
+        text = f"{name} {probs[i]:.2f}" if probs is not None else name
+        parts.append(chip(text, outcome, title=OUTCOME_LABELS[outcome]))
+    return "".join(parts)
+
+
+def open_clip_button(clip_id: str, *, key: str, label: str = "Open", container: Any = st,
+                     switch: bool = True) -> None:
+    """A button that selects ``clip_id`` (and switches to the Clip explorer unless ``switch`` is False)."""
+    clicked = container.button(label, key=key, help=f"Open clip {clip_id} in the Clip explorer",
+                               icon=":material/open_in_new:", on_click=state.select, args=("clip", clip_id))
+    if clicked and switch:
+        st.switch_page(PAGES["explorer"])
+
+
+# Page files, for st.switch_page (paths relative to dashboard/app.py).
+PAGES = {
+    "overview": "pages/overview.py",
+    "explorer": "pages/clip_explorer.py",
+    "metrics": "pages/tag_metrics.py",
+    "errors": "pages/error_analysis.py",
+    "map": "pages/tag_map.py",
+    "tag": "pages/tag_a_file.py",
+    "compare": "pages/compare_runs.py",
+}
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for display ('–' for missing)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container: Any = st) -> None:
+    """A bordered row: clip id and a detail line, its annotated tags, a player and an Open button."""
+    info = preds.clips.iloc[row]
+    annotated = ([preds.tags[j] for j in np.flatnonzero(preds.truth[row])] if preds.truth is not None else [])
+    with container.container(border=True):
+        a, b = st.columns([5, 1], vertical_alignment="center")
+        a.markdown(f"**{info['clip_id']}** · {detail}  \n"
+                   f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {html.escape(', '.join(annotated) or 'none')}"
+                   f" · {html.escape(str(info['split']))}</span>", unsafe_allow_html=True)
+        open_clip_button(str(info["clip_id"]), key=key, container=b)
+        play(info["audio_path"], compact=True)
