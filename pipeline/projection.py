@@ -59,15 +59,23 @@ def pca_reduce(vectors: np.ndarray, n_components: int = PCA_DIMS, *, seed: int =
     return PCA(n_components=n_components, random_state=seed, svd_solver="randomized").fit_transform(vectors)
 
 
-def _tiny_layout(vectors: np.ndarray) -> np.ndarray:
-    """Layout for fewer than 4 points, where t-SNE and UMAP are undefined: the first principal axis."""
-    n = len(vectors)
-    out = np.zeros((n, 2))
-    if n >= 2:
-        centred = vectors - vectors.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        out[:, 0] = centred @ vt[0]
+def _principal_coords(x: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows on their first two principal axes [n, 2] (zero where an axis is lacking)."""
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = np.zeros((len(x), 2))
+    coords = centred @ vt[:2].T
+    out[:, :coords.shape[1]] = coords
     return out
+
+
+def _prepare(vectors: np.ndarray, pca_dims: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Normalised, PCA-reduced rows, or (rows, layout) for fewer than 4 points, where t-SNE and UMAP
+    are undefined and the principal axes serve instead."""
+    x = l2_normalize(_check_vectors(vectors))
+    if len(x) < 4:
+        return x, _principal_coords(x).astype(np.float32)
+    return pca_reduce(x, pca_dims, seed=seed), None
 
 
 def tsne_2d(vectors: np.ndarray, *, seed: int = 0, perplexity: float | None = None,
@@ -85,13 +93,12 @@ def tsne_2d(vectors: np.ndarray, *, seed: int = 0, perplexity: float | None = No
     -------
     np.ndarray [shape=(n, 2), dtype=float32]
     """
-    x = l2_normalize(_check_vectors(vectors))
-    n = len(x)
-    if n < 4:
-        return _tiny_layout(x).astype(np.float32)
+    x, layout = _prepare(vectors, pca_dims, seed)
+    if layout is not None:
+        return layout
     from sklearn.manifold import TSNE
 
-    x = pca_reduce(x, pca_dims, seed=seed)
+    n = len(x)
     if perplexity is None:
         perplexity = min(30.0, (n - 1) / 3.0)
     if not 0 < perplexity < n:
@@ -108,11 +115,7 @@ def _tsne_init(x: np.ndarray, seed: int) -> np.ndarray:
     jitter of a tenth of the initial spread lets another seed give another, equally valid
     layout while the same seed gives identical coordinates.
     """
-    centred = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    init = centred @ vt[:2].T
-    if init.shape[1] < 2:  # a one-dimensional input has a single principal axis
-        init = np.column_stack([init, np.zeros(len(init))])
+    init = _principal_coords(x)
     scale = np.std(init[:, 0]) or 1.0
     init = init / scale * 1e-4  # scikit-learn's initial spread
     init += np.random.default_rng(seed).normal(scale=1e-5, size=init.shape)
@@ -136,13 +139,12 @@ def umap_2d(vectors: np.ndarray, *, seed: int = 0, n_neighbors: int | None = Non
     -------
     np.ndarray [shape=(n, 2), dtype=float32]
     """
-    x = l2_normalize(_check_vectors(vectors))
-    n = len(x)
-    if n < 4:
-        return _tiny_layout(x).astype(np.float32)
+    x, layout = _prepare(vectors, pca_dims, seed)
+    if layout is not None:
+        return layout
     import umap
 
-    x = pca_reduce(x, pca_dims, seed=seed)
+    n = len(x)
     if n_neighbors is None:
         n_neighbors = min(15, n - 1)
     if not 2 <= n_neighbors < n:
