@@ -36,7 +36,7 @@ import pandas as pd
 from pipeline.audio import AudioFileError, load_audio
 from pipeline.corpus import Corpus
 from pipeline.errors import ParameterError, PipelineError
-from pipeline.features import FeatureConfig, compute_features
+from pipeline.features import FeatureConfig, compute_features, use_scipy_fft
 from pipeline.io import atomic_path, read_json, save_npy, save_npz, write_csv, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
@@ -259,8 +259,13 @@ def to_float16(x: np.ndarray) -> np.ndarray:
     Those would be float16 subnormals, which numpy converts about 50x slower than normal
     numbers (and which matter to no feature: log-mel 6e-5 is a mel power of 1e-9).
     """
-    x = np.asarray(x, dtype=np.float32)
-    return np.where(np.abs(x) < np.float32(2.0**-14), np.float32(0), x).astype(np.float16)
+    return _to_float16_inplace(np.array(x, dtype=np.float32))
+
+
+def _to_float16_inplace(x: np.ndarray) -> np.ndarray:
+    """`to_float16` for a float32 array of our own (it is modified)."""
+    x[np.abs(x) < np.float32(2.0**-14)] = 0
+    return x.astype(np.float16)
 
 
 def _process_shard(task: tuple[list[tuple[Path, str]], Path, FeatureConfig]) -> list[tuple[str, str]]:
@@ -273,7 +278,8 @@ def _process_shard(task: tuple[list[tuple[Path, str]], Path, FeatureConfig]) -> 
     unexpected: list[tuple[str, str]] = []
     for path, source in items:
         try:
-            arrays.append(to_float16(compute_features(load_audio(path, config.sample_rate), config)))
+            features = compute_features(load_audio(path, config.sample_rate), config)  # float32, ours
+            arrays.append(_to_float16_inplace(features))
             ok_sources.append(source)
         except AudioFileError as exc:
             fail_sources.append(source)
@@ -312,6 +318,7 @@ def _worker_init() -> None:
     # Only the parent handles Ctrl-C: it cancels what is queued, and the workers finish the
     # shard in hand (a part is written whole or not at all) instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    use_scipy_fft()  # already there when workers are forked; needed when they are spawned
 
 
 def _run(items: list[tuple[Path, str]], parts: Path, config: FeatureConfig, workers: int | None,
@@ -321,6 +328,7 @@ def _run(items: list[tuple[Path, str]], parts: Path, config: FeatureConfig, work
 
     if not items:
         return {}
+    use_scipy_fft()  # the faster FFT: worth its import for a batch (pipeline.features)
     workers = min(workers or os.cpu_count() or 1, len(items))
     # Shards: few enough files (creating, renaming and deleting one costs milliseconds on
     # some disks) and at least four a worker, so the workers stay evenly loaded.

@@ -23,8 +23,14 @@ Choices, and why
   frame ``t`` is centred on sample ``t * hop_length`` and a clip of ``n`` samples has
   ``1 + n // hop_length`` frames. The slaney mel filterbank is computed here in numpy
   (identical to ``librosa.filters.mel``, which a test checks) because importing
-  ``librosa.filters`` costs over a second per process (it pulls in scipy.signal), and the
-  filterbank is applied as a sparse matrix (each FFT bin feeds at most two bands).
+  ``librosa.filters`` costs over a second per process (it pulls in scipy.signal), and
+  applied as a dense product (as fast as a sparse one at this size, and no scipy.sparse).
+- **FFT backend**: scipy's pocketfft runs the batched 512-point transforms about 3x faster
+  than numpy's, but importing ``scipy.fft`` costs about 0.4 s. So `mel_power` uses scipy
+  when ``scipy.fft`` is already imported (the feature cache imports it before its workers
+  start: `use_scipy_fft`) and numpy otherwise, which keeps a one-off ``python -m pipeline
+  tag`` process light (docs/benchmarks.md, "Tagging speed"). Both compute the same STFT;
+  they differ by float rounding (about 1e-6 relative), far below the cache's float16 steps.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -48,9 +55,9 @@ KINDS: tuple[str, ...] = ("logmel", "mfcc", "waveform")
 # cache key, so old caches are not reused.
 FEATURE_VERSION = 1
 LOG_SCALE = 10000.0  # log10(1 + LOG_SCALE * mel_power), musicnn's compression
-# Frames per STFT block. Small blocks keep the work in cache and bound memory for audio of any
-# length: 256 frames run 3-5x faster than one block for a 30 s clip (measured).
-_FRAME_BLOCK = 256
+# Frames per STFT block. Small blocks keep the work in the CPU caches and bound memory for audio
+# of any length: 128 frames ran 3-5x faster than one block for a 30 s clip here (measured).
+_FRAME_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,9 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         return y.reshape(-1, 1).copy()
     mel = mel_power(y, config)
     if config.kind == "logmel":
-        return np.log10(np.float32(1) + np.float32(LOG_SCALE) * mel)
+        mel *= np.float32(LOG_SCALE)  # in place: mel is ours
+        mel += np.float32(1)
+        return np.log10(mel, out=mel)
     import scipy.fft
 
     db = np.float32(10) * np.log10(np.maximum(mel, np.float32(1e-10)))
@@ -173,20 +182,41 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     Returns np.ndarray [shape=(1 + n // hop_length, n_mels), dtype=float32].
     """
-    import scipy.fft
-
     n_fft, hop = config.n_fft, config.hop_length
     window = _hann(n_fft)
-    basis = _mel_basis_sparse(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
+    basis = _mel_basis_t(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
+    rfft = _rfft_backend()
     padded = np.pad(y.astype(np.float32, copy=False), n_fft // 2)  # centred frames, zero padding
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft), a view
-    out = np.empty((frames.shape[0], config.n_mels), dtype=np.float32)
-    for start in range(0, frames.shape[0], _FRAME_BLOCK):
-        block = frames[start:start + _FRAME_BLOCK] * window  # (B, n_fft) float32
-        spec = scipy.fft.rfft(block, axis=1)  # (B, 1 + n_fft // 2) complex64
-        power = spec.real ** 2 + spec.imag ** 2
-        out[start:start + len(block)] = power @ basis  # (B, n_mels)
+    n_frames = frames.shape[0]
+    out = np.empty((n_frames, config.n_mels), dtype=np.float32)
+    block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)  # buffers reused by every block
+    power = np.empty((block.shape[0], n_fft // 2 + 1), dtype=np.float32)
+    for start in range(0, n_frames, _FRAME_BLOCK):
+        n = min(_FRAME_BLOCK, n_frames - start)
+        np.multiply(frames[start:start + n], window, out=block[:n])  # (n, n_fft)
+        spec = rfft(block[:n])  # (n, 1 + n_fft // 2) complex
+        np.square(spec.real, out=power[:n])
+        power[:n] += np.square(spec.imag)
+        np.matmul(power[:n], basis, out=out[start:start + n])  # (n, n_mels)
     return out
+
+
+def use_scipy_fft() -> None:
+    """Make `mel_power` use scipy's faster FFT in this process (costs about 0.4 s of imports once)."""
+    import scipy.fft  # noqa: F401
+
+
+def _rfft_backend():
+    """Real FFT over the last axis: scipy's when ``scipy.fft`` is imported, else numpy's (module doc)."""
+    scipy_fft = sys.modules.get("scipy.fft")
+    if scipy_fft is not None:
+        return functools.partial(scipy_fft.rfft, axis=-1)
+    return _numpy_rfft
+
+
+def _numpy_rfft(frames: np.ndarray) -> np.ndarray:
+    return np.fft.rfft(frames.astype(np.float64), axis=-1)  # numpy's FFT is fastest in float64
 
 
 @functools.lru_cache(maxsize=8)
@@ -237,11 +267,11 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> Any:
-    """The filterbank transposed as a sparse matrix [shape=(1 + n_fft // 2, n_mels)]."""
-    import scipy.sparse
-
-    return scipy.sparse.csc_matrix(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).T)
+def _mel_basis_t(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The filterbank transposed, contiguous [shape=(1 + n_fft // 2, n_mels)] (read-only, cached)."""
+    basis = np.ascontiguousarray(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).T)
+    basis.setflags(write=False)
+    return basis
 
 
 NORMALIZER_MODES: tuple[str, ...] = ("none", "global", "per_bin", "per_spec")

@@ -81,6 +81,31 @@ def test_any_length_including_shorter_than_a_window() -> None:
         assert np.isfinite(x).all()
 
 
+def test_numpy_and_scipy_fft_backends_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.features as features
+
+    config = FeatureConfig()
+    y = np.random.default_rng(3).standard_normal(3 * SR).astype(np.float32) * 0.2
+    features.use_scipy_fft()
+    assert features._rfft_backend() is not features._numpy_rfft
+    with_scipy = compute_features(y, config)
+    monkeypatch.setattr(features, "_rfft_backend", lambda: features._numpy_rfft)
+    np.testing.assert_allclose(compute_features(y, config), with_scipy, rtol=1e-5, atol=1e-5)
+
+
+def test_log_mel_alone_imports_no_scipy() -> None:
+    """A one-off process (the tag command) must not pay scipy's import time for its features."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from pipeline.features import FeatureConfig, compute_features; "
+            "x = compute_features(np.ones(16000, np.float32), FeatureConfig()); "
+            "print(x.shape, any(m == 'scipy' or m.startswith('scipy.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "(63, 96) False"
+
+
 # -- MFCC and waveform ------------------------------------------------------------------------
 
 def test_mfcc_shape_and_librosa_equivalence() -> None:
