@@ -368,3 +368,19 @@ def test_cli_mtt_calls_download_mtt(tmp_path, monkeypatch):
     assert data_cmd.main(["mtt", "--out", str(tmp_path), "--base-url", "http://127.0.0.1:1/mtt/", "--force"]) == 0
     assert data_cmd.main(["mtt", "--out", str(tmp_path)]) == 0
     assert calls == [(tmp_path, "http://127.0.0.1:1/mtt/", True), (tmp_path, "default", False)]
+
+
+def test_wav_parsing_matches_libsndfile():
+    """The fast in-place WAV parser and its libsndfile fallback (for other layouts) agree."""
+    import io
+
+    rng = np.random.default_rng(0)
+    stereo = rng.uniform(-0.5, 0.5, size=(4800, 2)).astype(np.float32)
+    pcm16, floats = io.BytesIO(), io.BytesIO()
+    sf.write(pcm16, stereo, 48_000, format="WAV", subtype="PCM_16")
+    sf.write(floats, stereo, 48_000, format="WAV", subtype="FLOAT")
+    fast = demo._wav_to_mono(pcm16.getvalue())  # parsed in place
+    slow = demo._wav_to_mono(floats.getvalue())  # 32-bit float: the libsndfile fallback
+    assert fast.shape == slow.shape == (4800,)
+    np.testing.assert_allclose(fast, stereo.mean(axis=1), atol=1 / 32768)
+    np.testing.assert_allclose(slow, stereo.mean(axis=1), atol=1e-6)
