@@ -272,51 +272,51 @@ def _failed_clips(corpus: Any, cache: Any, missing: list[int]) -> list[dict[str,
             for i in missing]
 
 
-def _predict_network(run_model: RunModel, cache: Any, clip_ids: list[str], plan: TaggramPlan, *,
-                     aggregate: str, batch_clips: int, progress: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Probabilities (n, n_tags) and taggrams (list of (n_frames_i, n_tags) float16) of ``clip_ids``."""
+def _predict_network(run: RunDir, run_model: RunModel, cache: Any, clip_ids: list[str], plan: TaggramPlan, *,
+                     aggregate: str, batch_clips: int, progress: bool) -> np.ndarray:
+    """Probabilities (n, n_tags) of ``clip_ids``; their taggrams go straight into taggrams.npy + index.
+
+    Each clip's taggram length (``ceil(T / hop)``) is known from the cache before any model
+    runs, so taggrams.npy is laid out first and filled through a memory map, batch by batch:
+    MagnaTagATune's taggrams never sit in memory all at once.
+    """
+    import pandas as pd
+
     assert run_model.model is not None
     net = TorchNetwork(run_model.model, run_model.device)
     chunk = run_model.chunk_frames
-    probs = np.zeros((len(clip_ids), len(run_model.tags)), dtype=np.float32)
-    taggrams: list[np.ndarray] = [np.zeros((0, 0), np.float16)] * len(clip_ids)
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for i, clip_id in enumerate(clip_ids):
-        by_length[int(cache.n_frames(clip_id))].append(i)
-    bar = tqdm(total=len(clip_ids), desc="predict", unit="clip", disable=not progress)
-    try:
-        for length in sorted(by_length):
-            group = by_length[length]
-            for start in range(0, len(group), batch_clips):
-                rows = group[start:start + batch_clips]
-                feats = [np.asarray(cache.read(clip_ids[i]), dtype=np.float32) for i in rows]  # (T, n_bins) each
-                n_chunks = max(1, -(-length // chunk))
-                probs[rows] = predict_clips(run_model.model, feats, normalizer=run_model.normalizer, chunk_frames=chunk,
-                                            device=run_model.device, aggregate=aggregate,
-                                            batch_size=len(rows) * n_chunks)
-                x = np.stack([run_model.normalizer(f).T for f in feats])  # (B, n_bins, T)
-                grams = compute_taggrams(net, x, plan, chunk_frames=chunk, max_batch=len(rows) * plan.shifts)
-                for i, gram in zip(rows, grams):
-                    taggrams[i] = gram.astype(np.float16)
-                bar.update(len(rows))
-    finally:
-        bar.close()
-    return probs, taggrams
-
-
-def _write_taggrams(run: RunDir, clip_ids: list[str], taggrams: list[np.ndarray], n_tags: int) -> None:
-    import pandas as pd
-
-    n_frames = np.array([len(g) for g in taggrams], dtype=np.int64)
+    n_tags = len(run_model.tags)
+    lengths = np.array([cache.n_frames(c) for c in clip_ids], dtype=np.int64)
+    n_frames = np.array([plan.n_frames(t) for t in lengths], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
+    probs = np.zeros((len(clip_ids), n_tags), dtype=np.float32)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, length in enumerate(lengths):
+        by_length[int(length)].append(i)
+    bar = tqdm(total=len(clip_ids), desc="predict", unit="clip", disable=not progress)
     with atomic_path(run / TAGGRAMS) as tmp:
-        # written through a memory map: no second copy of every taggram in memory
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(int(n_frames.sum()), n_tags))
-        for offset, gram in zip(offsets, taggrams):
-            out[offset:offset + len(gram)] = gram
-        out.flush()
-        del out
+        try:
+            for length in sorted(by_length):  # clips of equal length share a batch
+                group = by_length[length]
+                for start in range(0, len(group), batch_clips):
+                    rows = group[start:start + batch_clips]
+                    feats = [np.asarray(cache.read(clip_ids[i]), dtype=np.float32) for i in rows]  # (T, n_bins) each
+                    n_chunks = max(1, -(-length // chunk))
+                    probs[rows] = predict_clips(run_model.model, feats, normalizer=run_model.normalizer,
+                                                chunk_frames=chunk, device=run_model.device, aggregate=aggregate,
+                                                batch_size=len(rows) * n_chunks)
+                    x = np.stack([run_model.normalizer(f).T for f in feats])  # (B, n_bins, T)
+                    grams = compute_taggrams(net, x, plan, chunk_frames=chunk, max_batch=len(rows) * plan.shifts)
+                    for i, gram in zip(rows, grams):
+                        out[offsets[i]:offsets[i] + n_frames[i]] = gram
+                    bar.update(len(rows))
+            out.flush()
+        finally:
+            bar.close()
+            del out
     write_parquet(run / TAGGRAMS_INDEX, pd.DataFrame({"clip_id": clip_ids, "offset": offsets, "n_frames": n_frames}))
+    return probs
 
 
 def _write_predictions(run: RunDir, corpus: Any, rows: np.ndarray, probs: np.ndarray, tags: list[str]) -> None:
@@ -364,6 +364,12 @@ def predict_run(run_dir: str | Path, *, aggregate: str = "mean", batch_clips: in
         log.info("%s: predictions are up to date (--force recomputes them)", run.path)
         return entry
 
+    if entry is not None:
+        # Forget the old entry before touching any file: a run killed half-way through
+        # rewriting them must read as incomplete, never as a mix of old and new files.
+        stages = dict(manifest.get("stages", {}))
+        stages.pop("predict", None)
+        run.update_manifest(stages=stages)
     from pipeline.device import pick_device
 
     started = time.perf_counter()
@@ -398,10 +404,9 @@ def predict_run(run_dir: str | Path, *, aggregate: str = "mean", batch_clips: in
         plan = taggram_plan_for(run_model.model, run_model, taggram_hop_s)
         log.info("taggrams: %s mode, one frame every %.3f s (%d pass(es) per clip)", plan.mode, plan.hop_s,
                  plan.shifts)
-        probs, taggrams = _predict_network(run_model, cache, clip_ids, plan, aggregate=aggregate,
-                                           batch_clips=batch_clips, progress=progress)
+        probs = _predict_network(run, run_model, cache, clip_ids, plan, aggregate=aggregate,
+                                 batch_clips=batch_clips, progress=progress)
         _write_predictions(run, corpus, rows, probs, run_model.tags)
-        _write_taggrams(run, clip_ids, taggrams, len(run_model.tags))
         files += [TAGGRAMS, TAGGRAMS_INDEX]
         info["taggram"] = plan.to_dict()
         tagger = {

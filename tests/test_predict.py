@@ -217,6 +217,30 @@ def test_partial_runs_are_refused(tiny_run: Path, tmp_path: Path) -> None:
             reader(run)
 
 
+def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recomputation that dies half-way never leaves old and new files posing as one stage."""
+    import pipeline.predict as predict
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(predict, "_write_predictions", killed)
+        with pytest.raises(KeyboardInterrupt):
+            predict.predict_run(run, force=True, progress=False)
+    assert not RunDir(run).stage_done("predict")
+    from pipeline.tagging import Taggrams
+
+    with pytest.raises(RunDirError, match="stage 'predict' is missing or incomplete"):
+        Taggrams(run)
+    entry = predict.predict_run(run, progress=False)  # the next run completes it
+    assert RunDir(run).stage_done("predict") and entry["n_clips"] == len(pd.read_parquet(run / PREDICTIONS))
+
+
 def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
     from pipeline.predict import predict_run
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,18 +66,25 @@ def generated_clip(out_dir: Path, seconds: float = 30.0, sample_rate: int = 1600
     return path
 
 
-def time_process(argv: list[str], repeat: int, env: dict[str, str]) -> list[float]:
-    """Wall times of ``repeat`` runs of ``argv`` (after one untimed warm-up run)."""
-    def once() -> float:
+def time_process(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Wall times and CPU times (user + system, all threads) of ``repeat`` runs of ``argv``.
+
+    One untimed warm-up run goes first. CPU time is the steadier figure on a shared machine:
+    other processes stretch the wall time, not the work done.
+    """
+    def once() -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr[-2000:]}")
-        return elapsed
+        return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
     once()
-    return [once() for _ in range(repeat)]
+    runs = [once() for _ in range(repeat)]
+    return [w for w, _ in runs], [c for _, c in runs]
 
 
 def time_calls(fn: Callable[[], Any], repeat: int) -> list[float]:
@@ -137,7 +145,7 @@ def main(argv: list[str]) -> int:
               f"OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}; median of {args.repeat} runs\n")
 
         tag = [sys.executable, "-m", "pipeline", "tag", str(path), "--run", str(args.run), "--top", "5"]
-        print("whole process, wall time")
+        print(f"whole process{'':<31} wall time (median, min, max)             CPU time (median)")
         rows = {
             "python -c pass (interpreter start)": [sys.executable, "-c", "pass"],
             "python -m pipeline tag (ONNX)": tag,
@@ -146,8 +154,8 @@ def main(argv: list[str]) -> int:
         }
         results = {}
         for name, command in rows.items():
-            results[name] = time_process(command, args.repeat, env)
-            print(f"  {name:<42} {_fmt(results[name])}", flush=True)
+            results[name], cpu = time_process(command, args.repeat, env)
+            print(f"  {name:<42} {_fmt(results[name])}   {statistics.median(cpu):6.3f} s", flush=True)
 
         from pipeline.tagging import OnnxTagger
 
