@@ -23,8 +23,10 @@ Choices, and why
   frame ``t`` is centred on sample ``t * hop_length`` and a clip of ``n`` samples has
   ``1 + n // hop_length`` frames. The slaney mel filterbank is computed here in numpy
   (identical to ``librosa.filters.mel``, which a test checks) because importing
-  ``librosa.filters`` costs over a second per process (it pulls in scipy.signal), and
-  applied as a dense product (as fast as a sparse one at this size, and no scipy.sparse).
+  ``librosa.filters`` costs over a second per process (it pulls in scipy.signal). It is
+  applied in a few groups of adjacent bands, each a dense product over only the FFT bins
+  those bands touch: the bands are narrow triangles, so this skips over 80% of a full
+  product's multiply-adds (2.5x faster here) without needing scipy.sparse.
 - **FFT backend**: scipy's pocketfft runs the batched 512-point transforms about 3x faster
   than numpy's, but importing ``scipy.fft`` costs about 0.4 s. So `mel_power` uses scipy
   when ``scipy.fft`` is already imported (the feature cache imports it before its workers
@@ -55,9 +57,11 @@ KINDS: tuple[str, ...] = ("logmel", "mfcc", "waveform")
 # cache key, so old caches are not reused.
 FEATURE_VERSION = 1
 LOG_SCALE = 10000.0  # log10(1 + LOG_SCALE * mel_power), musicnn's compression
-# Frames per STFT block. Small blocks keep the work in the CPU caches and bound memory for audio
-# of any length: 128 frames ran 3-5x faster than one block for a 30 s clip here (measured).
-_FRAME_BLOCK = 128
+# Frames per STFT block. Small blocks keep the work in the CPU's L2 cache and bound memory for
+# audio of any length: 64 frames ran 1.5x faster than 128 and 3-5x faster than one block for
+# the whole clip, in the feature cache's decode-then-compute loop here (measured).
+_FRAME_BLOCK = 64
+_MEL_GROUPS = 6  # band groups of the filterbank product (see _mel_groups); 4-8 measured alike
 
 
 @dataclass(frozen=True)
@@ -184,21 +188,24 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """
     n_fft, hop = config.n_fft, config.hop_length
     window = _hann(n_fft)
-    basis = _mel_basis_t(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
+    groups = _mel_groups(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
     rfft = _rfft_backend()
     padded = np.pad(y.astype(np.float32, copy=False), n_fft // 2)  # centred frames, zero padding
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft), a view
     n_frames = frames.shape[0]
-    out = np.empty((n_frames, config.n_mels), dtype=np.float32)
+    out = np.zeros((n_frames, config.n_mels), dtype=np.float32)  # bands with no FFT bin stay 0
     block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)  # buffers reused by every block
     power = np.empty((block.shape[0], n_fft // 2 + 1), dtype=np.float32)
+    scratch = np.empty_like(power)
     for start in range(0, n_frames, _FRAME_BLOCK):
         n = min(_FRAME_BLOCK, n_frames - start)
         np.multiply(frames[start:start + n], window, out=block[:n])  # (n, n_fft)
         spec = rfft(block[:n])  # (n, 1 + n_fft // 2) complex
         np.square(spec.real, out=power[:n])
-        power[:n] += np.square(spec.imag)
-        np.matmul(power[:n], basis, out=out[start:start + n])  # (n, n_mels)
+        np.square(spec.imag, out=scratch[:n])
+        power[:n] += scratch[:n]
+        for band_lo, band_hi, bin_lo, bin_hi, weights in groups:  # (n, bands of the group)
+            out[start:start + n, band_lo:band_hi] = power[:n, bin_lo:bin_hi] @ weights
     return out
 
 
@@ -267,11 +274,24 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis_t(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """The filterbank transposed, contiguous [shape=(1 + n_fft // 2, n_mels)] (read-only, cached)."""
-    basis = np.ascontiguousarray(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).T)
-    basis.setflags(write=False)
-    return basis
+def _mel_groups(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+                fmax: float) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The filterbank in groups of adjacent bands, each with the span of FFT bins it touches.
+
+    Returns ``(band_lo, band_hi, bin_lo, bin_hi, weights [shape=(bin_hi - bin_lo, band_hi -
+    band_lo)])`` per group; groups whose bands touch no bin are left out (their output is 0).
+    """
+    basis = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).T  # (bins, bands)
+    edges = np.linspace(0, n_mels, min(_MEL_GROUPS, n_mels) + 1).round().astype(int)
+    groups = []
+    for band_lo, band_hi in zip(edges[:-1], edges[1:]):
+        bins = np.flatnonzero(basis[:, band_lo:band_hi].any(axis=1))
+        if bins.size:
+            bin_lo, bin_hi = int(bins[0]), int(bins[-1]) + 1
+            weights = np.ascontiguousarray(basis[bin_lo:bin_hi, band_lo:band_hi])
+            weights.setflags(write=False)
+            groups.append((int(band_lo), int(band_hi), bin_lo, bin_hi, weights))
+    return tuple(groups)
 
 
 NORMALIZER_MODES: tuple[str, ...] = ("none", "global", "per_bin", "per_spec")

@@ -215,14 +215,14 @@ def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeyp
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if parts.is_dir() and len([p for p in parts.glob("*.npz") if not p.name.startswith(".")]) >= 3:
+            if parts.is_dir() and len([p for p in parts.glob("*.json") if not p.name.startswith(".")]) >= 3:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the build finished before it could be killed"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    done = [p for p in parts.glob("*.npz") if not p.name.startswith(".")]
+    done = [p for p in parts.glob("*.json") if not p.name.startswith(".")]
     assert 3 <= len(done) < len(corpus)
     assert not (directory / COMPLETE).exists()
     with pytest.raises(FeatureCacheError, match="unfinished"):
