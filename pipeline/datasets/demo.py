@@ -1135,6 +1135,12 @@ def build_demo_corpus(out: Path, *, clips: int = 1500, seconds: float = 10.0, se
     # the annotations last: their presence marks the folder as a complete MTT-format corpus
     _write_if_changed(out / ANNOTATIONS_FILE, lambda tmp: write_annotations(tmp, ids, MTT_TAGS, annotations, paths))
 
+    planned = {out / p.rel_path for p in plans}
+    stale = [p for p in out.glob("[0-9a-f]/*.mp3") if p not in planned]
+    if stale:
+        log.warning("%d mp3s in %s are not part of this corpus (left from a larger or earlier build); the "
+                    "annotations ignore them", len(stale), out)
+
     used = [t for t, n in zip(MTT_TAGS, truth.sum(axis=0)) if n]
     top50 = [t for t in TOP50_TAGS if t in used]
     splits = {s: sum(p.split == s for p in plans) for s in _SPLIT_SHARE}
