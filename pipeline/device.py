@@ -156,6 +156,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every process when ``flag`` is true on any (so all processes stop at the same step)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    box = torch.tensor([1.0 if flag else 0.0], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item() > 0)
+
+
 def broadcast_object(obj: object, src: int = 0) -> object:
     """Send a picklable object from rank ``src`` to every process (identity when not distributed)."""
     if not (dist.is_available() and dist.is_initialized()):

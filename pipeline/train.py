@@ -392,7 +392,8 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, crite
         samples += len(x)
         if batches % 10 == 0:
             bar.set_postfix(loss=f"{total / batches:.4f}")
-        if deadline is not None and time.monotonic() > deadline:
+        # Under DDP every process must stop at the same step, or the others would wait forever.
+        if deadline is not None and devices.any_rank(time.monotonic() > deadline, device):
             completed = False
             break
     bar.close()
@@ -623,7 +624,7 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     if resume and (out / LAST_CHECKPOINT).is_file():
         last = torch.load(out / LAST_CHECKPOINT, map_location="cpu", weights_only=True)
         saved = TrainConfig.from_dict(last["config"])
-        if saved != config and config != TrainConfig() and config.to_dict() != saved.to_dict():
+        if config not in (saved, TrainConfig()):
             log.warning("--resume continues with the run's saved config; options given now are ignored")
         config = saved
         if run.stage_done("train"):
@@ -768,7 +769,7 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     try:
         epoch = start_epoch
         for epoch in range(start_epoch, config.epochs):
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and devices.any_rank(time.monotonic() >= deadline, device):
                 log.info("time budget of %.1f min used up before epoch %d", config.max_minutes, epoch + 1)
                 break
             # Dropout and other torch randomness depend only on (seed, epoch): resuming repeats them.

@@ -353,3 +353,29 @@ def test_tensorboard_missing_is_a_message(corpus: Path, tmp_path: Path, caplog: 
     else:
         assert "tensorboard" in caplog.text.lower() and "not installed" in caplog.text
     shutil.rmtree(run)
+
+
+def test_device_and_precision_choices() -> None:
+    from pipeline import device as devices
+
+    assert devices.pick_device("cpu").type == "cpu"
+    auto = devices.pick_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+    with pytest.raises(ParameterError, match="device"):
+        devices.pick_device("tpu")
+    cpu = torch.device("cpu")
+    assert devices.pick_precision(cpu).dtype is None  # float32 on CPU
+    assert devices.pick_precision(cpu, "bf16").dtype == torch.bfloat16
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="CUDA"):
+            devices.pick_device("cuda")
+        with pytest.raises(ParameterError, match="fp16"):
+            devices.pick_precision(cpu, "fp16")
+    info = devices.dist_env()
+    assert info.is_main and not info.enabled and devices.any_rank(True, cpu) and not devices.any_rank(False, cpu)
+
+
+def test_bf16_autocast_trains_on_cpu(corpus: Path, tmp_path: Path) -> None:
+    run = train(tiny_config("fcn", precision="bf16"), corpus, tmp_path / "bf16", progress=False)
+    assert RunDir(run).manifest()["device"]["precision"] == "bfloat16"
+    assert np.isfinite(pd.read_csv(run / HISTORY)["train_loss"]).all()
