@@ -143,6 +143,18 @@ def test_other_kinds(corpus, kind: str) -> None:
     np.testing.assert_array_equal(x, expected_features(corpus, "1", config))
 
 
+def test_a_corpus_of_only_bad_files_gives_an_empty_cache(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    (root / "0").mkdir(parents=True)
+    (root / "0/a.mp3").write_text("not audio")
+    (root / "0/b.wav").write_bytes(b"")
+    write_annotations(root / ANNOTATIONS_FILE, ["a", "b"], ["x"], np.ones((2, 1), np.uint8), ["0/a.mp3", "0/b.wav"])
+    cache = build_cache(load_corpus(root), CONFIG, workers=1, progress=False)
+    assert len(cache) == 0 and cache.clip_ids == [] and len(cache.failures) == 2
+    assert np.load(cache.directory / DATA).shape == (0, 32)
+    assert FeatureCache.open(cache.directory).data.shape == (0, 32)
+
+
 # -- keyed by parameters, reused, updated -----------------------------------------------------
 
 def test_keyed_by_parameters_and_reused_without_recompute(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
