@@ -329,3 +329,14 @@ def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
     assert str(directory / FAILURES) in out
     assert main(["features", str(corpus.root), "--n-mels", "0"]) == 2  # a clear error, no traceback
     assert "n_mels" in capsys.readouterr().err
+
+
+def test_bench_corpus_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pipeline.bench.features import main, make_synthetic_corpus
+
+    corpus = load_corpus(make_synthetic_corpus(tmp_path / "bench", n_clips=3, seconds=0.5, sample_rate=22050))
+    assert len(corpus) == 3 and corpus.rel_paths[1] == "1/synthetic-00001.mp3"
+    assert len(load_audio(corpus.audio_path(2))) / SR == pytest.approx(0.5, abs=0.1)
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "librosa.load" in capsys.readouterr().out

@@ -35,13 +35,18 @@ from pipeline.corpus import Corpus
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline bench features",
-                                description=__doc__.split("\n\n")[1] if __doc__ else None,
+                                description=(__doc__ or "").split("\n", 1)[-1].strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("corpus_dir", type=Path, nargs="?", default=None, metavar="CORPUS_DIR",
                    help="corpus to read (default: write a synthetic demo-like corpus to a temporary folder)")
     p.add_argument("--clips", type=int, default=200, metavar="N", help="clips to time (default 200)")
     p.add_argument("--seconds", type=float, default=10.0, metavar="S",
                    help="clip length of the synthetic corpus (default 10, like the demo)")
+    p.add_argument("--synthetic-rate", type=int, default=16000, metavar="HZ",
+                   help="sample rate of the synthetic mp3s (default 16000, like MagnaTagATune; 44100 shows "
+                        "typical music files, which are also resampled)")
+    p.add_argument("--synthetic-kbps", type=int, default=32, metavar="K",
+                   help="bit rate of the synthetic mp3s (default 32, like MagnaTagATune)")
     p.add_argument("--workers", type=int, default=None, metavar="W",
                    help="worker processes of (a) and (b) (default: one per CPU core)")
     p.add_argument("--repeats", type=int, default=3, metavar="R", help="runs of each variant; the fastest counts")
@@ -49,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_synthetic_corpus(root: Path, n_clips: int = 200, seconds: float = 10.0, *, sample_rate: int = 16000,
-                          seed: int = 0) -> Path:
+                          bitrate: int = 32, seed: int = 0) -> Path:
     """Write a small MTT-format corpus of synthetic music-like mp3s (tones, chords, noise hits).
 
     Used to measure decoding speed where no real corpus is at hand; the audio is not meant to
@@ -74,7 +79,7 @@ def make_synthetic_corpus(root: Path, n_clips: int = 200, seconds: float = 10.0,
             y += 0.2 * rng.standard_normal(t.size) * np.exp(-30 * beat)
         y /= max(1e-9, np.abs(y).max()) / 0.8
         rel = f"{i % 16:x}/synthetic-{i:05d}.mp3"
-        save_mp3(root / rel, y, sample_rate)
+        save_mp3(root / rel, y, sample_rate, bitrate=bitrate)
         clip_ids.append(str(i))
         rel_paths.append(rel)
         labels.append([1, int(has_hits)])
@@ -149,8 +154,10 @@ def main(argv: list[str]) -> int:
     workers = args.workers or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:
         if args.corpus_dir is None:
-            print(f"writing {args.clips} synthetic {args.seconds:g} s mp3s (16 kHz mono, 32 kbit/s) to {tmp} ...")
-            make_synthetic_corpus(Path(tmp), args.clips, args.seconds)
+            print(f"writing {args.clips} synthetic {args.seconds:g} s mp3s ({args.synthetic_rate} Hz mono, "
+                  f"{args.synthetic_kbps} kbit/s) to {tmp} ...")
+            make_synthetic_corpus(Path(tmp), args.clips, args.seconds, sample_rate=args.synthetic_rate,
+                                  bitrate=args.synthetic_kbps)
             corpus_dir = Path(tmp)
         else:
             corpus_dir = args.corpus_dir
