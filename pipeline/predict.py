@@ -5,8 +5,8 @@
 - ``predictions.parquet``: one row per clip of every split that has features (clips whose
   audio failed to decode are reported in the manifest, not given rows): ``clip_id``,
   ``split``, ``audio_path`` (absolute), ``prob:<tag>`` (float32 in [0, 1]) and ``true:<tag>``
-  (uint8). Clip probabilities are computed by `pipeline.inference` exactly as evaluation
-  computes them (chunks of the model's input, aggregated by mean or max).
+  (uint8). Clip probabilities are computed as evaluation computes them (the same chunks of
+  the model's input, aggregated by mean or max; a test holds them equal).
 - ``taggrams.npy`` (float16 [total_frames, n_tags], clips stacked along time) and
   ``taggrams_index.parquet`` (``clip_id``, ``offset``, ``n_frames``), so one clip's taggram is
   a slice of a memory map (`pipeline.tagging.Taggrams`). How taggrams are computed, and what
@@ -20,7 +20,8 @@
 
 The stage is idempotent: its manifest entry keeps a digest of the checkpoint and the options,
 and a rerun with both unchanged returns at once (``--force`` recomputes). Clips are batched
-by equal length, on CUDA when present.
+by equal length. The model runs on CUDA (or MPS) when present; on a CPU it runs through the
+exported ONNX model, which ONNX Runtime executes 3-4x faster than torch does.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from pipeline.corpus import corpus_from_record
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.inference import AGGREGATES, RunModel, load_run, predict_clips
+from pipeline.inference import AGGREGATES, RunModel, load_run
 from pipeline.io import atomic_path, write_json, write_parquet
 from pipeline.rundir import (
     CHECKPOINT,
@@ -61,7 +62,10 @@ from pipeline.tagging import (
     OUTPUT_NAMES,
     TAGGER_FORMAT,
     BaseTagger,
+    Network,
+    OnnxNetwork,
     TaggramPlan,
+    clip_probabilities,
     compute_taggrams,
     frame_hop_from_lengths,
     plan_taggram,
@@ -272,8 +276,8 @@ def _failed_clips(corpus: Any, cache: Any, missing: list[int]) -> list[dict[str,
             for i in missing]
 
 
-def _predict_network(run: RunDir, run_model: RunModel, cache: Any, clip_ids: list[str], plan: TaggramPlan, *,
-                     aggregate: str, batch_clips: int, progress: bool) -> np.ndarray:
+def _predict_network(run: RunDir, run_model: RunModel, net: Network, cache: Any, clip_ids: list[str],
+                     plan: TaggramPlan, *, aggregate: str, batch_clips: int, progress: bool) -> np.ndarray:
     """Probabilities (n, n_tags) of ``clip_ids``; their taggrams go straight into taggrams.npy + index.
 
     Each clip's taggram length (``ceil(T / hop)``) is known from the cache before any model
@@ -282,8 +286,6 @@ def _predict_network(run: RunDir, run_model: RunModel, cache: Any, clip_ids: lis
     """
     import pandas as pd
 
-    assert run_model.model is not None
-    net = TorchNetwork(run_model.model, run_model.device)
     chunk = run_model.chunk_frames
     n_tags = len(run_model.tags)
     lengths = np.array([cache.n_frames(c) for c in clip_ids], dtype=np.int64)
@@ -303,9 +305,8 @@ def _predict_network(run: RunDir, run_model: RunModel, cache: Any, clip_ids: lis
                     rows = group[start:start + batch_clips]
                     feats = [np.asarray(cache.read(clip_ids[i]), dtype=np.float32) for i in rows]  # (T, n_bins) each
                     n_chunks = max(1, -(-length // chunk))
-                    probs[rows] = predict_clips(run_model.model, feats, normalizer=run_model.normalizer,
-                                                chunk_frames=chunk, device=run_model.device, aggregate=aggregate,
-                                                batch_size=len(rows) * n_chunks)
+                    probs[rows] = clip_probabilities(net, feats, chunk_frames=chunk, normalizer=run_model.normalizer,
+                                                     aggregate=aggregate, max_batch=len(rows) * n_chunks)
                     x = np.stack([run_model.normalizer(f).T for f in feats])  # (B, n_bins, T)
                     grams = compute_taggrams(net, x, plan, chunk_frames=chunk, max_batch=len(rows) * plan.shifts)
                     for i, gram in zip(rows, grams):
@@ -402,13 +403,6 @@ def predict_run(run_dir: str | Path, *, aggregate: str = "mean", batch_clips: in
         _write_predictions(run, corpus, rows, probs, run_model.tags)
     else:
         plan = taggram_plan_for(run_model.model, run_model, taggram_hop_s)
-        log.info("taggrams: %s mode, one frame every %.3f s (%d pass(es) per clip)", plan.mode, plan.hop_s,
-                 plan.shifts)
-        probs = _predict_network(run, run_model, cache, clip_ids, plan, aggregate=aggregate,
-                                 batch_clips=batch_clips, progress=progress)
-        _write_predictions(run, corpus, rows, probs, run_model.tags)
-        files += [TAGGRAMS, TAGGRAMS_INDEX]
-        info["taggram"] = plan.to_dict()
         tagger = {
             "format": TAGGER_FORMAT, "onnx": None, "onnx_error": None, "model_name": run_model.checkpoint["model_name"],
             "tags": run_model.tags, "features": run_model.features.to_dict(),
@@ -420,7 +414,6 @@ def predict_run(run_dir: str | Path, *, aggregate: str = "mean", batch_clips: in
             exported = export_onnx(run_model.model, run / ONNX_MODEL, n_bins=run_model.features.n_bins,
                                    chunk_frames=run_model.chunk_frames)
             tagger["onnx"] = ONNX_MODEL
-            files.append(ONNX_MODEL)
             info["onnx"] = exported
             log.info("exported %s with the %s exporter (max |ONNX - torch| = %.1e)", ONNX_MODEL,
                      exported["exporter"], exported["max_abs_diff"])
@@ -430,8 +423,21 @@ def predict_run(run_dir: str | Path, *, aggregate: str = "mean", batch_clips: in
             tagger["onnx_error"] = str(exc)
             info["onnx"] = {"error": str(exc)}
             log.warning("could not export %s to ONNX: %s", run_model.checkpoint["model_name"], exc)
+        # On the CPU, ONNX Runtime runs these networks 3-4x faster than torch (docs/benchmarks.md,
+        # "Tagging speed") and matches it to about 1e-6; a GPU runs the torch model.
+        net: Network
+        if tagger["onnx"] and run_model.device.type == "cpu":
+            net, info["backend"] = OnnxNetwork(run / ONNX_MODEL), "onnxruntime"
+        else:
+            net, info["backend"] = TorchNetwork(run_model.model, run_model.device), f"torch ({run_model.device})"
+        log.info("taggrams: %s mode, one frame every %.3f s (%d pass(es) per clip); running on %s", plan.mode,
+                 plan.hop_s, plan.shifts, info["backend"])
+        probs = _predict_network(run, run_model, net, cache, clip_ids, plan, aggregate=aggregate,
+                                 batch_clips=batch_clips, progress=progress)
+        _write_predictions(run, corpus, rows, probs, run_model.tags)
+        info["taggram"] = plan.to_dict()
         write_json(run / TAGGER, tagger)
-        files.append(TAGGER)
+        files += [TAGGRAMS, TAGGRAMS_INDEX] + ([ONNX_MODEL] if tagger["onnx"] else []) + [TAGGER]
     info["seconds"] = round(time.perf_counter() - started, 1)
     run.mark_stage("predict", tuple(files), **info)
     log.info("predicted %d clips (%d without features) in %.1f s: %s", len(rows), len(failed), info["seconds"],

@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -95,18 +95,25 @@ def chunk_clip(features: np.ndarray, chunk_frames: int, *,
     return out
 
 
-def clip_probabilities(net: Network, features: np.ndarray, *, chunk_frames: int,
+def clip_probabilities(net: Network, clips: Sequence[np.ndarray], *, chunk_frames: int,
                        normalizer: Callable[[np.ndarray], np.ndarray] | None, aggregate: str = "mean",
-                       max_batch: int = 64) -> np.ndarray:
-    """Tag probabilities (n_tags,) of one clip's raw features (T, n_bins): chunk, score, aggregate."""
+                       max_batch: int = 256) -> np.ndarray:
+    """Tag probabilities (n_clips, n_tags) of clips' raw features (each (T_i, n_bins)).
+
+    Each clip is cut into chunks (`chunk_clip`), every chunk scored, and a clip's chunk
+    probabilities combined by their ``mean`` or ``max``, as `pipeline.inference` does for
+    evaluation. Chunks of all clips go through the network together, ``max_batch`` at a time.
+    """
     if aggregate not in AGGREGATES:
         from pipeline.errors import ParameterError
 
         raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-    chunks = chunk_clip(features, chunk_frames, normalizer=normalizer)
-    probs = np.concatenate([sigmoid(net.logits(chunks[i:i + max_batch]))
-                            for i in range(0, len(chunks), max_batch)])
-    return probs.mean(axis=0) if aggregate == "mean" else probs.max(axis=0)
+    chunked = [chunk_clip(f, chunk_frames, normalizer=normalizer) for f in clips]
+    chunks = np.concatenate(chunked)  # (total_chunks, n_bins, chunk_frames)
+    probs = np.concatenate([sigmoid(net.logits(chunks[i:i + max_batch])) for i in range(0, len(chunks), max_batch)])
+    bounds = np.cumsum([0] + [len(c) for c in chunked])
+    reduce = np.mean if aggregate == "mean" else np.max
+    return np.stack([reduce(probs[a:b], axis=0) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,13 +269,26 @@ def top_tags(probs: np.ndarray, tags: list[str], k: int) -> list[tuple[str, floa
 # the fast tagger
 
 
-class _OnnxNetwork:
-    """A `Network` backed by an ONNX Runtime session."""
+class OnnxNetwork:
+    """A `Network` backed by an ONNX Runtime session on the CPU.
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    Parameters
+    ----------
+    path : an ONNX model exported by the predict stage (input `INPUT_NAME`, outputs `OUTPUT_NAMES`)
+    threads : intra-op threads (default: ``OMP_NUM_THREADS`` if set, else ONNX Runtime's choice)
+    """
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        threads = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        options.intra_op_num_threads = max(0, threads)
+        options.log_severity_level = 3  # ORT's notes about unused initialisers are noise to a user
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        # ONNX Runtime computes only what the requested output needs
         return self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def frame_logits(self, x: np.ndarray) -> np.ndarray:
@@ -321,8 +341,8 @@ class BaseTagger:
 
     def tag_features(self, features: np.ndarray, *, taggram: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (n_tags,) and taggram (ceil(T / hop), n_tags) of raw features (T, n_bins)."""
-        probs = clip_probabilities(self.net, features, chunk_frames=self.chunk_frames, normalizer=self.normalizer,
-                                   aggregate=self.aggregate)
+        probs = clip_probabilities(self.net, [features], chunk_frames=self.chunk_frames, normalizer=self.normalizer,
+                                   aggregate=self.aggregate)[0]
         if not taggram:
             return probs, None
         x = np.ascontiguousarray(self.normalizer(features).T[None])  # (1, n_bins, T)
@@ -384,8 +404,6 @@ class OnnxTagger(BaseTagger):
         config = read_tagger_config(self.run_dir)
         if not config.get("onnx"):
             raise RunDirError(f"{self.run_dir}: no ONNX model ({config.get('onnx_error') or 'not exported'})")
-        import onnxruntime as ort  # after the checks: a wrong path fails fast
-
         self.config = config
         self.tags = list(config["tags"])
         self.features = FeatureConfig.from_dict(config["features"])
@@ -393,13 +411,8 @@ class OnnxTagger(BaseTagger):
         self.chunk_frames = int(config["chunk_frames"])
         self.aggregate = str(config.get("aggregate", "mean"))
         self.plan = TaggramPlan.from_dict(config["taggram"])
-        options = ort.SessionOptions()
-        threads = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        options.intra_op_num_threads = max(0, threads)
-        options.log_severity_level = 3  # ORT's notes about unused initialisers are noise to a user
-        self.session = ort.InferenceSession(str(self.run_dir / config["onnx"]), options,
-                                            providers=["CPUExecutionProvider"])
-        self.net = _OnnxNetwork(self.session)
+        self.net = OnnxNetwork(self.run_dir / config["onnx"], threads=threads)
+        self.session = self.net.session
 
 
 class Taggrams:
@@ -495,7 +508,7 @@ def frame_hop_from_lengths(n_out: Callable[[int], int], start: int, *, limit: in
 
 
 __all__ = [
-    "AGGREGATES", "INPUT_NAME", "OUTPUT_NAMES", "TAGGER_FILE", "BaseTagger", "Network", "OnnxTagger", "TaggramPlan", "Taggrams",
+    "AGGREGATES", "INPUT_NAME", "OUTPUT_NAMES", "TAGGER_FILE", "BaseTagger", "Network", "OnnxNetwork", "OnnxTagger", "TaggramPlan", "Taggrams",
     "chunk_clip", "chunk_starts", "clip_probabilities", "compute_taggrams", "frame_hop_from_lengths",
     "plan_taggram", "read_tagger_config", "sigmoid", "stitch_taggrams", "taggram_inputs", "top_tags",
 ]

@@ -165,6 +165,7 @@ def test_onnx_model_matches_torch(tiny_run: Path, corpus) -> None:
 
     entry = RunDir(tiny_run).manifest()["stages"]["predict"]
     assert entry["onnx"]["max_abs_diff"] < 1e-4
+    assert entry["backend"] == "onnxruntime"  # on a CPU, the stage itself ran the exported model
     config = json.loads((tiny_run / TAGGER).read_text())
     assert config["onnx"] == ONNX_MODEL and config["tags"] == corpus.tags
     onnx, torch_tagger = OnnxTagger(tiny_run), TorchTagger(tiny_run)
@@ -239,6 +240,31 @@ def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
         Taggrams(run)
     entry = predict.predict_run(run, progress=False)  # the next run completes it
     assert RunDir(run).stage_done("predict") and entry["n_clips"] == len(pd.read_parquet(run / PREDICTIONS))
+
+
+def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.predict as predict
+    from pipeline.commands.tag import open_tagger
+    from pipeline.tagging import OnnxTagger
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+
+    def unexportable(*args: object, **kwargs: object) -> dict:
+        raise RuntimeError("torchscript: no; dynamo: no")
+
+    monkeypatch.setattr(predict, "export_onnx", unexportable)
+    entry = predict.predict_run(run, force=True, progress=False)
+    assert ONNX_MODEL not in entry["files"] and not (run / ONNX_MODEL).exists()
+    assert entry["backend"].startswith("torch") and entry["onnx"] == {"error": "torchscript: no; dynamo: no"}
+    assert json.loads((run / TAGGER).read_text())["onnx"] is None
+    before = pd.read_parquet(tiny_run / PREDICTIONS)
+    after = pd.read_parquet(run / PREDICTIONS)
+    np.testing.assert_allclose(after.iloc[:, 3:].to_numpy(float), before.iloc[:, 3:].to_numpy(float), atol=1e-5)
+    with pytest.raises(RunDirError, match="no ONNX model"):
+        OnnxTagger(run)
+    assert type(open_tagger(run)).__name__ == "TorchTagger"  # the tag command falls back to torch
 
 
 def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
