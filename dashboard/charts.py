@@ -29,10 +29,12 @@ def _figure(data: list[dict[str, Any]], title: str, *, height: int = 360, legend
             **layout: Any) -> go.Figure:
     """One validated figure from trace dicts and layout entries (no plotly template: st.plotly_chart
     applies Streamlit's theme in the browser, and a server-side template costs ~20 ms a figure)."""
+    # The title sits at the top; a legend goes in its own band between title and plot.
     base = dict(
-        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
-        font=theme.FONT, height=height, margin=dict(l=10, r=10, t=48, b=10), showlegend=legend,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=8, l=4),
+                   font=dict(size=15)),
+        font=theme.FONT, height=height + (28 if legend else 0), margin=dict(l=10, r=10, t=78 if legend else 48, b=10),
+        showlegend=legend, legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
         hoverlabel=dict(font_size=12))
     base.update(layout)
     return go.Figure(data=data, layout=base)
@@ -81,7 +83,8 @@ def headline(table: pd.DataFrame) -> go.Figure:
         low, high = rows["low"].to_numpy(float), rows["high"].to_numpy(float)
         data.append(dict(
             type="bar", name=metric, x=rows["average"].tolist(), y=value, marker=dict(color=color),
-            text=[f"{v:.3f}" if np.isfinite(v) else "" for v in value], textposition="outside",
+            text=[f"{v:.3f}" if np.isfinite(v) else "" for v in value], textposition="inside",
+            insidetextanchor="start",
             error_y=dict(type="data", array=np.where(np.isfinite(high), high - value, 0),
                          arrayminus=np.where(np.isfinite(low), value - low, 0), visible=True,
                          color=theme.TEXT, thickness=1.2),
@@ -294,7 +297,7 @@ def tag_map(frame: pd.DataFrame, x: str, y: str, *, color: str, title: str) -> g
                  "marker": dict(size=size, color=auc, colorscale=theme.METRIC_SCALE, showscale=True,
                                 colorbar=dict(title=dict(text="ROC-AUC"), thickness=12),
                                 line=dict(color="white", width=1))}]
-    return _figure(data, title, height=460, legend=color == "cluster", xaxis=_hidden_axis(), yaxis=_hidden_axis())
+    return _figure(data, title, height=460, legend=False, xaxis=_hidden_axis(), yaxis=_hidden_axis())
 
 
 def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.ndarray | None = None,
@@ -351,11 +354,11 @@ def top_tags(tags: Sequence[str], probs: np.ndarray, *, top: int = 15, threshold
 
 
 def run_deltas(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> go.Figure:
-    """Per-tag change of a metric from run A to run B (green: B better)."""
+    """Per-tag change of a metric from run A to run B (blue: B better, vermillion: B worse)."""
     frame = frame.dropna(subset=["delta"]).sort_values("delta")
     name = METRIC_TITLES.get(metric, metric)
     bar = dict(type="bar", x=frame["delta"].to_numpy(float), y=frame["tag"].tolist(), orientation="h",
-               marker=dict(color=np.where(frame["delta"] >= 0, OUTCOME_COLORS[TP], OUTCOME_COLORS[FN]).tolist()),
+               marker=dict(color=np.where(frame["delta"] >= 0, theme.BETTER, theme.WORSE).tolist()),
                customdata=np.c_[frame["a"], frame["b"]],
                hovertemplate="%{y}: %{customdata[0]:.3f} → %{customdata[1]:.3f} (%{x:+.3f})<extra></extra>")
     zero = dict(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper", line=dict(color=theme.TEXT, width=1))
@@ -371,9 +374,8 @@ def run_scatter(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> g
                  name="equal", hoverinfo="skip"),
             dict(type="scatter", x=frame["a"].to_numpy(float), y=frame["b"].to_numpy(float), mode="markers",
                  text=frame["tag"].tolist(), name="tags",
-                 marker=dict(size=9, color=np.where(frame["delta"] >= 0, OUTCOME_COLORS[TP],
-                                                    OUTCOME_COLORS[FN]).tolist()),
+                 marker=dict(size=9, color=np.where(frame["delta"] >= 0, theme.BETTER, theme.WORSE).tolist()),
                  hovertemplate="%{text}: %{x:.3f} → %{y:.3f}<extra></extra>")]
     return _figure(data, f"{name} per tag: {name_b} against {name_a} (above the line: {name_b} better)",
-                   height=420, legend=False, xaxis=dict(title=name_a, range=[lo, 1.0]),
-                   yaxis=dict(title=name_b, range=[lo, 1.0], scaleanchor="x"))
+                   height=420, legend=False, xaxis=dict(title=name_a, range=[lo, 1.01]),
+                   yaxis=dict(title=name_b, range=[lo, 1.01], scaleanchor="x"))

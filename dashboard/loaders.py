@@ -438,6 +438,14 @@ def _metric_of(words: str) -> str | None:
     return None
 
 
+def _number(value: Any) -> float:
+    """A float, NaN for None or anything not numeric (metrics.json writes NaN as null)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CI bounds from metrics.json.
 
@@ -462,7 +470,7 @@ def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
                 last = path[-1]
                 tokens = set(re.split(r"[_\W]+", words))
                 if isinstance(leaf, list | tuple) and len(leaf) == 2 and (tokens & _CI_WORDS or "ci" in last):
-                    low, high = float(leaf[0]), float(leaf[1])
+                    low, high = _number(leaf[0]), _number(leaf[1])
                 elif isinstance(leaf, int | float) and not isinstance(leaf, bool):
                     if last in _LOW_WORDS or last.endswith(("_low", "_lo", "_lower")):
                         low = float(leaf)

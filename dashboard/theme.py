@@ -37,8 +37,9 @@ SPLIT_COLORS: dict[str, str] = {
     "none": "#8A94A6",
 }
 
-# Runs compared side by side.
+# Runs compared side by side, and a change between them.
 RUN_COLORS: tuple[str, str] = (PRIMARY, SECONDARY)
+BETTER, WORSE = PRIMARY, SECONDARY
 
 # Continuous scales: probabilities and spectrograms (sequential), deltas (diverging).
 PROB_SCALE = "Viridis"

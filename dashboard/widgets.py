@@ -290,15 +290,17 @@ def open_clip_button(clip_id: str, *, key: str, label: str = "Open", container: 
         st.switch_page(PAGES["explorer"])
 
 
-# Page files, for st.switch_page (paths relative to dashboard/app.py).
+# Page files, for st.Page and st.switch_page (paths relative to dashboard/app.py). The folder is
+# not called "pages/": Streamlit would take it for an old-style multipage app and, on a cold start,
+# run a page linked to directly without app.py (no page config, no state from the URL).
 PAGES = {
-    "overview": "pages/overview.py",
-    "explorer": "pages/clip_explorer.py",
-    "metrics": "pages/tag_metrics.py",
-    "errors": "pages/error_analysis.py",
-    "map": "pages/tag_map.py",
-    "tag": "pages/tag_a_file.py",
-    "compare": "pages/compare_runs.py",
+    "overview": "views/overview.py",
+    "explorer": "views/clip_explorer.py",
+    "metrics": "views/tag_metrics.py",
+    "errors": "views/error_analysis.py",
+    "map": "views/tag_map.py",
+    "tag": "views/tag_a_file.py",
+    "compare": "views/compare_runs.py",
 }
 
 
@@ -316,7 +318,7 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
     info = preds.clips.iloc[row]
     annotated = ([preds.tags[j] for j in np.flatnonzero(preds.truth[row])] if preds.truth is not None else [])
     with container.container(border=True):
-        a, b = st.columns([5, 1], vertical_alignment="center")
+        a, b = st.columns([3, 1], vertical_alignment="center")
         a.markdown(f"**{info['clip_id']}** · {detail}  \n"
                    f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {html.escape(', '.join(annotated) or 'none')}"
                    f" · {html.escape(str(info['split']))}</span>", unsafe_allow_html=True)

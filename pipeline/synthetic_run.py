@@ -147,7 +147,8 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
                         seed: int = 0, stages: Sequence[str] = ALL_STAGES, seconds: float = 29.1,
                         frame_rate: float = 2.0, n_audio: int = 4, audio_format: str = "mp3",
                         audio_seconds: float | None = None, embedding_dim: int = 32, neighbors: int = 10,
-                        label_dropout: float = 0.15, n_bootstrap: int = 200) -> rd.RunDir:
+                        label_dropout: float = 0.15, n_bootstrap: int = 200,
+                        audio_files: Sequence[str | Path] | None = None) -> rd.RunDir:
     """Write a synthetic run directory at ``out`` (created or overwritten file by file).
 
     Parameters
@@ -159,6 +160,7 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
     n_audio : distinct audio files written and shared by all rows (clip i plays file i % n_audio)
     audio_format : "mp3" (like MTT) or "wav"
     audio_seconds : length of those files (default ``seconds``)
+    audio_files : existing audio files to point the rows at instead (e.g. a few real recordings)
     label_dropout : share of true tags left out of the annotations
     n_bootstrap : resamples of the headline confidence intervals
     """
@@ -184,12 +186,18 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
     split = _split(n)
     clip_ids = np.array([f"syn{i:06d}" for i in range(n)], dtype=object)
     audio_dir = out / AUDIO_DIR
-    audio_files = []
-    for j in range(n_audio):
-        root = 110.0 * 2 ** (j * 5 / 12)
-        path = audio_dir / f"synthetic-{j:02d}.{audio_format}"
-        audio_files.append(write_tone(path, audio_seconds or seconds, (root, root * 1.5, root * 2.0), seed=seed + j))
-    audio_path = np.array([str(audio_files[i % n_audio]) for i in range(n)], dtype=object)
+    if audio_files:
+        files = [Path(f).expanduser().resolve() for f in audio_files]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ParameterError(f"audio_files: no such file(s): {', '.join(missing)}")
+    else:
+        files = []
+        for j in range(n_audio):
+            root = 110.0 * 2 ** (j * 5 / 12)
+            path = audio_dir / f"synthetic-{j:02d}.{audio_format}"
+            files.append(write_tone(path, audio_seconds or seconds, (root, root * 1.5, root * 2.0), seed=seed + j))
+    audio_path = np.array([str(files[i % len(files)]) for i in range(n)], dtype=object)
 
     # ---- model outputs: probabilities correlated with the full truth
     strength = rng.uniform(1.4, 2.9, k)
@@ -202,7 +210,7 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
     run.update_manifest(
         name=out.name, synthetic=True,
         description="Synthetic benchmark / development data: random labels and predictions, no model was trained.",
-        corpus={"name": f"synthetic-{n}", "root": str(audio_dir), "source": "synthetic", "labels": {},
+        corpus={"name": f"synthetic-{n}", "root": str(files[0].parent), "source": "synthetic", "labels": {},
                 "n_clips": n, "split_sizes": split_sizes},
         tags=tags, model={"name": "synthetic", "kwargs": {"seed": seed}, "params": 0},
         features=FEATURES,
@@ -385,8 +393,10 @@ def _write_embed(run: rd.RunDir, tags: list[str], clip_ids: np.ndarray, split: n
     write_json(run / rd.TAG_VIEWS, {"views": report, "agreement": view_agreement(views), "seed": seed,
                                     "synthetic": True})
 
-    # Label issues: confident disagreements between annotation and prediction.
+    # Label issues: confident disagreements between annotation and prediction, on the
+    # out-of-sample (valid and test) clips as the embed stage does.
     score = np.abs(annotated.astype(np.float32) - probs)
+    score[~np.isin(split, ("valid", "test"))] = 0.0
     flat = np.flatnonzero(score.ravel() >= 0.5)
     top = flat[np.argsort(-score.ravel()[flat], kind="stable")][: max(50, n * k // 50)]
     rows, cols = np.divmod(top, k)
@@ -395,7 +405,7 @@ def _write_embed(run: rd.RunDir, tags: list[str], clip_ids: np.ndarray, split: n
         "clip_id": clip_ids[rows], "split": split[rows], "tag": np.array(tags, dtype=object)[cols],
         "annotated": ann.astype(np.int64), "probability": probs[rows, cols],
         "score": score[rows, cols], "rank": np.arange(1, len(top) + 1),
-        "kind": np.where(ann == 1, "unlikely label", "missing label")}))
+        "kind": np.where(ann == 1, "wrong", "missing"), "flagged": score[rows, cols] >= 0.8}))
     run.mark_stage("embed", SYNTHETIC_STAGE_FILES["embed"], synthetic=True)
 
 
@@ -409,10 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", default=list(ALL_STAGES), choices=list(ALL_STAGES),
                         help="stages to write (leave some out for a partial run)")
     parser.add_argument("--audio-format", choices=("mp3", "wav"), default="mp3", help="format of the audio files")
+    parser.add_argument("--audio", type=Path, nargs="+", default=None, metavar="FILE",
+                        help="existing audio files for the rows to play instead of generated tones")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     build_synthetic_run(args.out, n_clips=args.clips, n_tags=args.tags, seed=args.seed, stages=args.stages,
-                        audio_format=args.audio_format)
+                        audio_format=args.audio_format, audio_files=args.audio)
     print(f"wrote {args.out}")
     return 0
 

@@ -59,12 +59,18 @@ if section == "errors":
 if section == "issues":
     issues = widgets.artifact(run, "embed", rd.LABEL_ISSUES, ("clip_id", "tag"))
     if issues is not None:
-        f1, f2, f3 = st.columns(3)
+        f1, f2, f3, f4 = st.columns(4)
         only_tag = f1.toggle(f"Only '{tag}'", value=False, key="issues:only_tag")
+        only_flagged = f2.toggle("Only flagged", value=False, key="issues:flagged", disabled="flagged" not in issues,
+                                 help="Keep the pairs that confident learning (cleanlab) flags as label errors.")
         kinds = sorted(issues["kind"].astype(str).unique()) if "kind" in issues else []
-        kind = f2.selectbox("Kind", ["all", *kinds], key="issues:kind")
-        n_issues = f3.slider("Playable", 3, 30, 8, key="issues:n")
+        kind = f3.selectbox("Kind", ["all", *kinds], key="issues:kind",
+                            format_func=lambda k: {"missing": "missing (tag not annotated)",
+                                                   "wrong": "wrong (tag annotated)"}.get(k, k))
+        n_issues = f4.slider("Playable", 3, 30, 8, key="issues:n")
         view = issues
+        if only_flagged and "flagged" in view:
+            view = view[view["flagged"].astype(bool)]
         if split != "all" and "split" in view:
             view = view[view["split"].astype(str) == split]
         if only_tag:
@@ -90,7 +96,7 @@ if section == "issues":
                       + (f" · p = {issue.probability:.3f}" if hasattr(issue, "probability") else "")
                       + (f" · {issue.kind}" if hasattr(issue, "kind") else ""))
             widgets.clip_card(preds, row, detail=detail, key=f"issue:{n}")
-        columns = [c for c in ("rank", "clip_id", "split", "tag", "annotated", "probability", "score", "kind")
+        columns = [c for c in ("rank", "clip_id", "split", "tag", "annotated", "probability", "score", "kind", "flagged")
                    if c in view]
         with st.expander(f"All {min(len(view), 1000):,} shown in a table"):
             st.dataframe(view[columns].head(1000), hide_index=True, width="stretch")

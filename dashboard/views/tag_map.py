@@ -50,6 +50,10 @@ else:
         st.caption(f"The **{name}** view is not available: {info.get('reason') or 'not built'}.")
     if not chosen:
         st.caption("Choose at least one view.")
+    else:
+        st.caption("Each point is a tag, sized by how many clips are annotated with it; colours are clusters "
+                   "(k-means within each view, so cluster numbers are not shared between views) or ROC-AUC. "
+                   "Hover for details.")
     per_row = 3 if len(chosen) % 3 == 0 or len(chosen) < 3 else 2
     for start in range(0, len(chosen), per_row):
         columns = st.columns(per_row)
@@ -87,7 +91,7 @@ clips = widgets.guarded(loaders.load_table, str(run.file(rd.CLIP_PROJECTIONS)), 
                         ("clip_id",), what=rd.CLIP_PROJECTIONS)
 preds = widgets.predictions(run, stop=False)
 if clips is not None and preds is not None and len(clips):
-    c1, c2, c3 = st.columns([1, 1, 2])
+    c1, c2, c3 = st.columns([2, 3, 2])
     tag = widgets.tag_picker(preds.tags, label="Colour clips by tag", container=c1)
     mode = c2.segmented_control("Show", ["probability", "label", "outcome"], default="probability",
                                 key="map:clip_mode", required=True,

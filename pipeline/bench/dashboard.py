@@ -122,12 +122,12 @@ def measure(runs_root: Path, *, repeat: int = 3,
 
     record("first load (Overview)", at.run)
     for page in PAGES[1:]:
-        record(f"first visit: {page}", lambda p=page: at.switch_page(f"pages/{p}.py").run())
+        record(f"first visit: {page}", lambda p=page: at.switch_page(f"views/{p}.py").run())
     for _ in range(repeat):
         for page in PAGES:
-            record(f"page switch: {page}", lambda p=page: at.switch_page(f"pages/{p}.py").run())
+            record(f"page switch: {page}", lambda p=page: at.switch_page(f"views/{p}.py").run())
 
-    at.switch_page("pages/clip_explorer.py").run()
+    at.switch_page("views/clip_explorer.py").run()
     clip = at.selectbox(key="w:clip")
     options = [o.split(" · ")[0] for o in clip.options]  # the picker shows "id · file"
     for i in range(repeat):
@@ -141,7 +141,7 @@ def measure(runs_root: Path, *, repeat: int = 3,
                lambda i=i: at.slider(key="w:threshold").set_value(0.3 + 0.1 * i).run())
     record("clip explorer: search text", lambda: at.text_input(key="explorer:search").set_value("syn0012").run())
 
-    at.switch_page("pages/tag_metrics.py").run()
+    at.switch_page("views/tag_metrics.py").run()
     tags = list(at.selectbox(key="w:tag").options)
     for i in range(repeat):
         record("tag metrics: choose a tag (ROC / PR curves)",
@@ -153,14 +153,14 @@ def measure(runs_root: Path, *, repeat: int = 3,
     record("tag metrics: per-tag tuned thresholds", lambda: at.toggle(key="w:tuned").set_value(True).run())
     at.toggle(key="w:tuned").set_value(False).run()
 
-    at.switch_page("pages/error_analysis.py").run()
+    at.switch_page("views/error_analysis.py").run()
     for i in range(repeat):
         record("error analysis: choose a tag", lambda i=i: at.selectbox(key="w:tag").set_value(tags[i + 3]).run())
     for section in ("issues", "contradictions", "errors"):
         record(f"error analysis: show {section}",
                lambda s=section: at.segmented_control(key="errors:section").set_value(s).run())
 
-    at.switch_page("pages/tag_map.py").run()
+    at.switch_page("views/tag_map.py").run()
     for mode in ("outcome", "label", "probability"):
         record(f"tag map: clip map by {mode}", lambda m=mode: at.segmented_control(key="map:clip_mode").set_value(m).run())
     record("tag map: colour tags by ROC-AUC", lambda: at.segmented_control(key="map:color").set_value("roc_auc").run())

@@ -1,0 +1,205 @@
+"""End to end: `streamlit run` in a subprocess, driven by headless Chromium through Playwright.
+
+Uses Debian's ``chromium`` package (``sudo apt-get install chromium``; `.ci/run` installs it),
+never Playwright's own browser download. Screenshots of every step are saved in
+``test-artifacts/`` (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.synthetic_run import build_synthetic_run, write_tone
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "dashboard" / "app.py"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
+# url path -> the page's title (st.Page url paths follow the file names in dashboard/views/)
+PAGES = {"": "Overview", "clip_explorer": "Clip explorer", "tag_metrics": "Tag metrics",
+         "error_analysis": "Error analysis", "tag_map": "Tag map", "tag_a_file": "Tag a file",
+         "compare_runs": "Compare runs"}
+START_TIMEOUT_S = 90
+STEP_TIMEOUT_MS = 60_000  # a busy CI machine can be slow to run a page the first time
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser-runs")
+    common = dict(n_clips=120, n_tags=24, seconds=6.0, audio_seconds=3.0, n_audio=2, audio_format="wav",
+                  n_bootstrap=20)
+    build_synthetic_run(root / "complete", seed=0, **common)
+    build_synthetic_run(root / "second", seed=1, **common)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard served by `streamlit run` on a free local port; yields its base URL."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false", "--", "--runs", str(runs)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                    if answer.read().strip() == b"ok":
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium` "
+                    "(the browser tests never download Playwright's own browser)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1800})
+    tab = context.new_page()
+    tab.set_default_timeout(STEP_TIMEOUT_MS)
+    yield tab
+    context.close()
+
+
+def wait_idle(page: Any) -> None:
+    """Wait until the script run the last action started has finished (and stayed finished)."""
+    idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+    page.wait_for_selector(idle)
+    page.wait_for_timeout(400)  # a widget change may start a rerun a moment later
+    page.wait_for_selector(idle)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def open_page(page: Any, base: str, path: str, query: str) -> None:
+    page.goto(f"{base}/{path}?{query}")
+    wait_idle(page)
+    page.wait_for_selector("h1")
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def metric_value(page: Any, label: str) -> int:
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return int(box.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_each_page_opens(server: str, page: Any, path: str) -> None:
+    open_page(page, server, path, "run=complete&vs=second")
+    assert page.locator("h1").first.inner_text().strip() == PAGES[path]
+    assert "run=complete" in page.url, "the selected run is in the URL"
+    if path in ("", "tag_metrics", "tag_map", "compare_runs", "clip_explorer"):
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+    screenshot(page, path or "overview")
+
+
+def test_play_a_clip(server: str, page: Any) -> None:
+    open_page(page, server, "clip_explorer", "run=complete&clip=syn000003")
+    assert "Clip syn000003" in page.locator("h3").first.inner_text()
+    audio = page.locator("audio").first
+    audio.wait_for(state="attached")
+    started = audio.evaluate("""async (el) => {
+        el.muted = true;  // headless: no sound card needed, playback still advances
+        await el.play();
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        return {time: el.currentTime, error: el.error ? el.error.code : null, paused: el.paused};
+    }""")
+    assert started["error"] is None, f"the browser could not play the clip: {started}"
+    assert started["time"] > 0.2, f"playback did not advance: {started}"
+    screenshot(page, "play-a-clip")
+
+
+def test_move_the_threshold(server: str, page: Any) -> None:
+    open_page(page, server, "tag_metrics", "run=complete&split=all&threshold=0.50")
+    before = metric_value(page, "False positives")
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').first
+    track = slider.locator('[role="group"] > div').first.bounding_box()
+    page.mouse.click(track["x"] + 0.25 * track["width"], track["y"] + track["height"] / 2)  # a quarter along
+    wait_idle(page)
+    value = slider.locator('[data-testid="stSliderThumbValue"]').inner_text().strip()
+    assert 0.15 <= float(value) <= 0.35, value
+    page.wait_for_function(f"() => location.search.includes('threshold={value}')")  # the URL follows the state
+    after = metric_value(page, "False positives")
+    assert after > before, f"a lower threshold must predict more: {before} -> {after}"
+    screenshot(page, "threshold-moved")
+
+
+def test_upload_a_file_and_see_its_tags(server: str, page: Any, tmp_path: Path) -> None:
+    upload = write_tone(tmp_path / "upload.wav", 4.0, (220.0, 277.2, 330.0))
+    open_page(page, server, "tag_a_file", "run=complete")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
+    page.wait_for_selector('[data-testid="stAlertContentSuccess"]')
+    wait_idle(page)
+    assert "upload.wav" in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2, "top tags and taggram"
+    assert page.get_by_text("Nearest clips in the corpus").count() == 1
+    screenshot(page, "tag-a-file")
+
+
+def test_open_a_clip_from_error_analysis(server: str, page: Any) -> None:
+    open_page(page, server, "error_analysis", "run=complete&split=all&tag=guitar")
+    # the first card of the first list: its text names the clip, its button is the page's first "Open"
+    text = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="p(guitar)").first
+    clip_id = text.locator("strong").first.inner_text().strip()
+    page.locator('[data-testid^="stBaseButton"]').filter(has_text="Open").first.click()
+    page.wait_for_function("() => location.pathname.endsWith('/clip_explorer')")
+    wait_idle(page)
+    assert f"clip={clip_id}" in page.url
+    assert f"Clip {clip_id}" in page.locator("h3").first.inner_text()
+    screenshot(page, "opened-from-error-analysis")
