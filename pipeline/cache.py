@@ -219,7 +219,7 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
     """Compute and cache the features of every clip of ``corpus``; idempotent and resumable.
 
     A finished cache that covers every clip with unchanged audio is returned at once. A
-    missing or stale one is built with ``workers`` processes (default: one per CPU core).
+    missing or stale one is built with ``workers`` processes (default: `default_workers`).
     Clips are processed in shards, each written to ``parts/`` as soon as it is done, so a
     killed build resumes where it stopped (an update of a finished cache recomputes only new
     or changed clips). The parts are then gathered into ``data.npy`` and ``index.parquet``
@@ -329,6 +329,11 @@ def _worker_init() -> None:
     use_scipy_fft()  # already there when workers are forked; needed when they are spawned
 
 
+def default_workers() -> int:
+    """One worker per CPU core this process may use (its affinity, e.g. under taskset or a cgroup)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _run(items: list[tuple[Path, str]], parts: Path, config: FeatureConfig, workers: int | None,
          progress: bool) -> dict[str, str]:
     """Process clips in shards, in parallel; returns ``{source: reason}`` of unexpected errors."""
@@ -337,7 +342,7 @@ def _run(items: list[tuple[Path, str]], parts: Path, config: FeatureConfig, work
     if not items:
         return {}
     use_scipy_fft()  # the faster FFT: worth its import for a batch (pipeline.features)
-    workers = min(workers or os.cpu_count() or 1, len(items))
+    workers = min(workers or default_workers(), len(items))
     # Shards: few enough files (creating, renaming and deleting one costs milliseconds on
     # some disks) and at least four a worker, so the workers stay evenly loaded.
     size = max(1, min(SHARD_CLIPS, -(-len(items) // (4 * workers))))

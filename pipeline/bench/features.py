@@ -154,9 +154,10 @@ def _time_librosa(paths: list[Path]) -> _Clock:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from pipeline.cache import default_workers
     from pipeline.corpus import load_corpus
 
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers or default_workers()
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:
         if args.corpus_dir is None:
             print(f"writing {args.clips} synthetic {args.seconds:g} s mp3s ({args.synthetic_rate} Hz mono, "
