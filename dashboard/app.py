@@ -21,7 +21,8 @@ import streamlit as st  # noqa: E402
 from dashboard import state  # noqa: E402
 from dashboard.widgets import PAGES  # noqa: E402
 
-st.set_page_config(page_title="Music tagging dashboard", page_icon=":material/graphic_eq:", layout="wide")
+# No page_icon: a Material icon favicon is fetched from fonts.gstatic.com, and the dashboard stays offline.
+st.set_page_config(page_title="Music tagging dashboard", layout="wide")
 
 state.init()
 pages = {

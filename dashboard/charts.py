@@ -65,7 +65,8 @@ def _hidden_axis() -> dict[str, Any]:
 # Overview
 # ---------------------------------------------------------------------------------------------
 def split_sizes(sizes: dict[str, int]) -> go.Figure:
-    names = list(sizes)
+    order = ["train", "valid", "test"]
+    names = [n for n in order if n in sizes] + [n for n in sizes if n not in order]
     values = [int(sizes[n]) for n in names]
     bar = dict(type="bar", x=values, y=names, orientation="h", text=[f"{v:,}" for v in values],
                textposition="auto", marker=dict(color=[theme.SPLIT_COLORS.get(n, theme.MUTED) for n in names]),
@@ -304,6 +305,7 @@ def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.n
              categories: np.ndarray | None = None, title: str, value_name: str = "probability") -> go.Figure:
     """Clips placed by a 2-D projection (WebGL), coloured by a value (continuous) or outcome category."""
     data = []
+    dot = 4 if len(x) > 5000 else (6 if len(x) > 500 else 9)  # smaller dots where they crowd
     if categories is not None:
         for outcome in (TN, TP, FP, FN):  # TN first so the coloured outcomes are drawn on top
             rows = categories == outcome
@@ -311,11 +313,11 @@ def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.n
                 data.append(dict(
                     type="scattergl", x=x[rows], y=y[rows], mode="markers", name=OUTCOME_LABELS[outcome],
                     text=clip_ids[rows], hovertemplate="clip %{text}<extra>" + OUTCOME_LABELS[outcome] + "</extra>",
-                    marker=dict(size=4 if outcome == TN else 6, color=OUTCOME_COLORS[outcome],
+                    marker=dict(size=dot if outcome == TN else dot + 2, color=OUTCOME_COLORS[outcome],
                                 opacity=0.35 if outcome == TN else 0.85)))
     else:
         data.append(dict(type="scattergl", x=x, y=y, mode="markers", text=clip_ids, name="clips",
-                         marker=dict(size=4, color=values, colorscale=theme.PROB_SCALE, cmin=0, cmax=1, opacity=0.75,
+                         marker=dict(size=dot, color=values, colorscale=theme.PROB_SCALE, cmin=0, cmax=1, opacity=0.75,
                                      showscale=True, colorbar=dict(title=dict(text=value_name), thickness=12)),
                          hovertemplate="clip %{text}: %{marker.color:.2f}<extra></extra>"))
     return _figure(data, title, height=520, legend=categories is not None, xaxis=_hidden_axis(),

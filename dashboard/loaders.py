@@ -135,14 +135,17 @@ def frame_rate(manifest: dict[str, Any]) -> float | None:
     return None
 
 
-def feature_params(manifest: dict[str, Any]) -> dict[str, int]:
-    """Sample rate, n_fft, hop length and mel bins of the run's features (defaults filled in)."""
+def feature_params(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Sample rate, n_fft, hop length, mel bins and band edges of the run's features (defaults filled in)."""
     features = manifest.get("features") or {}
-    params = dict(FEATURE_DEFAULTS)
+    params: dict[str, Any] = dict(FEATURE_DEFAULTS)
     for key in params:
         value = features.get(key)
         if isinstance(value, int | float) and value > 0:
             params[key] = int(value)
+    fmin, fmax = features.get("fmin"), features.get("fmax")
+    params["fmin"] = float(fmin) if isinstance(fmin, int | float) and fmin >= 0 else 0.0
+    params["fmax"] = float(fmax) if isinstance(fmax, int | float) and fmax > 0 else None
     return params
 
 
@@ -371,7 +374,7 @@ def audio_bytes(path: str, file_stamp: Stamp) -> bytes:
 
 @st.cache_data(show_spinner="Computing the mel-spectrogram…", max_entries=32)
 def mel_spectrogram(path: str, file_stamp: Stamp, sample_rate: int, n_fft: int, hop_length: int,
-                    n_mels: int) -> tuple[np.ndarray, float, float]:
+                    n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> tuple[np.ndarray, float, float]:
     """Log-mel spectrogram of an audio file, as the pipeline computes it for the model.
 
     Uses `pipeline.audio.load_audio` and `pipeline.features.compute_features` (log10(1 + 10^4
@@ -391,12 +394,13 @@ def mel_spectrogram(path: str, file_stamp: Stamp, sample_rate: int, n_fft: int, 
         import librosa
 
         y, _ = librosa.load(path, sr=sample_rate, mono=True)
-        mel = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        mel = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                                             fmin=fmin, fmax=fmax)
         mel = librosa.power_to_db(mel, ref=np.max, top_db=80.0).astype(np.float32)
     else:
         y = load_audio(Path(path), sample_rate)
         config = FeatureConfig(kind="logmel", sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                               n_mels=n_mels)
+                               n_mels=n_mels, fmin=fmin, fmax=fmax)
         mel = compute_features(y, config).T.astype(np.float32)
     return mel, sample_rate / hop_length, len(y) / sample_rate
 

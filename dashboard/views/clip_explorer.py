@@ -92,8 +92,7 @@ if has_audio:
     params = loaders.feature_params(run.manifest)
     path = Path(info["audio_path"])
     try:
-        mel, mel_fps, duration = loaders.mel_spectrogram(str(path), loaders.stamp(path), params["sample_rate"],
-                                                         params["n_fft"], params["hop_length"], params["n_mels"])
+        mel, mel_fps, duration = loaders.mel_spectrogram(str(path), loaders.stamp(path), **params)
     except Exception as exc:  # any decoder failure becomes a message, not a traceback
         st.warning(f"Could not decode `{path.name}` for the spectrogram: {exc}")
 taggram = widgets.guarded(loaders.clip_taggram, run, clip, what=rd.TAGGRAMS)

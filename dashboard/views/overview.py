@@ -97,15 +97,16 @@ if per_tag is not None and "support" in per_tag:
 # ---- model card
 st.subheader("Model card")
 features = manifest.get("features") or {}
+params = model.get("params")
 card = {
-    "Model": model.get("name", "–"),
-    "Parameters": f"{model['params']:,}" if isinstance(model.get("params"), int) else "–",
+    "Model": f"`{model.get('name', '–')}`" + (f", {params:,} parameters" if isinstance(params, int) else ""),
     "Architecture options": ", ".join(f"{k}={v}" for k, v in (model.get("kwargs") or {}).items()) or "defaults",
-    "Input features": ", ".join(f"{k}={v}" for k, v in features.items()) or "–",
-    "Corpus": f"{corpus.get('name', '?')} ({corpus.get('n_clips', '?')} clips)",
-    "Tags": ", ".join(tags) if tags else "–",
+    "Input features": ", ".join(f"{k}={v}" for k, v in features.items() if v is not None) or "–",
+    "Corpus": f"{corpus.get('name', '?')} ({corpus.get('n_clips', '?')} clips, source: {corpus.get('source', '?')})",
+    f"Tags ({len(tags)})": ", ".join(tags) if tags else "–",
 }
-st.table(pd.DataFrame({"": list(card.values())}, index=list(card.keys())))
+with st.container(border=True):
+    st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))
 stages = manifest.get("stages") or {}
 st.dataframe(pd.DataFrame([
     {"stage": s, "status": "complete" if run.has(s) else ("incomplete" if s in stages else "missing"),
