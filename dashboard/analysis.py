@@ -100,14 +100,14 @@ def auc_per_tag(truth: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     -------
     pd.DataFrame [k rows] columns support, roc_auc, pr_auc
     """
-    from pipeline.metrics import pr_auc_per_tag, roc_auc_per_tag
+    from pipeline.metrics import aucs_per_tag
 
     support = truth.sum(axis=0).astype(int)
     if len(truth) == 0:
         nan = np.full(truth.shape[1], np.nan)
         return pd.DataFrame({"support": support, "roc_auc": nan, "pr_auc": nan})
-    return pd.DataFrame({"support": support, "roc_auc": roc_auc_per_tag(truth, probs),
-                         "pr_auc": pr_auc_per_tag(truth, probs)})
+    roc, ap = aucs_per_tag(truth, probs)
+    return pd.DataFrame({"support": support, "roc_auc": roc, "pr_auc": ap})
 
 
 def curves(truth: np.ndarray, probs: np.ndarray, *, max_points: int = 1500) -> dict[str, np.ndarray]:

@@ -181,6 +181,16 @@ def pr_auc_per_tag(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     return _per_tag_weighted(y, s, np.ones((1, len(y))))[1][0]
 
 
+def aucs_per_tag(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC-AUC and PR-AUC of each tag from one sort per tag (`roc_auc_per_tag`, `pr_auc_per_tag` together).
+
+    Returns two arrays of shape (n_tags,), NaN for a tag with no positive or no negative clip.
+    """
+    y, s = _check(y_true, y_score)
+    roc, ap = _per_tag_weighted(y, s, np.ones((1, len(y))))
+    return roc[0], ap[0]
+
+
 def auc_scores(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
     """Headline ROC-AUC and PR-AUC, macro / micro / weighted, as plain floats (NaN if undefined).
 

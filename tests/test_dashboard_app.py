@@ -365,6 +365,19 @@ def test_curves_match_the_metrics_module() -> None:
     assert c["recall"][-1] == 1.0 and c["fpr"][-1] == 1.0
 
 
+def test_auc_per_tag_agrees_with_the_metrics_module() -> None:
+    from pipeline.metrics import pr_auc_per_tag, roc_auc_per_tag
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, (300, 4))
+    truth[:, 3] = 0  # a tag without positives has no AUC
+    probs = np.clip(rng.random((300, 4)) * 0.6 + 0.3 * truth, 0, 1)
+    table = analysis.auc_per_tag(truth, probs)
+    np.testing.assert_allclose(table["roc_auc"], roc_auc_per_tag(truth, probs), equal_nan=True)
+    np.testing.assert_allclose(table["pr_auc"], pr_auc_per_tag(truth, probs), equal_nan=True)
+    assert table["support"].tolist() == truth.sum(axis=0).tolist() and np.isnan(table["roc_auc"][3])
+
+
 @pytest.mark.parametrize("metrics", [
     {"split": "test", "headline": {"roc_auc_macro": 0.9, "pr_auc_micro": 0.4},
      "ci95": {"roc_auc_macro": [0.88, 0.92], "pr_auc_micro": [0.35, 0.45]}},
