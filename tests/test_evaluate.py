@@ -203,8 +203,8 @@ def test_default_demo_model_learns(tmp_path_factory: pytest.TempPathFactory) -> 
     from pipeline.train import demo_train_config, train
 
     base = tmp_path_factory.mktemp("demo_e2e")
-    corpus = build_demo_corpus(base / "demo", clips=200, seconds=5.0, seed=1, workers=2, progress=False)
-    config = demo_train_config(top_n=20, workers=0, max_minutes=None)
+    corpus = build_demo_corpus(base / "demo", clips=160, seconds=5.0, seed=1, workers=2, progress=False)
+    config = demo_train_config(top_n=20, epochs=20, workers=0, max_minutes=None)
     run = train(config, corpus, base / "run", progress=False)
     ev = evaluate_run(run, n_bootstrap=100, progress=False)
     assert ev.headline["roc_auc_macro"] > 0.7, ev.headline

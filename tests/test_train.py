@@ -116,8 +116,10 @@ class Kill(Exception):
 
 
 def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -> None:
-    config = tiny_config("multiscale", epochs=3, schedule="cosine")
+    # Adam for two epochs, then SGD from the best checkpoint (Won et al.'s switch) after the resume
+    config = tiny_config("multiscale", epochs=4, optimizer="adam_sgd", sgd_after=2, sgd_lr=0.01, milestones=(3,))
     full = train(config, corpus, tmp_path / "full", progress=False)
+    assert pd.read_csv(full / HISTORY)["lr"].tolist() == pytest.approx([1e-3, 1e-3, 1e-2, 1e-3])
 
     def kill_after_first(epoch: int, row: dict) -> None:
         if epoch == 1:
@@ -244,6 +246,8 @@ def test_help_documents_every_option() -> None:
 @pytest.mark.parametrize("overrides, match", [
     ({"epochs": 0}, "epochs"),
     ({"schedule": "linear"}, "schedule"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"momentum": 1.0}, "momentum"),
     ({"pos_weight": "yes"}, "pos_weight"),
     ({"batch_size": 1}, "batch_size"),
     ({"ratios": (0.5, 0.5, 0.5)}, "ratios"),
@@ -289,6 +293,9 @@ def test_pos_weight_and_schedules() -> None:
     recipe = TrainConfig()  # Music-Tagger: 1e-3, / 10 after epochs 20, 30 and 35 of 40
     assert [lr_factor(recipe, e) for e in (0, 19, 20, 29, 30, 35, 39)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01, 0.001, 0.001])
+    won = TrainConfig(optimizer="adam_sgd", lr=1e-4, sgd_lr=1e-3, sgd_after=80, milestones=(100, 120))
+    assert [lr_factor(won, e) for e in (0, 79, 80, 99, 100, 119, 120, 199)] == pytest.approx(
+        [1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
     cosine = TrainConfig(schedule="cosine", epochs=4)
     assert [lr_factor(cosine, e) for e in range(4)] == pytest.approx([1, 0.8535534, 0.5, 0.1464466])
 

@@ -15,8 +15,9 @@ EPILOG = """\
 examples:
   python -m pipeline train --corpus data/demo --demo                 the default demo model and settings
   python -m pipeline train --corpus data/demo --model musicnn --model-arg width=0.25 --epochs 8
-  python -m pipeline train --corpus data/mtt --model shortchunk_res --no-synonyms --epochs 200 \\
-      --batch-size 16 --lr 1e-4 --schedule none --out data/runs/mtt_shortchunk   (Won et al. 2020 on a GPU)
+  python -m pipeline train --corpus data/mtt --model shortchunk_res --no-synonyms --epochs 200 --batch-size 16 \\
+      --optimizer adam_sgd --lr 1e-4 --weight-decay 1e-4 --sgd-after 80 --sgd-lr 1e-3 --milestones 100 120 \\
+      --out data/runs/mtt_shortchunk_res                     (Won et al. 2020's recipe, on a GPU)
   python -m pipeline train --corpus data/mine --model musicnn --init-from data/runs/musicnn --freeze-blocks 3
   torchrun --nproc_per_node=2 -m pipeline train --corpus data/demo --model fcn   (DistributedDataParallel)
   python -m pipeline train --out data/runs/musicnn --resume                      (continue after a kill)
@@ -52,7 +53,8 @@ def _model_arg(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.train import BASELINES, POS_WEIGHTS, SCHEDULES, TrainConfig
+    from pipeline.features import NORMALIZER_MODES
+    from pipeline.train import BASELINES, OPTIMIZERS, POS_WEIGHTS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -87,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample-rate", type=int, help=f"audio sample rate in Hz (default {d.sample_rate})")
     g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.n_fft})")
     g.add_argument("--hop-length", type=int, help=f"STFT hop in samples (default {d.hop_length})")
-    g.add_argument("--normalization", help=f"feature normalisation fitted on the training split, as "
-                   f"pipeline.features.Normalizer modes (default {d.normalization})")
+    g.add_argument("--normalization", choices=NORMALIZER_MODES, help="feature normalisation: per_bin / global "
+                   "statistics of the training split, per_spec (each chunk by itself) or none "
+                   f"(default {d.normalization})")
     g.add_argument("--chunk-seconds", type=float, help="training chunk length in seconds (default: the model's "
                    "own chunk; clips are cut into chunks of it and aggregated at evaluation)")
     g.add_argument("--cache-root", type=Path, help="where feature caches live (default: the cache's own default)")
@@ -111,8 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
     g.add_argument("--batch-size", type=int, help=f"examples per batch, per process (default {d.batch_size})")
-    g.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    g.add_argument("--weight-decay", type=float, help=f"Adam weight decay (default {d.weight_decay})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam, sgd (Nesterov momentum), or adam_sgd: Adam for "
+                   "--sgd-after epochs, then SGD at --sgd-lr from the best checkpoint (Won et al. 2020) "
+                   f"(default {d.optimizer})")
+    g.add_argument("--lr", type=float, help=f"learning rate (of the Adam phase in adam_sgd) (default {d.lr})")
+    g.add_argument("--weight-decay", type=float, help=f"L2 weight decay (default {d.weight_decay})")
+    g.add_argument("--momentum", type=float, help=f"SGD's Nesterov momentum (default {d.momentum})")
+    g.add_argument("--sgd-after", type=int, help=f"adam_sgd: epochs of Adam before SGD (default {d.sgd_after})")
+    g.add_argument("--sgd-lr", type=float, help=f"adam_sgd: learning rate of the SGD phase (default {d.sgd_lr})")
     g.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule: step (times --gamma after each "
                    f"milestone), cosine (to 0 at the last epoch) or none (default {d.schedule})")
     g.add_argument("--milestones", type=int, nargs="+", metavar="EPOCH",
