@@ -106,9 +106,15 @@ def cooccurrence_view(tag_lists: list[list[str]], tags: list[str], *, seed: int 
     window = max(len(s) for s in sentences)
     if epochs is None:
         epochs = int(np.clip(math.ceil(100_000 / len(sentences)), 5, 200))
-    model = Word2Vec(sentences=sentences, vector_size=dim, window=max(window, 1), shrink_windows=False,
-                     min_count=1, sample=0, sg=1, negative=5, epochs=epochs, seed=seed, workers=1,
-                     hashfxn=_stable_hash)
+    gensim_log = logging.getLogger("gensim")
+    level = gensim_log.level
+    gensim_log.setLevel(max(level, logging.WARNING))  # gensim logs every epoch at INFO
+    try:
+        model = Word2Vec(sentences=sentences, vector_size=dim, window=max(window, 1), shrink_windows=False,
+                         min_count=1, sample=0, sg=1, negative=5, epochs=epochs, seed=seed, workers=1,
+                         hashfxn=_stable_hash)
+    finally:
+        gensim_log.setLevel(level)
     vectors = np.stack([model.wv[t] for t in present]).astype(np.float32) if present else np.zeros((0, dim), np.float32)
     missing = [t for t in tags if counts[t] == 0]
     if missing:

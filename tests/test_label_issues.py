@@ -51,10 +51,28 @@ def test_flipped_labels_ranked_first(method: str):
     assert {"missing", "wrong"} <= set(top["kind"])
 
 
+def test_adjusted_method_copes_with_a_tag_the_model_is_shy_of():
+    ids, tags, truth, annotated, probs = _noisy_case(seed=2, n=400, drop=0.2)
+    # The model hears tag0 (half the clips) but never dares more than ~0.02: plain
+    # self-confidence takes every annotated tag0 for a wrong annotation; the per-tag
+    # adjustment does not.
+    rng = np.random.default_rng(0)
+    truth[:, 0] = rng.random(len(ids)) < 0.5
+    annotated[:, 0] = truth[:, 0] * (rng.random(len(ids)) >= 0.2)
+    probs[:, 0] = np.where(truth[:, 0] == 1, 0.01, 0.001) + rng.uniform(0, 0.01, len(ids))
+    plain = find_label_issues(ids, ["test"] * len(ids), tags, annotated, probs, method="self_confidence")
+    adjusted = find_label_issues(ids, ["test"] * len(ids), tags, annotated, probs, method="adjusted")
+    p_plain = score_against_truth(plain, truth, annotated, ids, tags)["precision@50"]
+    p_adjusted = score_against_truth(adjusted, truth, annotated, ids, tags)["precision@50"]
+    assert p_plain < 0.3 and p_adjusted >= 0.8, (p_plain, p_adjusted)
+    assert (plain.head(50)["tag"] == "tag0").mean() > 0.7
+
+
 def test_kind_and_score_follow_the_annotation():
     annotated = np.array([[0, 1], [1, 0], [0, 0], [1, 1]])
     probs = np.array([[0.95, 0.02], [0.9, 0.1], [0.1, 0.2], [0.8, 0.7]])
-    issues = find_label_issues(["a", "b", "c", "d"], ["valid"] * 4, ["x", "y"], annotated, probs, max_issues=None)
+    issues = find_label_issues(["a", "b", "c", "d"], ["valid"] * 4, ["x", "y"], annotated, probs, max_issues=None,
+                               method="self_confidence")  # score = 1 - probability of the annotated value
     assert len(issues) == 8
     first = issues.iloc[0]
     assert (first.clip_id, first.tag, first.kind, first.annotated) == ("a", "y", "wrong", 1)

@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agreement-k", type=int, default=d.agreement_k, metavar="K",
                    help=f"neighbourhood size of the tag-view agreement (default {d.agreement_k})")
     p.add_argument("--issue-method", default=d.issue_method, choices=METHODS,
-                   help=f"label-issue score: cleanlab's self-confidence, or after its per-tag threshold "
-                        f"adjustment (default {d.issue_method})")
+                   help="label-issue score: self_confidence (cleanlab's quality of the annotated value) or "
+                        "adjusted (the same after cleanlab's per-tag threshold adjustment, which keeps tags the "
+                        f"model is shy of from flooding the ranking) (default {d.issue_method})")
     p.add_argument("--issue-splits", type=_splits, default=d.issue_splits, metavar="SPLITS",
                    help="splits searched for label issues: a comma list or 'all' (default valid,test: out-of-sample "
                         "predictions; train-split predictions agree with the annotations the model was fitted to)")
