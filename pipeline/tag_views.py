@@ -278,8 +278,10 @@ def cluster_vectors(vectors: np.ndarray, *, seed: int = 0, k: int | None = None,
     Parameters
     ----------
     vectors : np.ndarray [shape=(n, d)]
-    k : number of clusters; None tries 2 to ``max_k`` and keeps the best silhouette
-    max_k : default ``ceil(2 * sqrt(n))``, at most ``n - 1``
+    k : number of clusters; None tries ``ceil(sqrt(n) / 2)`` to ``max_k`` and keeps the best
+        silhouette (a window around the usual sqrt(n): silhouette alone tends to pick 2 clusters,
+        too coarse to colour a map by)
+    max_k : default ``ceil(1.5 * sqrt(n))``, at most ``n - 1``
 
     Returns
     -------
@@ -298,8 +300,9 @@ def cluster_vectors(vectors: np.ndarray, *, seed: int = 0, k: int | None = None,
             raise ParameterError(f"k must be in [1, {n}] for {n} tags, got {k}")
         candidates = [k]
     else:
-        max_k = min(max_k or math.ceil(2 * math.sqrt(n)), n - 1)
-        candidates = list(range(2, max(max_k, 2) + 1))
+        max_k = min(max_k or math.ceil(1.5 * math.sqrt(n)), n - 1)
+        min_k = min(max(2, math.ceil(math.sqrt(n) / 2)), max_k)
+        candidates = list(range(min_k, max(max_k, 2) + 1))
     best: tuple[float, np.ndarray, int] | None = None
     for kk in candidates:
         labels = KMeans(n_clusters=kk, n_init=10, random_state=seed).fit_predict(x)
