@@ -189,26 +189,15 @@ class Predictions:
         return self._split_rows.get(split, np.array([], dtype=np.int64))
 
 
-def _read_parquet(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet or CSV artifact (by suffix); a missing, unreadable or incomplete one is a `RunDirError`."""
     if not path.is_file():
         raise RunDirError(f"{path} does not exist")
+    csv = path.suffix.lower() == ".csv"
     try:
-        frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if csv else pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable Parquet file ({exc})") from exc
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame
-
-
-def _read_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
-    if not path.is_file():
-        raise RunDirError(f"{path} does not exist")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable CSV file ({exc})") from exc
+        raise RunDirError(f"{path}: unreadable {'CSV' if csv else 'Parquet'} file ({exc})") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -221,7 +210,7 @@ def _read_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Loading predictions…", max_entries=8)
 def load_predictions(path: str, file_stamp: Stamp) -> Predictions:
     """Predictions of a run (``path`` is predictions.parquet; ``file_stamp`` keys the cache)."""
-    frame = _read_parquet(Path(path), ("clip_id",))
+    frame = _read_table(Path(path), ("clip_id",))
     tags = [c[len(rd.PROB_PREFIX):] for c in frame.columns if c.startswith(rd.PROB_PREFIX)]
     if not tags:
         raise RunDirError(f"{path}: no '{rd.PROB_PREFIX}<tag>' columns")
@@ -254,7 +243,7 @@ def load_predictions(path: str, file_stamp: Stamp) -> Predictions:
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_per_tag(path: str, file_stamp: Stamp) -> pd.DataFrame:
     """per_tag.csv with a ``tuned_threshold`` column (from whichever name the file uses)."""
-    frame = _read_csv(Path(path), ("tag",))
+    frame = _read_table(Path(path), ("tag",))
     frame["tag"] = frame["tag"].astype(str)
     for name in ("threshold_tuned", "tuned_threshold", "threshold"):
         if name in frame:
@@ -267,7 +256,7 @@ def load_per_tag(path: str, file_stamp: Stamp) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_history(path: str, file_stamp: Stamp) -> pd.DataFrame:
-    return _read_csv(Path(path), ("epoch",))
+    return _read_table(Path(path), ("epoch",))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -284,7 +273,7 @@ def load_json(path: str, file_stamp: Stamp) -> Any:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def load_table(path: str, file_stamp: Stamp, required: tuple[str, ...] = ()) -> pd.DataFrame:
     """A Parquet artifact with clip-id-like columns as strings (shared: do not modify it)."""
-    frame = _read_parquet(Path(path), required)
+    frame = _read_table(Path(path), required)
     for col in ("clip_id", "neighbor_id"):
         if col in frame:
             frame[col] = frame[col].astype(str)
@@ -308,7 +297,7 @@ class Neighbors:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def neighbor_index(path: str, file_stamp: Stamp) -> Neighbors:
     """clip_neighbors.parquet grouped by clip (rows of one clip made contiguous, by rank)."""
-    frame = _read_parquet(Path(path), ("clip_id", "neighbor_id"))
+    frame = _read_table(Path(path), ("clip_id", "neighbor_id"))
     frame["clip_id"] = frame["clip_id"].astype(str)
 
     def groups(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +332,7 @@ def taggram_store(array_path: str, index_path: str, array_stamp: Stamp,
         array = np.load(array_path, mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{array_path}: unreadable taggram array ({exc})") from exc
-    index = _read_parquet(Path(index_path), ("clip_id", "offset", "n_frames"))
+    index = _read_table(Path(index_path), ("clip_id", "offset", "n_frames"))
     spans = dict(zip(index["clip_id"].astype(str),
                      zip(index["offset"].astype(int).tolist(), index["n_frames"].astype(int).tolist())))
     return array, spans

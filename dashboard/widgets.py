@@ -206,6 +206,16 @@ def evaluated_split(run: RunInfo) -> str | None:
     return str(split) if isinstance(split, str) else "test"
 
 
+def scored_predictions(run: RunInfo, why: str) -> Predictions:
+    """The run's predictions with annotations, or stop the page saying ``why`` they are needed."""
+    preds = predictions(run)
+    assert preds is not None  # predictions() stops the page otherwise
+    if preds.truth is None:
+        st.warning(f"This run's predictions hold no annotations (`true:<tag>` columns), so {why}.")
+        st.stop()
+    return preds
+
+
 def per_tag(run: RunInfo) -> pd.DataFrame | None:
     """per_tag.csv when the evaluate stage is complete (silently None otherwise)."""
     if not run.has("evaluate"):

@@ -253,6 +253,18 @@ def test_corrupt_artifact_is_an_error_message(tmp_path: Path, monkeypatch: pytes
     assert "Could not load" in texts(at) and rd.TAG_PROJECTIONS in texts(at)
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_predictions_without_annotations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    build_synthetic_run(tmp_path / "run", n_clips=32, n_tags=6, seconds=2.0, audio_seconds=1.0, n_audio=1,
+                        audio_format="wav", n_bootstrap=0)
+    path = tmp_path / "run" / rd.PREDICTIONS
+    frame = pd.read_parquet(path)
+    frame.drop(columns=[c for c in frame if c.startswith(rd.TRUE_PREFIX)]).to_parquet(path)  # e.g. untagged audio
+    at = app(tmp_path, monkeypatch, page)
+    if page in ("tag_metrics", "error_analysis"):
+        assert "hold no annotations" in texts(at)
+
+
 # ---------------------------------------------------------------------------------------------
 # tag a file, compare runs
 # ---------------------------------------------------------------------------------------------

@@ -13,10 +13,7 @@ from pipeline import rundir as rd
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Error analysis", "Listen to where the model and the annotations disagree", run)
-preds = widgets.predictions(run)
-if preds.truth is None:
-    st.warning("This run's predictions hold no annotations (`true:<tag>` columns), so there are no errors to list.")
-    st.stop()
+preds = widgets.scored_predictions(run, "there are no errors to list")
 tags = preds.tags
 
 c1, c2, c3 = st.columns([1, 1, 1])

@@ -12,10 +12,7 @@ from pipeline import rundir as rd
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Tag metrics", "How well each tag is predicted, at the threshold chosen in the sidebar", run)
-preds = widgets.predictions(run)
-if preds.truth is None:
-    st.warning("This run's predictions hold no annotations (`true:<tag>` columns), so there is nothing to score.")
-    st.stop()
+preds = widgets.scored_predictions(run, "there is nothing to score")
 tags = preds.tags
 
 c1, c2, c3 = st.columns([1, 1, 2])
