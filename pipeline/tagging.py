@@ -3,13 +3,15 @@
 ``python -m pipeline tag`` and the dashboard's "Tag a file" page go through `OnnxTagger`, which
 reads what the predict stage wrote beside the checkpoint (``model.onnx`` and ``tagger.json``:
 tags, feature config, normaliser, chunk length, taggram plan) and runs it with ONNX Runtime.
-Start-up cost is most of a short tagging job, so this module imports only numpy at the top;
-ONNX Runtime, the audio decoder and the feature code are imported when a tagger is built, and
-torch, pandas, librosa and scikit-learn are never imported on this path (a test checks it).
+Start-up cost is most of a short tagging job, so this module imports only numpy (and the
+light run-directory contract) at the top; ONNX Runtime, the audio decoder and the feature code
+are imported when a tagger is built, and torch, pandas, librosa and scikit-learn are never
+imported on this path (a test checks it). The predict stage runs the same code with torch or
+ONNX Runtime behind the `Network` protocol.
 
-Clip probabilities are computed exactly as `pipeline.inference` computes them for evaluation:
-chunks of the model's input length (the last one aligned to the clip's end, a clip shorter
-than a chunk zero-padded after normalisation), the mean (or max) of the chunks' sigmoids.
+Clip probabilities are computed as `pipeline.inference` computes them for evaluation: chunks
+of the model's input length (the last one aligned to the clip's end, a clip shorter than a
+chunk zero-padded after normalisation), the mean (or max) of the chunks' sigmoids.
 
 Taggrams
 --------

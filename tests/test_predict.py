@@ -267,6 +267,24 @@ def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, 
     assert type(open_tagger(run)).__name__ == "TorchTagger"  # the tag command falls back to torch
 
 
+def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path: Path, corpus,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+    from pipeline.predict import predict_run
+    from pipeline.train import TrainConfig, train
+
+    run = tmp_path / "knn"
+    train(TrainConfig(model="knn", top_n=20), corpus.root, run, progress=False)
+    entry = predict_run(run, progress=False)
+    assert entry["files"] == [PREDICTIONS] and entry["taggram"] is None
+    frame = pd.read_parquet(run / PREDICTIONS)
+    assert len(frame) == len(corpus) and frame.filter(like=PROB_PREFIX).to_numpy().max() <= 1
+    audio = str(corpus.audio_path(0))
+    assert main(["tag", audio, "--run", str(run), "--top", "2", "--taggram", str(tmp_path / "g.csv")]) == 0
+    out = capsys.readouterr().out
+    assert audio in out and "taggram: none" in out and not (tmp_path / "g.csv").exists()
+
+
 def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
     from pipeline.predict import predict_run
 

@@ -172,7 +172,9 @@ def main(argv: list[str]) -> int:
         width = max(len(t) for t, _ in tagger.top(probs, args.top))
         for tag, p in tagger.top(probs, args.top):
             print(f"  {tag:<{width}}  {p:.3f}")
-        if args.taggram is not None and taggram is not None:
+        if args.taggram is not None and taggram is None:
+            print("  taggram: none (a classical baseline has no time resolution)")
+        elif args.taggram is not None:
             out = taggram_path(args.taggram, path, len(args.files))
             if out.suffix.lower() == ".csv":
                 write_taggram_csv(out, taggram, tagger.tags, tagger.plan.hop_s)
