@@ -195,7 +195,14 @@ def test_error_analysis_lists_playable_errors_issues_and_contradictions(runs: Pa
     at.segmented_control(key="errors:section").set_value("contradictions").run()
     assert not at.exception
     summary = at.dataframe[0].value
-    assert ("vocal", "no vocals") in set(zip(summary["tag"], summary["contradicts"]))
+    tags = [c[len(rd.PROB_PREFIX):] for c in pd.read_parquet(runs / "complete" / rd.PREDICTIONS).columns
+            if c.startswith(rd.PROB_PREFIX)]
+    pairs = analysis.contradiction_pairs(tags)
+    assert ("vocal", "no vocals") in pairs
+    listed = list(zip(summary["tag"], summary["contradicts"]))
+    assert listed and set(listed) <= set(pairs)
+    assert (summary["predicted together"] + summary["annotated together"] > 0).all()
+    assert f"{len(pairs)} contradictory pairs in this vocabulary" in texts(at)
 
 
 # ---------------------------------------------------------------------------------------------

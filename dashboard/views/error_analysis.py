@@ -107,9 +107,13 @@ if section == "contradictions":
         summary, flagged = analysis.contradictions(tags, preds.truth[rows], preds.probs[rows], thresholds)
         st.caption(f"Tag pairs that cannot both hold (e.g. 'vocal' and 'no vocals'), predicted together at {how} on "
                    f"the {split} split; 'annotated' counts clips where the annotators did the same.")
-        st.dataframe(summary.rename(columns={"left": "tag", "right": "contradicts", "predicted": "predicted together",
-                                             "annotated": "annotated together"}),
+        seen = summary[(summary["predicted"] > 0) | (summary["annotated"] > 0)]
+        seen = seen.sort_values(["predicted", "annotated"], ascending=False, kind="stable")
+        st.dataframe(seen.rename(columns={"left": "tag", "right": "contradicts", "predicted": "predicted together",
+                                          "annotated": "annotated together"}),
                      hide_index=True, width="stretch")
+        st.caption(f"{len(summary)} contradictory pairs in this vocabulary; {len(summary) - len(seen)} never occur "
+                   "together and are not listed.")
         hit = np.flatnonzero(flagged != "")
         if not len(hit):
             st.success("No clip has a contradictory pair predicted at this threshold.")
