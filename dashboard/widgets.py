@@ -261,6 +261,13 @@ def split_picker(splits: list[str], *, label: str = "Split", container: Any = st
                                **state.bind("split", options=options, default=default))
 
 
+def split_phrase(split: str, *, bold: bool = False) -> str:
+    """'the test split' / 'all splits' for captions."""
+    if split == "all":
+        return "all splits"
+    return f"the **{split}** split" if bold else f"the {split} split"
+
+
 # ---------------------------------------------------------------------------------------------
 # Audio and tag chips
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ tag = widgets.tag_picker(tags, container=c2)
 n_show = c3.slider("Clips per list", 3, 30, 8, key="errors:n")
 rows = preds.rows(split)
 if len(rows) == 0:
-    st.info(f"The {split} split has no clips.")
+    st.info(f"{widgets.split_phrase(split).capitalize()} has no clips.")
     st.stop()
 thresholds, how = widgets.thresholds(run, tags)
 j = tags.index(tag)
@@ -38,7 +38,7 @@ section = st.segmented_control("Show", list(SECTIONS), format_func=SECTIONS.get,
 
 # ---- the tag's worst errors, playable in place
 if section == "errors":
-    st.caption(f"At {how} on the **{split}** split, '{tag}' has {n_fp:,} false positives and {n_fn:,} false "
+    st.caption(f"At {how} on {widgets.split_phrase(split, bold=True)}, '{tag}' has {n_fp:,} false positives and {n_fn:,} false "
                "negatives. A confident false positive is often a missing annotation: listen and judge.")
     left, right = st.columns(2)
     for column, picked, outcome, title, empty in (
@@ -78,7 +78,7 @@ if section == "issues":
         if order:
             view = view.sort_values(order, ascending=order == "rank", kind="stable")
         st.caption(f"{len(view):,} candidate label issues (clip, tag pairs where the model confidently disagrees "
-                   f"with the annotation) on the {split} split" + (f" for '{tag}'" if only_tag else "") +
+                   f"with the annotation) on {widgets.split_phrase(split)}" + (f" for '{tag}'" if only_tag else "") +
                    ", most likely first.")
         if view.empty:
             st.caption("None match the filters.")
@@ -106,7 +106,7 @@ if section == "contradictions":
     else:
         summary, flagged = analysis.contradictions(tags, preds.truth[rows], preds.probs[rows], thresholds)
         st.caption(f"Tag pairs that cannot both hold (e.g. 'vocal' and 'no vocals'), predicted together at {how} on "
-                   f"the {split} split; 'annotated' counts clips where the annotators did the same.")
+                   f"{widgets.split_phrase(split)}; 'annotated' counts clips where the annotators did the same.")
         seen = summary[(summary["predicted"] > 0) | (summary["annotated"] > 0)]
         seen = seen.sort_values(["predicted", "annotated"], ascending=False, kind="stable")
         st.dataframe(seen.rename(columns={"left": "tag", "right": "contradicts", "predicted": "predicted together",

@@ -24,7 +24,7 @@ metric = c3.segmented_control("Plot", ["roc_auc", "pr_auc", "f1", "precision", "
 
 rows = preds.rows(split)
 if len(rows) == 0:
-    st.info(f"The {split} split has no clips.")
+    st.info(f"{widgets.split_phrase(split).capitalize()} has no clips.")
     st.stop()
 truth, probs = preds.truth[rows], preds.probs[rows]
 thresholds, how = widgets.thresholds(run, tags)
@@ -51,14 +51,14 @@ if evaluated is not None:
 # ---- summary at the current thresholds
 tp, fp, fn = int(counts["tp"].sum()), int(counts["fp"].sum()), int(counts["fn"].sum())
 m = st.columns(6)
-m[0].metric("Clips", f"{len(rows):,}", help=f"{split} split")
+m[0].metric("Clips", f"{len(rows):,}", help=widgets.split_phrase(split))
 m[1].metric("ROC-AUC (macro)", widgets.fmt(np.nanmean(table["roc_auc"])) if table["roc_auc"].notna().any() else "–")
 m[2].metric("F1 (macro)", widgets.fmt(np.nanmean(table["f1"])) if table["f1"].notna().any() else "–",
             help=f"at {how}")
 m[3].metric("True positives", f"{tp:,}", help=f"(clip, tag) pairs annotated and predicted at {how}")
 m[4].metric("False positives", f"{fp:,}", help=f"pairs predicted but not annotated at {how}")
 m[5].metric("False negatives", f"{fn:,}", help=f"pairs annotated but not predicted at {how}")
-st.caption(f"Precision, recall, F1 and counts at {how} on the **{split}** split; ROC-AUC and PR-AUC do not depend "
+st.caption(f"Precision, recall, F1 and counts at {how} on {widgets.split_phrase(split, bold=True)}; ROC-AUC and PR-AUC do not depend "
            "on the threshold." + (" Tuned thresholds come from the evaluate stage (per_tag.csv)."
                                   if evaluated is not None else ""))
 
@@ -85,14 +85,14 @@ st.dataframe(
     })
 undefined = table.loc[table["roc_auc"].isna(), "tag"].tolist()
 if undefined:
-    st.caption(f"No ROC-AUC for {', '.join(undefined)}: no positive or no negative clip in the {split} split.")
+    st.caption(f"No ROC-AUC for {', '.join(undefined)}: no positive or no negative clip in {widgets.split_phrase(split)}.")
 
 # ---- curves of the chosen tag
 st.subheader(f"Curves of '{tag}'")
 j = tags.index(tag)
 curve = analysis.curves(truth[:, j], probs[:, j])
 if not len(curve["fpr"]):
-    st.caption(f"'{tag}' has no positive or no negative clip in the {split} split, so it has no curves.")
+    st.caption(f"'{tag}' has no positive or no negative clip in {widgets.split_phrase(split)}, so it has no curves.")
 else:
     points = {f"threshold in use {thresholds[j]:.2f}":
               analysis.operating_point(truth[:, j], probs[:, j], float(thresholds[j]))}
@@ -106,7 +106,7 @@ else:
 # ---- co-occurrence: annotations vs predictions
 st.subheader("Tag co-occurrence: annotations vs predictions")
 st.caption("Each cell is P(column tag | row tag): the share of clips with the row tag that also have the column "
-           f"tag, on the {split} split. Predictions are taken at {how}.")
+           f"tag, on {widgets.split_phrase(split)}. Predictions are taken at {how}.")
 ann = loaders.annotation_cooccurrence(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
 pred = analysis.cooccurrence(probs >= thresholds)
 t1, t2, t3 = st.tabs(["Annotations", "Predictions", "Predictions minus annotations"])
