@@ -3,6 +3,16 @@
 Reads run directories only (see `pipeline.rundir`); it never trains and never imports torch.
 The sidebar picks a run and a decision threshold; the selected run, clip, tag and threshold
 live in the URL's query parameters, so a link reopens the same view.
+
+The runs folder is ``--runs`` (after ``--``), else ``$AUTOTAG_RUNS``, else ``data/runs`` of the
+repository. ``.streamlit/config.toml`` (read when streamlit starts in the repository root, as
+``make dashboard`` does) binds the server to localhost and turns usage statistics off; from
+elsewhere pass ``--server.address localhost --browser.gatherUsageStats false``.
+
+Pages live in ``dashboard/views/`` (see `dashboard.widgets.PAGES`); each draws the shared
+sidebar first (`dashboard.widgets.context`), then reads artifacts through the cached loaders
+of `dashboard.loaders`, transforms them with `dashboard.analysis` and draws the figures of
+`dashboard.charts` in the colours of `dashboard.theme`.
 """
 
 from __future__ import annotations

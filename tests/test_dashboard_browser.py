@@ -106,7 +106,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1800})
+    # A tall window: Streamlit scrolls inside the page, so a screenshot shows one window's worth.
+    context = browser.new_context(viewport={"width": 1440, "height": 2400})
     tab = context.new_page()
     tab.set_default_timeout(STEP_TIMEOUT_MS)
     yield tab
