@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +330,30 @@ def test_compare_runs_with_a_single_run_says_so(tmp_path: Path, monkeypatch: pyt
     assert "Only one readable run" in texts(at)
 
 
+def test_the_dashboard_never_imports_torch(runs: Path, tmp_path: Path) -> None:
+    """Every page, an upload included, in a fresh process: torch must stay out of it."""
+    upload = write_tone(tmp_path / "up.wav", 2.0, (330.0,))
+    script = f"""
+import os, sys
+os.environ[{loaders.RUNS_ENV!r}] = {str(runs)!r}
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(APP)!r}, default_timeout={TIMEOUT})
+at.query_params["run"] = "complete"
+at.run()
+for page in {list(PAGES)!r}:
+    at.switch_page(f"views/{{page}}.py").run()
+    assert not at.exception, (page, at.exception)
+at.switch_page("views/tag_a_file.py").run()
+at.file_uploader(key="tag:upload").set_value(("up.wav", open({str(upload)!r}, "rb").read(), "audio/wav")).run()
+assert not at.exception and not at.error
+print("torch imported:", "torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "torch imported: False" in out.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # the lead's real tiny run, when the suite provides one
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +361,8 @@ def test_compare_runs_with_a_single_run_says_so(tmp_path: Path, monkeypatch: pyt
 def test_pages_on_the_demo_run(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                page: str) -> None:
     try:
-        demo_run = Path(request.getfixturevalue("demo_run"))
+        value = request.getfixturevalue("demo_run")
+        demo_run = Path(getattr(value, "path", value))  # a path or a RunDir
     except pytest.FixtureLookupError:
         pytest.skip("no demo_run fixture in tests/conftest.py")
     (tmp_path / "runs").mkdir()
