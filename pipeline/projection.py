@@ -227,7 +227,7 @@ def cosine_neighbors(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     indices : np.ndarray [shape=(n, k), dtype=int64]  most similar first
     similarities : np.ndarray [shape=(n, k), dtype=float32]
     """
-    x = l2_normalize(_check_vectors(vectors))
+    x = l2_normalize(_check_vectors(vectors)).astype(np.float32)  # float32 halves the cost of the search
     n = len(x)
     if not 1 <= k <= n - 1:
         raise ParameterError(f"k must be in [1, {n - 1}] for {n} vectors, got {k}")
