@@ -2,7 +2,7 @@
 
 Needs a run on a corpus with ``truth.csv`` (the demo corpus) and a complete predict stage.
 Prints precision@k and recall@k of every label-issue method against the truth, beside a
-random ranking (the base rate) and the same methods on the in-sample train split, so the
+random ranking (the base rate) and the same methods on as many in-sample train clips, so the
 effect of out-of-sample probabilities is visible.
 """
 
@@ -50,8 +50,12 @@ def main(argv: list[str]) -> int:
         raise ParameterError(f"{run.path}: its corpus ({record.get('root')}) has no truth.csv to score against")
 
     rows_out = []
-    for name, splits in (("valid+test", ("valid", "test")), ("train (in-sample)", ("train",))):
-        rows = np.flatnonzero(np.isin(split, splits))
+    held_out = np.flatnonzero(np.isin(split, ("valid", "test")))
+    train = np.flatnonzero(split == "train")
+    # Precision@k grows with the number of errors there are to find, so the in-sample rows use a
+    # seeded sample of as many train clips as there are held-out clips.
+    train = np.sort(np.random.default_rng(args.seed).permutation(train)[:len(held_out)]) if len(held_out) else train
+    for name, rows in (("valid+test", held_out), ("train (in-sample)", train)):
         if not len(rows):
             continue
         ids = [clip_ids[i] for i in rows]
