@@ -17,8 +17,8 @@ of the annotated value) and ``"adjusted"`` (the default: the same after cleanlab
 threshold adjustment, ``adjust_pred_probs=True``, which shifts each tag's probabilities by the
 tag's mean self-confidence). Without the adjustment, the tags the model is shy of (rare
 instruments it gives 0.02 even where they play) fill the top of the ranking with "wrong"
-annotations that are right; on the demo run the adjustment lifts precision@50 from 0.00 to
-0.92 (docs/benchmarks.md, ``python -m pipeline bench label_issues RUN``).
+annotations that are right; on the demo runs the adjustment lifts precision@50 from 0.00 to
+0.92-1.00 (docs/benchmarks.md, ``python -m pipeline bench label_issues RUN``).
 
 Probabilities should be out-of-sample: predictions on the train split come from the
 model that was fitted to those very annotations and agree with them too readily, so by
