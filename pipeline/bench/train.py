@@ -26,18 +26,32 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Narrow versions of every model for CPU runs on the demo corpus: 3 s chunks of 96 mel bins
-# (samplecnn: its own 3^10 samples, 3.7 s). The demo model's settings are the default demo
-# config's; the others get similar compute.
+# Narrow versions of every model for CPU runs on the demo corpus, trained like the default demo
+# model (pipeline.train.demo_train_config: 3 s chunks of 96 mel bins, batch 32, Adam 2e-3 with
+# a cosine schedule, sqrt positive weights) with dropout 0.1 (narrow networks underfit with
+# more). Epochs are set so that each takes a few minutes on 2 shared cores (bench train's
+# samples/s); samplecnn reads its own 3^10 samples (3.7 s) of waveform; musicnn, whose tall
+# timbral filters cost the most per example, reads 48 mel bins.
 COMPARE_MODELS: dict[str, dict[str, Any]] = {
-    "fcn": {"model_kwargs": {"width": 0.25}, "chunk_seconds": 3.0},
-    "fcn4": {"model_kwargs": {"width": 1 / 16}, "chunk_seconds": 3.0},
-    "multiscale": {"model_kwargs": {"width": 0.25}, "chunk_seconds": 3.0},
-    "musicnn": {"model_kwargs": {"width": 0.25}, "chunk_seconds": 3.0},
-    "shortchunk_res": {"model_kwargs": {"width": 0.125}, "n_mels": 96, "chunk_seconds": 3.0},
-    "samplecnn": {"model_kwargs": {"width": 0.125}},
-    "crnn": {"model_kwargs": {"width": 0.25}, "chunk_seconds": 3.0},
+    "shortchunk_res": {},  # the default demo model, as is
+    "fcn": {"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 12},
+    "fcn4": {"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 12},
+    "multiscale": {"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
+    "musicnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 16},
+    "crnn": {"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
+    "samplecnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": None, "chunk_seconds": None,
+                  "epochs": 12},
 }
+
+
+def compare_config(name: str, *, budget: float = 10.0, epochs: int = 20) -> Any:
+    """The TrainConfig of ``name`` in the comparison (baselines: their defaults)."""
+    from pipeline.train import BASELINES, TrainConfig, demo_train_config
+
+    if name in BASELINES:
+        return TrainConfig(model=name, workers=0)
+    settings = {"model": name, "epochs": epochs, **COMPARE_MODELS.get(name, {"model_kwargs": {}})}
+    return demo_train_config(max_minutes=budget, workers=0, **settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true",
                    help=f"train every CNN and every baseline ({', '.join(BASELINES)}) on --corpus with the same "
                         "budget and evaluate each on the test split")
-    p.add_argument("--budget", type=float, default=5.0, help="--compare: minutes of training per CNN (default 5)")
-    p.add_argument("--epochs", type=int, default=10, help="--compare: most epochs per CNN (default 10)")
+    p.add_argument("--budget", type=float, default=10.0,
+                   help="--compare: most minutes of training per CNN (default 10)")
+    p.add_argument("--epochs", type=int, default=20,
+                   help="--compare: epochs of a CNN without its own count in COMPARE_MODELS (default 20)")
     p.add_argument("--runs", type=Path, default=REPO / "data" / "runs" / "compare",
                    help="--compare: where the runs go (default data/runs/compare; existing runs are reused)")
     return p
@@ -143,17 +159,13 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int, models:
     """Train every CNN (same budget) and every baseline on the corpus; evaluate each on the test split."""
     from pipeline.evaluate import evaluate_run
     from pipeline.rundir import RunDir
-    from pipeline.train import BASELINES, TrainConfig, train
+    from pipeline.train import BASELINES, train
 
     results = []
     names = models or [*COMPARE_MODELS, *BASELINES]
     for name in names:
         out = runs / name
-        if name in BASELINES:
-            config = TrainConfig(model=name, workers=0)
-        else:
-            config = TrainConfig(model=name, epochs=epochs, batch_size=32, lr=2e-3, schedule="cosine",
-                                 max_minutes=budget, workers=0, **COMPARE_MODELS.get(name, {}))
+        config = compare_config(name, budget=budget, epochs=epochs)
         rd = RunDir(out)
         reuse = rd.stage_done("train") and rd.manifest().get("config") == config.to_dict()
         if not reuse:
@@ -193,7 +205,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from models.registry import list_models
-    from models.zoo import small_kwargs
+    from pipeline.train import TrainConfig, resolve_model_input
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -203,9 +215,9 @@ def main(argv: list[str]) -> int:
     for name in models:
         sizes = {"small": [True], "full": [False], "both": [True, False]}[args.size]
         for small in sizes:
-            kwargs = dict(COMPARE_MODELS.get(name, {}).get("model_kwargs", small_kwargs(name))) if small else {}
-            if small and name != "samplecnn":
-                kwargs["chunk_frames"] = 187  # 3 s, the demo's chunk
+            # the comparison's (demo-like) settings, or the published model at its own input
+            config = compare_config(name) if small else TrainConfig(model=name)
+            kwargs = resolve_model_input(config).model_kwargs
             row = model_speed(name, kwargs, batch_size=args.batch_size, seconds=args.seconds)
             row["size"] = "demo" if small else "published"
             rows.append(row)
