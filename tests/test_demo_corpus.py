@@ -25,7 +25,7 @@ from pipeline.datasets import demo_recipes as R
 from pipeline.datasets.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_COLUMNS, CLIP_INFO_FILE, TRUTH_FILE
 from pipeline.datasets.mtt_tags import MTT_TAGS, SYNONYMS, TOP50_TAGS
 from pipeline.errors import ParameterError
-from pipeline.io import read_json
+from pipeline.io import read_json, write_json
 
 CLIPS, SECONDS, SEED = 32, 3.0, 7
 MP3_NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d\d-[a-z0-9_]+-\d+-\d+\.mp3$")
@@ -257,11 +257,12 @@ def test_rerun_reuses_and_resume_renders_only_what_is_missing(corpus, tmp_path):
     mtimes = {p: p.stat().st_mtime_ns for p in mp3s}
 
     demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1, progress=False)
-    stats = read_json(work / demo.MANIFEST_FILE)["stats"]
-    assert stats["rendered"] == 0 and stats["reused"] == CLIPS
+    assert read_json(work / demo.MANIFEST_FILE)["status"] == "complete"
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in mp3s)
 
-    # a killed build: two clips missing, one corrupt, CSVs not yet written
+    # a killed build: still marked as building, two clips missing, one corrupt, CSVs not yet written
+    record = read_json(work / demo.MANIFEST_FILE)
+    write_json(work / demo.MANIFEST_FILE, {**record, "status": "building"})
     mp3s[0].unlink()
     mp3s[5].unlink()
     mp3s[9].write_bytes(b"not an mp3 at all")

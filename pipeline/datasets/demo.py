@@ -957,6 +957,18 @@ def encode_mp3(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, kbps: int = MP
     return bytes(encoder.encode(pcm) + encoder.flush())
 
 
+def _complete(manifest: Path, parameters: dict, files: list[Path]) -> bool:
+    """Whether ``manifest`` records a finished build with ``parameters`` whose files are all still there."""
+    if not manifest.is_file():
+        return False
+    try:
+        record = read_json(manifest)
+    except ValueError:
+        return False
+    return (record.get("status") == "complete" and record.get("parameters") == parameters
+            and all(p.is_file() and p.stat().st_size > 0 for p in files))
+
+
 def _mp3_ok(path: Path, n_samples: int) -> bool:
     """Whether ``path`` decodes to about ``n_samples`` samples at `SAMPLE_RATE` (mono)."""
     import soundfile as sf
@@ -1118,10 +1130,14 @@ def build_demo_corpus(out: Path, *, clips: int = 1500, seconds: float = 10.0, se
     parameters = {"seed": int(seed), "seconds": seconds, "generator_version": GENERATOR_VERSION,
                   "clips": int(clips), "label_dropout": float(label_dropout)}
     manifest = out / MANIFEST_FILE
-    write_json(manifest, {"status": "building", "parameters": parameters})
-
     t0 = time.perf_counter()
     plans = plan_corpus(clips, seconds, seed)
+    expected = [out / p.rel_path for p in plans] + [out / n for n in (ANNOTATIONS_FILE, TRUTH_FILE, CLIP_INFO_FILE)]
+    if not force and _complete(manifest, parameters, expected):
+        # a finished build with the same parameters: every mp3 was verified when it was written
+        log.info("demo corpus in %s is complete (%d clips, seed %d); reusing it", out, len(plans), seed)
+        return out
+    write_json(manifest, {"status": "building", "parameters": parameters})
     jobs = [(int(seed), p.index, seconds, str(out / p.rel_path), bool(force)) for p in plans]
     rendered = _run_jobs(jobs, min(workers, len(jobs)), progress)
     elapsed = time.perf_counter() - t0
