@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real-audio fixtures and a fresh data folder per test."""
+"""Shared fixtures: the real-audio fixtures and one real tiny run shared by the whole session."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = REPO.parent / "shared" / "fixtures" / "real-audio"
+TINY_MODEL = "musicnn"  # narrowed: its own taggram frames are 0.256 s apart
 
 
 @pytest.fixture
@@ -20,3 +21,45 @@ def real_audio() -> dict[str, Path]:
     if not all(p.is_file() for p in files.values()):
         pytest.skip(f"real-audio fixtures not found in {SHARED_AUDIO}")
     return files
+
+
+def build_tiny_run(base: Path) -> Path:
+    """A demo corpus of 40 clips x 3.5 s, a narrow musicnn trained one epoch, and its predict stage.
+
+    Idempotent: every stage reuses what an earlier call built.
+    """
+    import torch
+
+    from pipeline.datasets.demo import build_demo_corpus
+    from pipeline.predict import predict_run
+    from pipeline.rundir import RunDir
+    from pipeline.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    corpus = build_demo_corpus(base / "corpus", clips=40, seconds=3.5, seed=0, workers=2, progress=False)
+    run = base / "run"
+    if not RunDir(run).stage_done("train"):
+        config = TrainConfig(model=TINY_MODEL, model_kwargs={"width": 0.125}, epochs=1, batch_size=8, top_n=20,
+                             seed=0)
+        train(config, corpus, run, force=True, progress=False)
+    predict_run(run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real trained run with its predict stage (built once per session)."""
+    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tiny_run: Path) -> Path:
+    """The tiny run with every stage complete (evaluate and embed added), as the dashboard reads it."""
+    from pipeline.embed import EmbedConfig, run_embed
+    from pipeline.evaluate import evaluate_run
+    from pipeline.rundir import RunDir
+
+    if not RunDir(tiny_run).stage_done("evaluate"):
+        evaluate_run(tiny_run, n_bootstrap=50, progress=False)
+    run_embed(tiny_run, EmbedConfig(neighbors=5), progress=False)
+    return tiny_run

@@ -248,14 +248,6 @@ def test_embed_command_help_and_errors(tmp_path: Path):
 
 # ----------------------------------------------------------------------------- a real tiny run
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The predict tests' tiny run (demo corpus 40 x 3.5 s, narrow musicnn, one epoch), shared per session."""
-    from test_predict import build_tiny_run
-
-    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
-
-
-@pytest.fixture(scope="module")
 def embedded(tiny_run: Path) -> dict:
     from pipeline.embed import EmbedConfig, run_embed
 

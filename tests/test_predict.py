@@ -27,36 +27,6 @@ from pipeline.rundir import (
 
 pytestmark = pytest.mark.slow
 
-TINY_MODEL = "musicnn"  # the demo's default model, narrowed: its own frames are 0.256 s apart
-
-
-def build_tiny_run(base: Path) -> Path:
-    """A demo corpus of 40 clips x 3.5 s, a narrow musicnn trained one epoch, and its predict stage.
-
-    Idempotent: a module that runs later in the same session reuses what an earlier one built.
-    """
-    import torch
-
-    from pipeline.datasets.demo import build_demo_corpus
-    from pipeline.predict import predict_run
-    from pipeline.train import TrainConfig, train
-
-    torch.set_num_threads(1)
-    corpus = build_demo_corpus(base / "corpus", clips=40, seconds=3.5, seed=0, workers=2, progress=False)
-    run = base / "run"
-    if not RunDir(run).stage_done("train"):
-        config = TrainConfig(model=TINY_MODEL, model_kwargs={"width": 0.125}, epochs=1, batch_size=8, top_n=20,
-                             seed=0)
-        train(config, corpus, run, force=True, progress=False)
-    predict_run(run, progress=False)
-    return run
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
-
-
 @pytest.fixture(scope="module")
 def corpus(tiny_run: Path):
     from pipeline.corpus import corpus_from_record

@@ -111,13 +111,6 @@ def test_top_tags_orders_by_probability() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_predict import build_tiny_run
-
-    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
-
-
-@pytest.fixture(scope="module")
 def audio_files(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A demo clip as mp3, wav and flac of 1 s (shorter than the model's 3 s input), 3.5 s and 8 s."""
     import soundfile as sf
