@@ -108,7 +108,10 @@ class MultiScaleCNN(Tagger):
         f = min(o.shape[-2] for o in outs)
         t = min(o.shape[-1] for o in outs)
         x = self.merge(torch.cat([o[..., :f, :t] for o in outs], dim=1))  # (B, C, F', T')
-        x = F.adaptive_max_pool2d(x, (self.freq_bins, x.shape[-1]))
+        # pool frequency alone (a static size), keeping time dynamic so the model exports to ONNX
+        b, c, f, t = x.shape
+        x = F.adaptive_max_pool1d(x.transpose(2, 3).reshape(b, c * t, f), self.freq_bins)  # (B, C * T', freq_bins)
+        x = x.reshape(b, c, t, self.freq_bins).transpose(2, 3)  # (B, C, freq_bins, T')
         return x.flatten(1, 2)  # (B, C * freq_bins, T')
 
     def embed(self, x: Tensor) -> Tensor:  # (B, n_mels, T) -> (B, D)

@@ -278,11 +278,7 @@ def test_predict_command_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]
 # ----------------------------------------------------------------------------- ONNX export of the zoo
 
 
-@pytest.mark.parametrize("name", ["crnn", "fcn", "fcn4", "musicnn", "samplecnn", "shortchunk_res",
-                                  pytest.param("multiscale", marks=pytest.mark.xfail(
-                                      strict=True, raises=RuntimeError,
-                                      reason="adaptive_max_pool2d with the time length as output size does not "
-                                             "export with a dynamic time axis"))])
+@pytest.mark.parametrize("name", ["crnn", "fcn", "fcn4", "multiscale", "musicnn", "samplecnn", "shortchunk_res"])
 def test_every_model_exports_with_dynamic_batch_and_time(name: str, tmp_path: Path) -> None:
     import torch
 
