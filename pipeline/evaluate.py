@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.corpus import SPLITS, Corpus, corpus_from_record
 from pipeline.errors import ParameterError, RunDirError
@@ -77,7 +76,7 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", aggregate: str = "
     manifest = run.manifest()
     from pipeline.device import pick_device
 
-    run_model = load_run(run.path, pick_device(device or "auto") if device != "cpu" else torch.device("cpu"))
+    run_model = load_run(run.path, pick_device(device or "auto"))
     corpus = corpus_from_record(manifest["corpus"])
     if list(corpus.tags) != run_model.tags:
         raise RunDirError(f"{run.path}: the corpus at {corpus.root} now has different tags than the run was "

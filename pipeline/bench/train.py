@@ -44,13 +44,19 @@ COMPARE_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def compare_config(name: str, *, budget: float = 10.0, epochs: int = 20) -> Any:
-    """The TrainConfig of ``name`` in the comparison (baselines: their defaults)."""
+def compare_config(name: str, *, budget: float = 10.0, epochs: int | None = None) -> Any:
+    """The TrainConfig of ``name`` in the comparison (baselines: their defaults).
+
+    ``epochs`` applies to a model without its own count in `COMPARE_MODELS` (default: the
+    demo's).
+    """
     from pipeline.train import BASELINES, TrainConfig, demo_train_config
 
     if name in BASELINES:
         return TrainConfig(model=name, workers=0)
-    settings = {"model": name, "epochs": epochs, **COMPARE_MODELS.get(name, {"model_kwargs": {}})}
+    settings = {"model": name, **COMPARE_MODELS.get(name, {"model_kwargs": {}})}
+    if epochs is not None:
+        settings.setdefault("epochs", epochs)
     return demo_train_config(max_minutes=budget, workers=0, **settings)
 
 
@@ -73,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "budget and evaluate each on the test split")
     p.add_argument("--budget", type=float, default=10.0,
                    help="--compare: most minutes of training per CNN (default 10)")
-    p.add_argument("--epochs", type=int, default=20,
-                   help="--compare: epochs of a CNN without its own count in COMPARE_MODELS (default 20)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="--compare: epochs of a CNN without its own count in COMPARE_MODELS (default: the demo's)")
     p.add_argument("--runs", type=Path, default=REPO / "data" / "runs" / "compare",
                    help="--compare: where the runs go (default data/runs/compare; existing runs are reused)")
     return p
@@ -155,7 +161,8 @@ def loader_speed(corpus_dir: Path, *, batch_size: int, seconds: float, workers: 
     return out
 
 
-def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int, models: list[str] | None) -> list[dict]:
+def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
+            models: list[str] | None) -> list[dict]:
     """Train every CNN (same budget) and every baseline on the corpus; evaluate each on the test split."""
     from pipeline.evaluate import evaluate_run
     from pipeline.rundir import RunDir
@@ -169,7 +176,7 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int, models:
         rd = RunDir(out)
         reuse = rd.stage_done("train") and rd.manifest().get("config") == config.to_dict()
         if not reuse:
-            train(config, corpus_dir, out, force=True, progress=True)
+            train(config, corpus_dir, out, force=True, progress=False)
         ev = evaluate_run(out, n_bootstrap=200, progress=False)
         manifest = rd.manifest()
         h, ci = ev.headline, ev.ci
