@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.rundir import CHECKPOINT, RunDir
+from pipeline.tagging import AGGREGATES, chunk_clip
 
 log = logging.getLogger(__name__)
 
-AGGREGATES: tuple[str, ...] = ("mean", "max")
 BASELINE_FILE = "baseline.joblib"  # a classical baseline's fitted estimator, beside its checkpoint.pt
 
 
@@ -58,16 +58,7 @@ def chunk_frames_of(features: np.ndarray, chunk_frames: int, hop: int | None = N
     hop = chunk_frames if hop is None else hop
     if hop < 1:
         raise ParameterError(f"hop must be >= 1, got {hop}")
-    n_frames, n_bins = features.shape
-    starts = list(range(0, max(n_frames - chunk_frames, 0) + 1, hop))
-    if n_frames > chunk_frames and starts[-1] + chunk_frames < n_frames:
-        starts.append(n_frames - chunk_frames)
-    out = np.zeros((len(starts), n_bins, chunk_frames), dtype=np.float32)
-    for i, start in enumerate(starts):
-        chunk = features[start:start + chunk_frames]
-        chunk = normalizer(chunk) if normalizer is not None else chunk.astype(np.float32)
-        out[i, :, :len(chunk)] = chunk.T
-    return out
+    return chunk_clip(features, chunk_frames, hop=hop, normalizer=normalizer)
 
 
 def aggregate_chunks(probs: np.ndarray, counts: Sequence[int], aggregate: str = "mean") -> np.ndarray:

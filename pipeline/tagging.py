@@ -80,15 +80,15 @@ def chunk_starts(n_frames: int, chunk_frames: int, hop: int | None = None) -> li
     return starts
 
 
-def chunk_clip(features: np.ndarray, chunk_frames: int, *,
+def chunk_clip(features: np.ndarray, chunk_frames: int, *, hop: int | None = None,
                normalizer: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Cut one clip's features (T, n_bins) into model inputs (n_chunks, n_bins, chunk_frames).
 
-    The same chunks as `pipeline.inference.chunk_frames_of` (a test holds the two together):
+    The one chunking of the project (`pipeline.inference.chunk_frames_of` validates and calls it):
     each chunk is normalised, then a clip shorter than a chunk is zero-padded at the end.
     """
     n_frames, n_bins = features.shape
-    starts = chunk_starts(n_frames, chunk_frames)
+    starts = chunk_starts(n_frames, chunk_frames, hop)
     out = np.zeros((len(starts), n_bins, chunk_frames), dtype=np.float32)
     for i, start in enumerate(starts):
         chunk = features[start:start + chunk_frames]

@@ -12,7 +12,6 @@ import pytest
 
 from pipeline.tagging import (
     TaggramPlan,
-    chunk_clip,
     compute_taggrams,
     frame_hop_from_lengths,
     plan_taggram,
@@ -88,18 +87,6 @@ def test_plan_picks_a_hop_close_to_the_wanted_one() -> None:
     plan = plan_taggram(None, chunk_frames=187, input_fps=62.5, hop_s=1.0)
     assert (plan.mode, plan.hop, plan.window, plan.shifts) == ("windows", 62, 187, 1)
     assert TaggramPlan.from_dict(plan.to_dict()) == plan
-
-
-def test_chunks_match_evaluation() -> None:
-    """The torch-free chunking is the one evaluation uses (pipeline.inference.chunk_frames_of)."""
-    from pipeline.inference import chunk_frames_of
-
-    rng = np.random.default_rng(0)
-    for t in (1, 5, 10, 23):
-        features = rng.normal(size=(t, 3)).astype(np.float32)
-        norm = lambda f: (f - 0.5) * 2  # noqa: E731
-        np.testing.assert_array_equal(chunk_clip(features, 10, normalizer=norm),
-                                      chunk_frames_of(features, 10, normalizer=norm))
 
 
 def test_top_tags_orders_by_probability() -> None:
