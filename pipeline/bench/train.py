@@ -31,20 +31,22 @@ REPO = Path(__file__).resolve().parents[2]
 # a cosine schedule, sqrt positive weights) with dropout 0.1 (narrow networks underfit with
 # more). Epochs are set so that each takes a few minutes on 2 shared cores (bench train's
 # samples/s); samplecnn reads its own 3^10 samples (3.7 s) of waveform; musicnn, whose tall
-# timbral filters cost the most per example, reads 48 mel bins.
+# timbral filters cost the most per example, reads 48 mel bins; crnn, whose conv layers pool
+# time by 96 before its GRU, reads 6 s chunks.
 COMPARE_MODELS: dict[str, dict[str, Any]] = {
     "shortchunk_res": {},  # the default demo model, as is
-    "fcn": {"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 12},
-    "fcn4": {"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 12},
+    "fcn": {"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 24},
+    "fcn4": {"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 30},
     "multiscale": {"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
-    "musicnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 16},
-    "crnn": {"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
+    "musicnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30},
+    # 32 GRU units (width 0.25 alone leaves 8); 6 s chunks give the GRU four steps, not one
+    "crnn": {"model_kwargs": {"width": 0.25, "hidden": 128, "dropout": 0.1}, "chunk_seconds": 6.0, "epochs": 24},
     "samplecnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": None, "chunk_seconds": None,
-                  "epochs": 12},
+                  "epochs": 30},
 }
 
 
-def compare_config(name: str, *, budget: float = 10.0, epochs: int | None = None) -> Any:
+def compare_config(name: str, *, budget: float = 15.0, epochs: int | None = None) -> Any:
     """The TrainConfig of ``name`` in the comparison (baselines: their defaults).
 
     ``epochs`` applies to a model without its own count in `COMPARE_MODELS` (default: the
@@ -77,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true",
                    help=f"train every CNN and every baseline ({', '.join(BASELINES)}) on --corpus with the same "
                         "budget and evaluate each on the test split")
-    p.add_argument("--budget", type=float, default=10.0,
-                   help="--compare: most minutes of training per CNN (default 10)")
+    p.add_argument("--budget", type=float, default=15.0,
+                   help="--compare: most minutes of training per CNN (default 15)")
     p.add_argument("--epochs", type=int, default=None,
                    help="--compare: epochs of a CNN without its own count in COMPARE_MODELS (default: the demo's)")
     p.add_argument("--runs", type=Path, default=REPO / "data" / "runs" / "compare",
