@@ -239,8 +239,11 @@ def bootstrap_ci(y_true: np.ndarray, y_score: np.ndarray, *, n_resamples: int = 
 def tune_thresholds(y_true: np.ndarray, y_score: np.ndarray, *, default: float = GLOBAL_THRESHOLD) -> np.ndarray:
     """Per-tag thresholds that maximise each tag's F1 on the given (validation) clips.
 
-    A clip is predicted positive when its score is >= the threshold. A tag without positives
-    gets ``default``. Returns shape (n_tags,).
+    A clip is predicted positive when its score is >= the threshold. The threshold sits
+    halfway between the lowest score kept and the next lower one (so the validation clips get
+    the same predictions, and a test clip scored a little under a validation positive is not
+    lost to the chance of where exactly that positive fell). A tag without positives gets
+    ``default``. Returns shape (n_tags,).
     """
     y, s = _check(y_true, y_score)
     thresholds = np.full(y.shape[1], float(default))
@@ -252,7 +255,10 @@ def tune_thresholds(y_true: np.ndarray, y_score: np.ndarray, *, default: float =
         tp = np.cumsum(np.add.reduceat(pos.astype(np.int64), starts))  # predicted positive down to each group
         predicted = np.r_[starts[1:], len(pos)]  # clips with score >= the group's score
         f1 = 2 * tp / (predicted + total_p)
-        thresholds[j] = float(s[order[starts[int(np.argmax(f1))]], j])
+        best = int(np.argmax(f1))
+        kept = s[order[starts[best]], j]
+        below = s[order[starts[best + 1]], j] if best + 1 < len(starts) else kept
+        thresholds[j] = float((kept + below) / 2)
     return thresholds
 
 
