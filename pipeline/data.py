@@ -35,12 +35,8 @@ def _pad_chunk(chunk: np.ndarray, chunk_frames: int, normalizer: Normalize | Non
     return out
 
 
-class RandomChunkDataset(Dataset):
-    """Training examples: one random chunk of a clip and its labels.
-
-    Indexed by ``(row, crop_seed)`` pairs from `EpochSampler` (a plain int uses crop seed 0).
-    Item: ``(x [shape=(n_bins, chunk_frames), float32], y [shape=(n_tags,), float32])``.
-    """
+class _ClipDataset(Dataset):
+    """Clips of a feature cache with their labels (the part both datasets share)."""
 
     def __init__(self, cache: Any, clip_ids: Sequence[str], labels: np.ndarray, *, chunk_frames: int,
                  normalizer: Normalize | None = None) -> None:
@@ -50,10 +46,22 @@ class RandomChunkDataset(Dataset):
         self.labels = np.asarray(labels, dtype=np.float32)
         self.chunk_frames = int(chunk_frames)
         self.normalizer = normalizer
-        self.n_frames = np.array([cache.n_frames(c) for c in self.clip_ids], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
+
+
+class RandomChunkDataset(_ClipDataset):
+    """Training examples: one random chunk of a clip and its labels.
+
+    Indexed by ``(row, crop_seed)`` pairs from `EpochSampler` (a plain int uses crop seed 0).
+    Item: ``(x [shape=(n_bins, chunk_frames), float32], y [shape=(n_tags,), float32])``.
+    """
+
+    def __init__(self, cache: Any, clip_ids: Sequence[str], labels: np.ndarray, *, chunk_frames: int,
+                 normalizer: Normalize | None = None) -> None:
+        super().__init__(cache, clip_ids, labels, chunk_frames=chunk_frames, normalizer=normalizer)
+        self.n_frames = np.array([cache.n_frames(c) for c in self.clip_ids], dtype=np.int64)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         row, crop_seed = item if isinstance(item, tuple) else (item, 0)
@@ -68,7 +76,7 @@ class RandomChunkDataset(Dataset):
         return torch.from_numpy(x), torch.from_numpy(self.labels[row])
 
 
-class ClipChunksDataset(Dataset):
+class ClipChunksDataset(_ClipDataset):
     """Evaluation examples: every chunk of a clip (see `chunk_frames_of`), its labels and its row.
 
     Item: ``(chunks [shape=(n_chunks, n_bins, chunk_frames)], y [shape=(n_tags,)], row)``;
@@ -77,16 +85,8 @@ class ClipChunksDataset(Dataset):
 
     def __init__(self, cache: Any, clip_ids: Sequence[str], labels: np.ndarray, *, chunk_frames: int,
                  normalizer: Normalize | None = None, hop: int | None = None) -> None:
-        assert len(clip_ids) == len(labels)
-        self.cache = cache
-        self.clip_ids = list(clip_ids)
-        self.labels = np.asarray(labels, dtype=np.float32)
-        self.chunk_frames = int(chunk_frames)
-        self.normalizer = normalizer
+        super().__init__(cache, clip_ids, labels, chunk_frames=chunk_frames, normalizer=normalizer)
         self.hop = hop
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
 
     def __getitem__(self, row: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         chunks = chunk_frames_of(np.asarray(self.cache.read(self.clip_ids[row])), self.chunk_frames, self.hop,
