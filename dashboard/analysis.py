@@ -69,7 +69,7 @@ def outcomes(truth: np.ndarray, probs: np.ndarray, thresholds: float | np.ndarra
 
 
 def confusion_counts(truth: np.ndarray, probs: np.ndarray, thresholds: float | np.ndarray) -> pd.DataFrame:
-    """Per-tag TP / FP / FN / TN counts with precision, recall and F1 (`pipeline.metrics` conventions).
+    """Per-tag TP / FP / FN / TN counts with precision, recall and F1 (`pipeline.analysis.metrics` conventions).
 
     Parameters
     ----------
@@ -80,7 +80,7 @@ def confusion_counts(truth: np.ndarray, probs: np.ndarray, thresholds: float | n
     -------
     pd.DataFrame [k rows] columns tp, fp, fn, tn, precision, recall, f1
     """
-    from pipeline.metrics import precision_recall_f1
+    from pipeline.analysis.metrics import precision_recall_f1
 
     pred = probs >= thresholds
     true = truth.astype(bool)
@@ -94,13 +94,13 @@ def confusion_counts(truth: np.ndarray, probs: np.ndarray, thresholds: float | n
 
 
 def auc_per_tag(truth: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """Support, ROC-AUC and PR-AUC per tag (`pipeline.metrics`); NaN for a tag without both classes.
+    """Support, ROC-AUC and PR-AUC per tag (`pipeline.analysis.metrics`); NaN for a tag without both classes.
 
     Returns
     -------
     pd.DataFrame [k rows] columns support, roc_auc, pr_auc
     """
-    from pipeline.metrics import aucs_per_tag
+    from pipeline.analysis.metrics import aucs_per_tag
 
     support = truth.sum(axis=0).astype(int)
     if len(truth) == 0:

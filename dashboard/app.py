@@ -1,6 +1,6 @@
 """The music-tagging dashboard: ``streamlit run dashboard/app.py -- --runs data/runs``.
 
-Reads run directories only (see `pipeline.rundir`); it never trains and never imports torch.
+Reads run directories only (see `pipeline.run.rundir`); it never trains and never imports torch.
 The sidebar picks a run and a decision threshold; the selected run, clip, tag and threshold
 live in the URL's query parameters, so a link reopens the same view.
 

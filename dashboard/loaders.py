@@ -1,4 +1,4 @@
-"""Cached loaders of run-directory artifacts (the contract is `pipeline.rundir`).
+"""Cached loaders of run-directory artifacts (the contract is `pipeline.run.rundir`).
 
 Every loader is keyed by the file's path and its (mtime, size) stamp, so a stage that rewrites
 an artifact while the dashboard is open invalidates the cache instead of serving stale data.
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pipeline import rundir as rd
 from pipeline.errors import RunDirError
+from pipeline.paths import data_root
+from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_RUNS = REPO / "data" / "runs"
+DEFAULT_RUNS = data_root() / "runs"
 RUNS_ENV = "AUTOTAG_RUNS"  # environment variable naming the runs folder (used by tests)
 
 AUDIO_MIME: dict[str, str] = {
@@ -366,7 +366,7 @@ def mel_spectrogram(path: str, file_stamp: Stamp, sample_rate: int, n_fft: int, 
                     n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> tuple[np.ndarray, float, float]:
     """Log-mel spectrogram of an audio file, as the pipeline computes it for the model.
 
-    Uses `pipeline.audio.load_audio` and `pipeline.features.compute_features` (log10(1 + 10^4
+    Uses `pipeline.features.audio.load_audio` and `pipeline.features.extract.compute_features` (log10(1 + 10^4
     mel power), no per-clip reference, so loud and quiet clips look loud and quiet), or librosa
     (in dB relative to the clip's peak) where the pipeline's modules are not available.
 
@@ -377,8 +377,8 @@ def mel_spectrogram(path: str, file_stamp: Stamp, sample_rate: int, n_fft: int, 
     duration : float seconds
     """
     try:
-        from pipeline.audio import load_audio
-        from pipeline.features import FeatureConfig, compute_features
+        from pipeline.features.audio import load_audio
+        from pipeline.features.extract import FeatureConfig, compute_features
     except ImportError:
         import librosa
 
@@ -399,8 +399,8 @@ def mel_spectrogram(path: str, file_stamp: Stamp, sample_rate: int, n_fft: int, 
 # ---------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the tagger…", max_entries=4)
 def onnx_tagger(run_path: str, model_stamp: Stamp) -> Any:
-    """`pipeline.tagging.OnnxTagger` of a run (ImportError when the module is not available)."""
-    from pipeline.tagging import OnnxTagger
+    """`pipeline.scoring.tagger.OnnxTagger` of a run (ImportError when the module is not available)."""
+    from pipeline.scoring.tagger import OnnxTagger
 
     return OnnxTagger(run_path)
 

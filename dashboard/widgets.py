@@ -23,8 +23,9 @@ import streamlit as st
 from dashboard import loaders, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.theme import OUTCOME_LABELS, chip, legend_html
-from pipeline import rundir as rd
 from pipeline.errors import PipelineError
+from pipeline.paths import REPO
+from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +61,7 @@ def runs_root(argv: list[str] | None = None) -> Path:
         return loaders.DEFAULT_RUNS
     path = path.expanduser()
     if not path.is_absolute() and not path.exists():
-        path = loaders.REPO / path
+        path = REPO / path
     return path.resolve()
 
 

@@ -20,7 +20,7 @@ from pipeline.errors import ParameterError
 class InputSpec:
     """The input a model expects.
 
-    kind : ``"logmel"`` or ``"waveform"`` (names a feature kind of `pipeline.features`)
+    kind : ``"logmel"`` or ``"waveform"`` (names a feature kind of `pipeline.features.extract`)
     n_bins : mel bins for spectrogram models, 1 for waveform models
     chunk_frames : frames (or samples, for waveform) per training example; clips are cropped
         at random to this length in training and cut into chunks of it at inference

@@ -30,10 +30,10 @@ def build_tiny_run(base: Path) -> Path:
     """
     import torch
 
-    from pipeline.datasets.demo import build_demo_corpus
-    from pipeline.predict import predict_run
-    from pipeline.rundir import RunDir
-    from pipeline.train import TrainConfig, train
+    from pipeline.run.rundir import RunDir
+    from pipeline.scoring.predict import predict_run
+    from pipeline.sources.demo import build_demo_corpus
+    from pipeline.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
     corpus = build_demo_corpus(base / "corpus", clips=40, seconds=3.5, seed=0, workers=2, progress=False)
@@ -55,9 +55,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_run(tiny_run: Path) -> Path:
     """The tiny run with every stage complete (evaluate and embed added), as the dashboard reads it."""
-    from pipeline.embed import EmbedConfig, run_embed
-    from pipeline.evaluate import evaluate_run
-    from pipeline.rundir import RunDir
+    from pipeline.analysis.embed import EmbedConfig, run_embed
+    from pipeline.analysis.evaluate import evaluate_run
+    from pipeline.run.rundir import RunDir
 
     if not RunDir(tiny_run).stage_done("evaluate"):
         evaluate_run(tiny_run, n_bootstrap=50, progress=False)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import (
+from pipeline.errors import AudioDecodeError, ParameterError
+from pipeline.features.audio import (
     AUDIO_EXTENSIONS,
     SILENCE_PEAK,
     AudioFileError,
@@ -16,7 +17,6 @@ from pipeline.audio import (
     load_audio_bytes,
     save_mp3,
 )
-from pipeline.errors import AudioDecodeError, ParameterError
 
 SR = 16000
 

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import pipeline.cache as cache_module
-from pipeline.audio import load_audio, save_mp3
-from pipeline.cache import (
+import pipeline.features.cache as cache_module
+from pipeline.errors import ParameterError
+from pipeline.features.audio import load_audio, save_mp3
+from pipeline.features.cache import (
     COMPLETE,
     DATA,
     FAILURES,
@@ -30,10 +31,9 @@ from pipeline.cache import (
     cache_dir,
     to_float16,
 )
-from pipeline.corpus import load_corpus
-from pipeline.datasets.mtt_format import ANNOTATIONS_FILE, write_annotations
-from pipeline.errors import ParameterError
-from pipeline.features import FeatureConfig, compute_features
+from pipeline.features.extract import FeatureConfig, compute_features
+from pipeline.sources.corpus import load_corpus
+from pipeline.sources.mtt_format import ANNOTATIONS_FILE, write_annotations
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_changed_or_new_audio_updates_only_those_clips(corpus, monkeypatch: pyte
 
 
 def test_subset_of_a_cached_corpus_reuses_it(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.bench.features import _subset
+    from benchmarks.features import _subset
 
     full = build_cache(corpus, CONFIG, workers=1, progress=False)
     calls = count_decodes(monkeypatch)
@@ -211,9 +211,9 @@ def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeyp
     parts = directory / PARTS
     script = textwrap.dedent(f"""
         import time
-        import pipeline.cache as c
-        from pipeline.corpus import load_corpus
-        from pipeline.features import FeatureConfig
+        import pipeline.features.cache as c
+        from pipeline.sources.corpus import load_corpus
+        from pipeline.features.extract import FeatureConfig
         slow = c.load_audio
         def load_slowly(path, sample_rate=16000):
             time.sleep(0.4)
@@ -305,7 +305,7 @@ def test_float16_flushes_subnormals() -> None:
 # -- command line -----------------------------------------------------------------------------
 
 def test_features_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:
-    from pipeline.commands.features import build_parser, main
+    from pipeline.cli.features import build_parser, main
 
     with pytest.raises(SystemExit) as info:
         main(["--help"])
@@ -320,7 +320,7 @@ def test_features_help_documents_every_option(capsys: pytest.CaptureFixture) -> 
 
 
 def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     assert main(["features", str(corpus.root), "--n-mels", "32", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -332,7 +332,7 @@ def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
 
 
 def test_bench_corpus_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from pipeline.bench.features import main, make_synthetic_corpus
+    from benchmarks.features import main, make_synthetic_corpus
 
     corpus = load_corpus(make_synthetic_corpus(tmp_path / "bench", n_clips=3, seconds=0.5, sample_rate=22050))
     assert len(corpus) == 3 and corpus.rel_paths[1] == "1/synthetic-00001.mp3"

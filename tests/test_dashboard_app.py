@@ -1,6 +1,6 @@
 """The dashboard's pages, driven by Streamlit's AppTest (no browser) over synthetic run directories.
 
-Runs come from `pipeline.synthetic_run` (the exact run-directory contract, small and fast):
+Runs come from `benchmarks.synthetic_run` (the exact run-directory contract, small and fast):
 a complete run, a second one to compare, one without the embed stage, a partial one (the
 manifest lists a stage whose file is gone), one whose audio files are missing and one with an
 unreadable manifest. Every page must render each of them without an exception, saying what
@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from benchmarks.synthetic_run import build_synthetic_run, write_tone
 from dashboard import analysis, loaders, state
-from pipeline import rundir as rd
-from pipeline.synthetic_run import build_synthetic_run, write_tone
+from pipeline.run import rundir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
@@ -402,7 +402,7 @@ def test_outcomes_and_counts_with_known_answers() -> None:
 
 
 def test_curves_match_the_metrics_module() -> None:
-    from pipeline.metrics import roc_auc_per_tag
+    from pipeline.analysis.metrics import roc_auc_per_tag
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
@@ -413,7 +413,7 @@ def test_curves_match_the_metrics_module() -> None:
 
 
 def test_auc_per_tag_agrees_with_the_metrics_module() -> None:
-    from pipeline.metrics import pr_auc_per_tag, roc_auc_per_tag
+    from pipeline.analysis.metrics import pr_auc_per_tag, roc_auc_per_tag
 
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 2, (300, 4))
@@ -485,7 +485,7 @@ def test_synthetic_run_follows_the_contract(runs: Path) -> None:
 
 def test_synthetic_onnx_tagger_loads_without_torch(runs: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from pipeline.tagging import OnnxTagger
+    from pipeline.scoring.tagger import OnnxTagger
 
     tagger = OnnxTagger(runs / "complete")
     probs, taggram = tagger.tag_bytes(io.BytesIO(write_tone(runs.parent / "t.wav", 3.0, (440.0,)).read_bytes())

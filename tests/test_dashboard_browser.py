@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.synthetic_run import build_synthetic_run, write_tone
+from benchmarks.synthetic_run import build_synthetic_run, write_tone
 
 pytestmark = pytest.mark.browser
 

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.commands import data as data_cmd
-from pipeline.corpus import SPLITS, load_corpus
-from pipeline.datasets import demo
-from pipeline.datasets import demo_recipes as R
-from pipeline.datasets.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_COLUMNS, CLIP_INFO_FILE, TRUTH_FILE
-from pipeline.datasets.mtt_tags import MTT_TAGS, SYNONYMS, TOP50_TAGS
+from pipeline.cli import data as data_cmd
 from pipeline.errors import ParameterError
 from pipeline.io import read_json, write_json
+from pipeline.sources import demo
+from pipeline.sources import demo_recipes as R
+from pipeline.sources.corpus import SPLITS, load_corpus
+from pipeline.sources.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_COLUMNS, CLIP_INFO_FILE, TRUTH_FILE
+from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS, TOP50_TAGS
 
 CLIPS, SECONDS, SEED = 32, 3.0, 7
 MP3_NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d\d-[a-z0-9_]+-\d+-\d+\.mp3$")
@@ -365,7 +365,7 @@ def test_cli_mtt_calls_download_mtt(tmp_path, monkeypatch):
         calls.append((out, base_url, force))
         return out
 
-    monkeypatch.setitem(sys.modules, "pipeline.datasets.mtt", types.SimpleNamespace(download_mtt=fake_download))
+    monkeypatch.setitem(sys.modules, "pipeline.sources.mtt", types.SimpleNamespace(download_mtt=fake_download))
     assert data_cmd.main(["mtt", "--out", str(tmp_path), "--base-url", "http://127.0.0.1:1/mtt/", "--force"]) == 0
     assert data_cmd.main(["mtt", "--out", str(tmp_path)]) == 0
     assert calls == [(tmp_path, "http://127.0.0.1:1/mtt/", True), (tmp_path, "default", False)]

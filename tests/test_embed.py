@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import rundir as rd
+from pipeline.analysis.projection import cosine_neighbors, nearest_to_vector, project_2d, tsne_2d, umap_2d
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.projection import cosine_neighbors, nearest_to_vector, project_2d, tsne_2d, umap_2d
+from pipeline.run import rundir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def _write_run(path: Path, *, n: int = 48, seed: int = 0) -> tuple[rd.RunDir, np
 
 
 def check_embed_artifacts(run: rd.RunDir, predictions: pd.DataFrame, tags: list[str], *, neighbors: int) -> None:
-    """Every embed-stage file exists, parses and keeps the contract of pipeline/rundir.py."""
+    """Every embed-stage file exists, parses and keeps the contract of pipeline/run/rundir.py."""
     assert run.stage_done("embed")
     n = len(predictions)
     ids = predictions["clip_id"].astype(str).tolist()
@@ -162,7 +162,7 @@ def check_embed_artifacts(run: rd.RunDir, predictions: pd.DataFrame, tags: list[
 
 
 def test_embed_stage_on_a_baseline_run(tmp_path: Path):
-    from pipeline.embed import EmbedConfig, run_embed, similar_clips
+    from pipeline.analysis.embed import EmbedConfig, run_embed, similar_clips
 
     run, _ = _write_run(tmp_path / "run")
     stage = run_embed(run.path, EmbedConfig(neighbors=5), progress=False)
@@ -195,7 +195,7 @@ def test_embed_stage_on_a_baseline_run(tmp_path: Path):
 
 
 def test_embed_same_seed_same_coordinates(tmp_path: Path):
-    from pipeline.embed import EmbedConfig, run_embed
+    from pipeline.analysis.embed import EmbedConfig, run_embed
 
     coords = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -208,7 +208,7 @@ def test_embed_same_seed_same_coordinates(tmp_path: Path):
 
 
 def test_semantic_view_added_then_kept(tmp_path: Path):
-    from pipeline.embed import EmbedConfig, run_embed
+    from pipeline.analysis.embed import EmbedConfig, run_embed
 
     run, _ = _write_run(tmp_path / "run")
     run_embed(run.path, EmbedConfig(), progress=False)
@@ -228,7 +228,7 @@ def test_semantic_view_added_then_kept(tmp_path: Path):
 
 
 def test_embed_requires_the_predict_stage(tmp_path: Path):
-    from pipeline.embed import run_embed
+    from pipeline.analysis.embed import run_embed
 
     run = rd.RunDir(tmp_path / "run")
     (tmp_path / "run").mkdir()
@@ -249,7 +249,7 @@ def test_embed_command_help_and_errors(tmp_path: Path):
 # ----------------------------------------------------------------------------- a real tiny run
 @pytest.fixture(scope="module")
 def embedded(tiny_run: Path) -> dict:
-    from pipeline.embed import EmbedConfig, run_embed
+    from pipeline.analysis.embed import EmbedConfig, run_embed
 
     return run_embed(tiny_run, EmbedConfig(neighbors=5), progress=False)
 
@@ -258,9 +258,9 @@ def embedded(tiny_run: Path) -> dict:
 def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
     import torch
 
-    from pipeline.corpus import corpus_from_record
-    from pipeline.evaluate import _features_source
-    from pipeline.inference import chunk_frames_of, load_run
+    from pipeline.analysis.evaluate import _features_source
+    from pipeline.scoring.inference import chunk_frames_of, load_run
+    from pipeline.sources.corpus import corpus_from_record
 
     run = rd.RunDir(tiny_run)
     predictions = pd.read_parquet(run / rd.PREDICTIONS)
@@ -303,8 +303,8 @@ def test_embed_command_is_idempotent(tiny_run: Path, embedded: dict):
 
 @pytest.mark.slow
 def test_an_audio_file_finds_itself_among_the_corpus_clips(tiny_run: Path, embedded: dict):
-    from pipeline.embed import embed_audio_file, nearest_clips_to_vector
-    from pipeline.inference import load_run
+    from pipeline.analysis.embed import embed_audio_file, nearest_clips_to_vector
+    from pipeline.scoring.inference import load_run
 
     predictions = pd.read_parquet(tiny_run / rd.PREDICTIONS)
     corpus_root = Path(rd.RunDir(tiny_run).manifest()["corpus"]["root"])

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline.analysis.metrics import HEADLINE_AUCS, PER_TAG_COLUMNS
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.inference import chunk_frames_of
-from pipeline.metrics import HEADLINE_AUCS, PER_TAG_COLUMNS
-from pipeline.rundir import METRICS, PER_TAG, RunDir
+from pipeline.run.rundir import METRICS, PER_TAG, RunDir
+from pipeline.scoring.inference import chunk_frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_chunking_rejects_bad_features(bad: np.ndarray, match: str) -> None:
 
 def test_mean_and_max_aggregation_of_any_length() -> None:
     from models.registry import get_model
-    from pipeline.inference import predict_clip, predict_clips
+    from pipeline.scoring.inference import predict_clip, predict_clips
 
     torch.manual_seed(0)
     model = get_model("fcn", n_tags=4, width=0.25, n_mels=16, chunk_frames=32).eval()
@@ -78,8 +78,8 @@ def test_mean_and_max_aggregation_of_any_length() -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny demo corpus with a narrow network run and a random-forest run."""
-    from pipeline.datasets.demo import build_demo_corpus
-    from pipeline.train import TrainConfig, train
+    from pipeline.sources.demo import build_demo_corpus
+    from pipeline.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("evaluate")
@@ -94,7 +94,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.slow
 def test_evaluate_writes_metrics_and_per_tag(trained: dict[str, Path]) -> None:
-    from pipeline.evaluate import evaluate_run
+    from pipeline.analysis.evaluate import evaluate_run
 
     run = trained["net"]
     ev = evaluate_run(run, n_bootstrap=50, progress=False)
@@ -118,11 +118,11 @@ def test_evaluate_writes_metrics_and_per_tag(trained: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_evaluation_matches_inference_scores(trained: dict[str, Path]) -> None:
-    from pipeline.cache import build_cache
-    from pipeline.corpus import corpus_from_record
-    from pipeline.evaluate import evaluate_run
-    from pipeline.inference import load_run
-    from pipeline.metrics import auc_scores
+    from pipeline.analysis.evaluate import evaluate_run
+    from pipeline.analysis.metrics import auc_scores
+    from pipeline.features.cache import build_cache
+    from pipeline.scoring.inference import load_run
+    from pipeline.sources.corpus import corpus_from_record
 
     run = trained["net"]
     rm = load_run(run)
@@ -140,7 +140,7 @@ def test_evaluation_matches_inference_scores(trained: dict[str, Path]) -> None:
 def test_run_model_tags_audio_files_of_any_length(trained: dict[str, Path], tmp_path: Path) -> None:
     import soundfile as sf
 
-    from pipeline.inference import load_run
+    from pipeline.scoring.inference import load_run
 
     rm = load_run(trained["net"])
     sr = rm.features.sample_rate
@@ -154,8 +154,8 @@ def test_run_model_tags_audio_files_of_any_length(trained: dict[str, Path], tmp_
 
 @pytest.mark.slow
 def test_baseline_run_is_evaluated_like_a_network(trained: dict[str, Path]) -> None:
-    from pipeline.evaluate import evaluate_run
-    from pipeline.inference import load_run, load_run_model
+    from pipeline.analysis.evaluate import evaluate_run
+    from pipeline.scoring.inference import load_run, load_run_model
 
     run = trained["rf"]
     assert RunDir(run).stage_done("train")
@@ -169,7 +169,7 @@ def test_baseline_run_is_evaluated_like_a_network(trained: dict[str, Path]) -> N
 
 @pytest.mark.slow
 def test_evaluate_errors(trained: dict[str, Path], tmp_path: Path) -> None:
-    from pipeline.evaluate import evaluate_run
+    from pipeline.analysis.evaluate import evaluate_run
 
     with pytest.raises(RunDirError, match="not a run directory"):
         evaluate_run(tmp_path / "nothing")
@@ -198,9 +198,9 @@ def test_evaluate_command_prints_a_summary(trained: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_default_demo_model_learns(tmp_path_factory: pytest.TempPathFactory) -> None:
     """End to end: the default demo model on a small demo corpus is well above chance on its test split."""
-    from pipeline.datasets.demo import build_demo_corpus
-    from pipeline.evaluate import evaluate_run
-    from pipeline.train import demo_train_config, train
+    from pipeline.analysis.evaluate import evaluate_run
+    from pipeline.sources.demo import build_demo_corpus
+    from pipeline.training.train import demo_train_config, train
 
     base = tmp_path_factory.mktemp("demo_e2e")
     corpus = build_demo_corpus(base / "demo", clips=160, seconds=5.0, seed=1, workers=2, progress=False)

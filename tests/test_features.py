@@ -13,16 +13,16 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.cache import build_cache
-from pipeline.corpus import Corpus
 from pipeline.errors import ParameterError
-from pipeline.features import (
+from pipeline.features.cache import build_cache
+from pipeline.features.extract import (
     FeatureConfig,
     Normalizer,
     compute_features,
     mel_band_centers,
     mel_filterbank,
 )
+from pipeline.sources.corpus import Corpus
 
 SR = 16000
 
@@ -82,7 +82,7 @@ def test_any_length_including_shorter_than_a_window() -> None:
 
 
 def test_numpy_and_scipy_fft_backends_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.features as features
+    import pipeline.features.extract as features
 
     config = FeatureConfig()
     y = np.random.default_rng(3).standard_normal(3 * SR).astype(np.float32) * 0.2
@@ -98,7 +98,7 @@ def test_log_mel_alone_imports_no_scipy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from pipeline.features import FeatureConfig, compute_features; "
+    code = ("import sys, numpy as np; from pipeline.features.extract import FeatureConfig, compute_features; "
             "x = compute_features(np.ones(16000, np.float32), FeatureConfig()); "
             "print(x.shape, any(m == 'scipy' or m.startswith('scipy.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

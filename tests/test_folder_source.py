@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.corpus import load_corpus
-from pipeline.datasets.folder import read_folder
 from pipeline.errors import DataFormatError, ParameterError
+from pipeline.sources.corpus import load_corpus
+from pipeline.sources.folder import read_folder
 
 SR = 16000
 

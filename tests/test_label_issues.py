@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataFormatError, ParameterError
-from pipeline.label_issues import (
+from pipeline.analysis.label_issues import (
     ISSUE_COLUMNS,
     METHODS,
     confident_flags,
@@ -17,7 +16,8 @@ from pipeline.label_issues import (
     pair_scores,
     score_against_truth,
 )
-from pipeline.rundir import prob_column, true_column
+from pipeline.errors import DataFormatError, ParameterError
+from pipeline.run.rundir import prob_column, true_column
 
 
 def _noisy_case(seed: int = 0, n: int = 300, k: int = 8, drop: float = 0.2, add: float = 0.0):
@@ -151,7 +151,7 @@ def test_issues_from_predictions_frame():
 
 
 def test_load_truth_merges_synonyms(tmp_path):
-    from pipeline.datasets.mtt_format import TRUTH_FILE, write_annotations
+    from pipeline.sources.mtt_format import TRUTH_FILE, write_annotations
 
     write_annotations(tmp_path / TRUTH_FILE, ["1", "2"], ["drums", "drum", "piano"],
                       np.array([[0, 1, 1], [1, 0, 0]]), ["0/a.mp3", "0/b.mp3"])

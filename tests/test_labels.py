@@ -8,10 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.corpus import NO_SPLIT, RawAnnotations
-from pipeline.datasets.mtt_tags import MTT_TAGS, SYNONYMS
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.labels import LabelConfig, file_split, folder_split, merge_synonyms, process, random_split, top_n_tags
+from pipeline.sources.corpus import NO_SPLIT, RawAnnotations
+from pipeline.sources.labels import (
+    LabelConfig,
+    file_split,
+    folder_split,
+    merge_synonyms,
+    process,
+    random_split,
+    top_n_tags,
+)
+from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS
 
 
 def _process(raw: RawAnnotations, source: str = "mtt", **config: object):

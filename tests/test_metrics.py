@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from pipeline import metrics
+from pipeline.analysis import metrics
 from pipeline.errors import ParameterError
 
 

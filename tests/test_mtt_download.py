@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.corpus import load_corpus
-from pipeline.datasets import mtt
-from pipeline.datasets.download import download, part_path
-from pipeline.datasets.mtt_format import write_annotations, write_clip_info
 from pipeline.errors import DownloadError
+from pipeline.sources import mtt
+from pipeline.sources.corpus import load_corpus
+from pipeline.sources.download import download, part_path
+from pipeline.sources.mtt_format import write_annotations, write_clip_info
 
 FOLDERS = "0123456789abcdef"
 TAGS = ["guitar", "drum", "drums", "classical", "classic", "piano"]

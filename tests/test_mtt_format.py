@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.datasets.mtt_format import (
+from pipeline.errors import DataFormatError
+from pipeline.sources.mtt_format import (
     ANNOTATIONS_FILE,
     CLIP_INFO_COLUMNS,
     CLIP_INFO_FILE,
@@ -21,7 +22,6 @@ from pipeline.datasets.mtt_format import (
     write_annotations,
     write_clip_info,
 )
-from pipeline.errors import DataFormatError
 
 TAGS = ["guitar", "no vocals", "classical"]
 CLIP_IDS = ["2", "6", "10"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.rundir import (
+from pipeline.run.rundir import (
     MANIFEST,
     ONNX_MODEL,
     PREDICTIONS,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def corpus(tiny_run: Path):
-    from pipeline.corpus import corpus_from_record
+    from pipeline.sources.corpus import corpus_from_record
 
     return corpus_from_record(RunDir(tiny_run).manifest()["corpus"])
 
@@ -63,8 +63,8 @@ def test_predictions_schema_and_invariants(tiny_run: Path, corpus, predictions: 
 
 def test_predictions_equal_evaluation_scores(tiny_run: Path, corpus, predictions: pd.DataFrame) -> None:
     """predictions.parquet holds the clip scores evaluation computes (same chunks, same aggregation)."""
-    from pipeline.cache import build_cache
-    from pipeline.inference import load_run
+    from pipeline.features.cache import build_cache
+    from pipeline.scoring.inference import load_run
 
     run_model = load_run(tiny_run)
     cache = build_cache(corpus, run_model.features, progress=False)
@@ -75,8 +75,8 @@ def test_predictions_equal_evaluation_scores(tiny_run: Path, corpus, predictions
 
 
 def test_taggrams_cover_each_clip(tiny_run: Path, corpus, predictions: pd.DataFrame) -> None:
-    from pipeline.audio import load_audio
-    from pipeline.tagging import Taggrams
+    from pipeline.features.audio import load_audio
+    from pipeline.scoring.tagger import Taggrams
 
     entry = RunDir(tiny_run).manifest()["stages"]["predict"]
     plan = entry["taggram"]
@@ -109,9 +109,9 @@ def test_taggram_follows_the_model_over_time(tiny_run: Path, corpus, predictions
     """A clip's stored taggram is the sigmoid of the model's frame logits on that clip."""
     import torch
 
-    from pipeline.cache import build_cache
-    from pipeline.inference import load_run
-    from pipeline.tagging import Taggrams, sigmoid
+    from pipeline.features.cache import build_cache
+    from pipeline.scoring.inference import load_run
+    from pipeline.scoring.tagger import Taggrams, sigmoid
 
     run_model = load_run(tiny_run)
     cache = build_cache(corpus, run_model.features, progress=False)
@@ -130,8 +130,8 @@ def test_taggram_follows_the_model_over_time(tiny_run: Path, corpus, predictions
 
 
 def test_onnx_model_matches_torch(tiny_run: Path, corpus) -> None:
-    from pipeline.predict import TorchTagger
-    from pipeline.tagging import OnnxTagger
+    from pipeline.scoring.predict import TorchTagger
+    from pipeline.scoring.tagger import OnnxTagger
 
     entry = RunDir(tiny_run).manifest()["stages"]["predict"]
     assert entry["onnx"]["max_abs_diff"] < 1e-4
@@ -149,7 +149,7 @@ def test_onnx_model_matches_torch(tiny_run: Path, corpus) -> None:
 
 
 def test_rerun_is_idempotent_and_force_recomputes(tiny_run: Path, tmp_path: Path) -> None:
-    from pipeline.predict import predict_run
+    from pipeline.scoring.predict import predict_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -166,8 +166,8 @@ def test_rerun_is_idempotent_and_force_recomputes(tiny_run: Path, tmp_path: Path
 
 
 def test_partial_runs_are_refused(tiny_run: Path, tmp_path: Path) -> None:
-    from pipeline.predict import predict_run
-    from pipeline.tagging import OnnxTagger, Taggrams
+    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.tagger import OnnxTagger, Taggrams
 
     with pytest.raises(RunDirError, match="not a run directory"):
         predict_run(tmp_path / "nothing", progress=False)
@@ -191,7 +191,7 @@ def test_partial_runs_are_refused(tiny_run: Path, tmp_path: Path) -> None:
 def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A recomputation that dies half-way never leaves old and new files posing as one stage."""
-    import pipeline.predict as predict
+    import pipeline.scoring.predict as predict
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -204,7 +204,7 @@ def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
         with pytest.raises(KeyboardInterrupt):
             predict.predict_run(run, force=True, progress=False)
     assert not RunDir(run).stage_done("predict")
-    from pipeline.tagging import Taggrams
+    from pipeline.scoring.tagger import Taggrams
 
     with pytest.raises(RunDirError, match="stage 'predict' is missing or incomplete"):
         Taggrams(run)
@@ -214,9 +214,9 @@ def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
 
 def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.predict as predict
-    from pipeline.commands.tag import open_tagger
-    from pipeline.tagging import OnnxTagger
+    import pipeline.scoring.predict as predict
+    from pipeline.cli.tag import open_tagger
+    from pipeline.scoring.tagger import OnnxTagger
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -239,9 +239,9 @@ def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, 
 
 def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path: Path, corpus,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
-    from pipeline.predict import predict_run
-    from pipeline.train import TrainConfig, train
+    from pipeline.cli.main import main
+    from pipeline.scoring.predict import predict_run
+    from pipeline.training.train import TrainConfig, train
 
     run = tmp_path / "knn"
     train(TrainConfig(model="knn", top_n=20), corpus.root, run, progress=False)
@@ -256,7 +256,7 @@ def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path
 
 
 def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
-    from pipeline.predict import predict_run
+    from pipeline.scoring.predict import predict_run
 
     with pytest.raises(ParameterError, match="aggregate"):
         predict_run(tiny_run, aggregate="median")
@@ -267,7 +267,7 @@ def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
 
 
 def test_predict_command_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     assert main(["predict", str(tiny_run), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -284,7 +284,7 @@ def test_every_model_exports_with_dynamic_batch_and_time(name: str, tmp_path: Pa
 
     from models.registry import get_model
     from models.zoo import small_kwargs
-    from pipeline.predict import export_onnx, model_frame_hop
+    from pipeline.scoring.predict import export_onnx, model_frame_hop
 
     torch.manual_seed(0)
     model = get_model(name, n_tags=3, **small_kwargs(name)).eval()
@@ -301,8 +301,8 @@ def test_shift_and_stitch_with_a_real_model() -> None:
 
     from models.registry import get_model
     from models.zoo import small_kwargs
-    from pipeline.predict import TorchNetwork, model_frame_hop
-    from pipeline.tagging import compute_taggrams, plan_taggram, sigmoid
+    from pipeline.scoring.predict import TorchNetwork, model_frame_hop
+    from pipeline.scoring.tagger import compute_taggrams, plan_taggram, sigmoid
 
     torch.manual_seed(0)
     model = get_model("shortchunk_res", n_tags=3, **small_kwargs("shortchunk_res")).eval()

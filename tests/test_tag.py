@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.tagging import (
+from pipeline.scoring.tagger import (
     TaggramPlan,
     compute_taggrams,
     frame_hop_from_lengths,
@@ -102,9 +102,9 @@ def audio_files(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     """A demo clip as mp3, wav and flac of 1 s (shorter than the model's 3 s input), 3.5 s and 8 s."""
     import soundfile as sf
 
-    from pipeline.audio import load_audio, save_mp3
-    from pipeline.corpus import corpus_from_record
-    from pipeline.rundir import RunDir
+    from pipeline.features.audio import load_audio, save_mp3
+    from pipeline.run.rundir import RunDir
+    from pipeline.sources.corpus import corpus_from_record
 
     corpus = corpus_from_record(RunDir(tiny_run).manifest()["corpus"])
     y = load_audio(corpus.audio_path(0))
@@ -119,8 +119,8 @@ def audio_files(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 @pytest.mark.slow
 def test_onnx_tagger_on_files_of_any_length(tiny_run: Path, audio_files: dict[str, Path]) -> None:
-    from pipeline.audio import load_audio
-    from pipeline.tagging import OnnxTagger
+    from pipeline.features.audio import load_audio
+    from pipeline.scoring.tagger import OnnxTagger
 
     tagger = OnnxTagger(tiny_run, threads=1)
     for name, path in audio_files.items():
@@ -139,7 +139,7 @@ def test_onnx_tagger_on_files_of_any_length(tiny_run: Path, audio_files: dict[st
 @pytest.mark.slow
 def test_tag_command_prints_top_tags(tiny_run: Path, audio_files: dict[str, Path],
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     files = [str(p) for p in audio_files.values()]
     assert main(["tag", *files, "--run", str(tiny_run), "--top", "4"]) == 0
@@ -154,7 +154,7 @@ def test_tag_command_prints_top_tags(tiny_run: Path, audio_files: dict[str, Path
 
 
 def json_tags(run: Path) -> list[str]:
-    from pipeline.rundir import RunDir
+    from pipeline.run.rundir import RunDir
 
     return RunDir(run).manifest()["tags"]
 
@@ -164,8 +164,8 @@ def test_tag_command_writes_csv_and_png_taggrams(tiny_run: Path, audio_files: di
                                                  tmp_path: Path) -> None:
     from PIL import Image
 
-    from pipeline.cli import main
-    from pipeline.tagging import OnnxTagger
+    from pipeline.cli.main import main
+    from pipeline.scoring.tagger import OnnxTagger
 
     tagger = OnnxTagger(tiny_run)
     short, long = audio_files["short.wav"], audio_files["long.flac"]
@@ -193,7 +193,7 @@ def test_tag_command_writes_csv_and_png_taggrams(tiny_run: Path, audio_files: di
 def test_corrupt_file_is_named_and_the_others_still_tagged(tiny_run: Path, audio_files: dict[str, Path],
                                                            tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     bad = tmp_path / "broken.mp3"
     bad.write_bytes(b"this is not audio at all" * 100)
@@ -211,7 +211,7 @@ def test_corrupt_file_is_named_and_the_others_still_tagged(tiny_run: Path, audio
 @pytest.mark.slow
 def test_bad_options_and_runs(tiny_run: Path, audio_files: dict[str, Path], tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     wav = str(audio_files["short.wav"])
     assert main(["tag", wav, "--run", str(tiny_run), "--taggram", str(tmp_path / "g.jpg")]) == 2
@@ -225,7 +225,7 @@ def test_bad_options_and_runs(tiny_run: Path, audio_files: dict[str, Path], tmp_
 @pytest.mark.slow
 def test_torch_flag_agrees_with_onnx(tiny_run: Path, audio_files: dict[str, Path],
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     path = str(audio_files["clip.mp3"])
     assert main(["tag", path, "--run", str(tiny_run), "--top", "5"]) == 0
@@ -247,7 +247,7 @@ def test_fast_path_imports_no_torch(tiny_run: Path, audio_files: dict[str, Path]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "onnxruntime" in imported  # the check sees real imports
     assert not [m for m in imported if m.split(".")[0] in heavy]
-    script = (f"import sys\nfrom pipeline.tagging import OnnxTagger\n"
+    script = (f"import sys\nfrom pipeline.scoring.tagger import OnnxTagger\n"
               f"t = OnnxTagger({str(tiny_run)!r})\np, g = t.tag_bytes(open({files[0]!r}, 'rb').read(), 'x.mp3')\n"
               f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)

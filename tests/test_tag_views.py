@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import DataFormatError, ParameterError
-from pipeline.tag_views import (
+from pipeline.analysis.tag_views import (
     acoustic_view,
     build_tag_views,
     cluster_vectors,
@@ -23,6 +22,7 @@ from pipeline.tag_views import (
     tag_words,
     view_agreement,
 )
+from pipeline.errors import DataFormatError, ParameterError
 
 TAGS = ["rock", "guitar", "drums", "classical", "violin", "strings", "techno", "synth", "beat", "ambient",
         "slow", "quiet"]

@@ -18,8 +18,8 @@ import torch
 from models.registry import list_models
 from models.zoo import small_kwargs
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
-from pipeline.train import HISTORY_COLUMNS, TrainConfig, model_blocks, train
+from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
+from pipeline.training.train import HISTORY_COLUMNS, TrainConfig, model_blocks, train
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo corpus of 48 clips x 4 s (36 train / 3 valid / 9 test)."""
-    from pipeline.datasets.demo import build_demo_corpus
+    from pipeline.sources.demo import build_demo_corpus
 
     return build_demo_corpus(tmp_path_factory.mktemp("train") / "demo", clips=48, seconds=4.0, seed=0, workers=2,
                              progress=False)
@@ -78,7 +78,7 @@ def check_contract(run: Path, model: str, n_tags: int) -> dict:
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_trains_one_epoch(name: str, corpus: Path, tmp_path: Path) -> None:
-    from pipeline.inference import load_run_model, predict_clip
+    from pipeline.scoring.inference import load_run_model, predict_clip
 
     run = train(tiny_config(name), corpus, tmp_path / name, progress=False)
     ckpt = check_contract(run, name, n_tags=12)
@@ -90,7 +90,7 @@ def test_every_model_trains_one_epoch(name: str, corpus: Path, tmp_path: Path) -
         assert model(x).shape == (3, 12)
         assert model.embed(x).shape == (3, model.embedding_dim)
     # a whole clip of any length: chunks aggregated into one probability per tag
-    from pipeline.features import Normalizer
+    from pipeline.features.extract import Normalizer
 
     features = np.random.default_rng(0).normal(size=(spec.chunk_frames * 2 + 5, spec.n_bins)).astype(np.float32)
     probs = predict_clip(model, features, normalizer=Normalizer.from_dict(ckpt["normalizer"]),
@@ -145,10 +145,10 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
 
 
 def test_loader_batches_do_not_depend_on_workers(corpus: Path) -> None:
-    from pipeline.cache import build_cache
-    from pipeline.corpus import load_corpus
-    from pipeline.data import EpochSampler, RandomChunkDataset, train_loader
-    from pipeline.features import FeatureConfig
+    from pipeline.features.cache import build_cache
+    from pipeline.features.extract import FeatureConfig
+    from pipeline.sources.corpus import load_corpus
+    from pipeline.training.loaders import EpochSampler, RandomChunkDataset, train_loader
 
     c = load_corpus(corpus)
     cache = build_cache(c, FeatureConfig(n_mels=32), progress=False)
@@ -169,7 +169,7 @@ def test_loader_batches_do_not_depend_on_workers(corpus: Path) -> None:
 
 
 def test_sampler_shards_like_distributed_sampler() -> None:
-    from pipeline.data import EpochSampler
+    from pipeline.training.loaders import EpochSampler
 
     shards = [list(EpochSampler(10, seed=0, rank=r, world_size=3)) for r in range(3)]
     assert all(len(s) == 4 for s in shards)  # padded to 12, four each
@@ -232,7 +232,7 @@ def test_ddp_two_cpu_processes(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_help_documents_every_option() -> None:
-    from pipeline.commands.train import build_parser
+    from pipeline.cli.train import build_parser
 
     text = build_parser().format_help()
     flags = {"model_kwargs": "--model-arg", "merge_synonyms": "--no-synonyms", "deterministic": "--no-deterministic"}
@@ -283,7 +283,7 @@ def test_existing_complete_run_needs_force(corpus: Path, tmp_path: Path) -> None
 
 
 def test_pos_weight_and_schedules() -> None:
-    from pipeline.train import compute_pos_weight, lr_factor
+    from pipeline.training.train import compute_pos_weight, lr_factor
 
     labels = np.array([[1, 0], [0, 0], [0, 1], [0, 1]])
     assert compute_pos_weight(labels, "none", 50) is None
@@ -318,7 +318,7 @@ def test_cli_errors_are_clear(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_cli_builds_config_from_flags() -> None:
-    from pipeline.commands.train import build_parser, config_from_args
+    from pipeline.cli.train import build_parser, config_from_args
 
     args = build_parser().parse_args(["--corpus", ".", "--model", "crnn", "--model-arg", "rnn=lstm",
                                       "--model-arg", "width=0.5", "--no-synonyms", "--top-n", "all",
@@ -328,14 +328,14 @@ def test_cli_builds_config_from_flags() -> None:
     assert c.merge_synonyms is False and c.top_n is None and c.milestones == (2, 4)
     assert c.ratios == (0.6, 0.2, 0.2) and c.patience == 3
     demo = config_from_args(build_parser().parse_args(["--corpus", ".", "--demo", "--epochs", "2"]))
-    from pipeline.train import demo_train_config
+    from pipeline.training.train import demo_train_config
 
     assert demo == dataclasses.replace(demo_train_config(), epochs=2)
     assert json.loads(json.dumps(demo.to_dict())) == demo.to_dict()
 
 
 def test_early_stopping_and_time_budget(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.train as train_module
+    import pipeline.training.train as train_module
 
     # a validation score that never improves after epoch 1: patience 2 stops after epoch 3
     monkeypatch.setattr(train_module, "validate", lambda *a, **k: {"roc_auc": 0.5, "pr_auc": 0.1})

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import analysis, charts, loaders, state, widgets
 from dashboard.theme import FN, FP, TN, TP
-from pipeline import rundir as rd
+from pipeline.run import rundir as rd
 
 MAX_OPTIONS = 300  # clips listed in the picker at once (the search narrows them)
 N_SIMILAR = 5

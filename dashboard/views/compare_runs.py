@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, loaders, state, widgets
 from dashboard.loaders import RunInfo
-from pipeline import rundir as rd
+from pipeline.run import rundir as rd
 
 ctx = widgets.context()
 run = widgets.need_run(ctx)

@@ -1,9 +1,9 @@
 """Tag a file: upload audio, see its top tags and taggram from the chosen run, and its nearest corpus clips.
 
-Tagging goes through `pipeline.tagging.OnnxTagger` (ONNX Runtime, no torch). The tagger gives
+Tagging goes through `pipeline.scoring.tagger.OnnxTagger` (ONNX Runtime, no torch). The tagger gives
 tag probabilities and a taggram but no embedding, so the nearest clips are found by cosine
 similarity between the file's tag-probability vector and every clip's in predictions.parquet
-(`pipeline.projection.nearest_to_vector`): clips the model describes with the same tags.
+(`pipeline.analysis.projection.nearest_to_vector`): clips the model describes with the same tags.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import streamlit as st
 
 from dashboard import charts, loaders, widgets
 from dashboard.theme import TN, TP
-from pipeline import rundir as rd
 from pipeline.errors import PipelineError
+from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_MB = 50
@@ -40,9 +40,9 @@ widgets.header("Tag a file", "Upload a recording and see which tags the model he
 # ---- is there a tagger for this run?
 problem = None
 try:
-    import pipeline.tagging  # noqa: F401 - only checks that the fast tagger is installed
+    import pipeline.scoring.tagger  # noqa: F401 - only checks that the fast tagger is installed
 except ImportError as exc:
-    problem = f"The fast tagger (`pipeline.tagging`) is not available in this installation: {exc}."
+    problem = f"The fast tagger (`pipeline.scoring.tagger`) is not available in this installation: {exc}."
 if problem is None and not run.has("predict"):
     problem = widgets.stage_message(run, "predict")
 if problem is None and not run.file(rd.ONNX_MODEL).is_file():
@@ -107,7 +107,7 @@ with right:
 st.subheader("Nearest clips in the corpus")
 preds = widgets.predictions(run, stop=False)
 if preds is not None and preds.probs.shape[1] == len(probs):
-    from pipeline.projection import nearest_to_vector
+    from pipeline.analysis.projection import nearest_to_vector
 
     idx, sims = nearest_to_vector(preds.probs, probs, N_NEAREST)
     st.caption("Clips whose predicted tag probabilities are most similar (cosine) to this file's.")

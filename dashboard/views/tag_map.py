@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, loaders, widgets
-from pipeline import rundir as rd
+from pipeline.run import rundir as rd
 
 MAX_CLIP_POINTS = 12_000  # clips drawn on the clip map (a seeded sample above this keeps it quick)
 

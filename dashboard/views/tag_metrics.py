@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, loaders, widgets
-from pipeline import rundir as rd
+from pipeline.run import rundir as rd
 
 ctx = widgets.context()
 run = widgets.need_run(ctx)

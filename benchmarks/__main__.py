@@ -1,0 +1,7 @@
+"""``python -m benchmarks <name> ...``."""
+
+import sys
+
+from benchmarks.cli import main
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,30 @@
+"""``python -m benchmarks <name> ...``: benchmarks that print figures (never tests).
+
+Each benchmark lives in ``benchmarks/<name>.py`` with ``main(argv)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES: dict[str, str] = {
+    "features": "decode vs decode + log-mel vs a plain librosa loop, in clips per second",
+    "train": "training samples per second per model and data-loader throughput on this machine",
+    "tag": "time 'python -m pipeline tag' on a 30 s clip as a whole process",
+    "dashboard": "dashboard load and interaction times on a MagnaTagATune-scale run",
+    "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHES:
+        lines = "\n".join(f"  {k:<10} {v}" for k, v in BENCHES.items())
+        print(f"usage: python -m benchmarks <name> [options]\n\nbenchmarks:\n{lines}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(f"benchmarks.{argv[0]}")
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

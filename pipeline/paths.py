@@ -1,0 +1,19 @@
+"""Where the project keeps what it generates: one home for the repository and data roots.
+
+``data/`` (git-ignored) holds corpora, feature caches and runs. ``MUSICTAG_DATA`` moves it
+elsewhere (a larger disk, a shared folder) without touching any command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ENV = "MUSICTAG_DATA"  # environment variable that moves the data root
+
+
+def data_root() -> Path:
+    """The data root: ``$MUSICTAG_DATA`` when set, else ``<repo>/data``."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser() if value else REPO / "data"

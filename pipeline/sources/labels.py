@@ -1,0 +1,168 @@
+"""Label processing, in one place: synonym merging, top-N tags, untagged clips, splits."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import DataFormatError, ParameterError
+from pipeline.sources.corpus import NO_SPLIT, SPLITS, Corpus, RawAnnotations
+from pipeline.sources.folder import read_csv_rows
+from pipeline.sources.mtt_tags import SYNONYMS
+
+log = logging.getLogger(__name__)
+
+# MTT's classic split by the first character of the audio path (Dieleman & Schrauwen 2014).
+FOLDER_SPLIT: dict[str, str] = {
+    **{c: "train" for c in "0123456789ab"},
+    "c": "valid",
+    **{c: "test" for c in "def"},
+}
+
+
+@dataclass
+class LabelConfig:
+    """How raw annotations become the training vocabulary and split."""
+
+    merge_synonyms: bool | None = None  # None: on for MTT-format corpora (the 29 groups), off otherwise
+    top_n: int | None = 50  # keep the N most frequent tags; None keeps all
+    drop_untagged: bool = False  # drop clips left without any tag after top-N
+    split: str = "auto"  # "auto" (folder for MTT format, else random), "folder", "random", or a split CSV path
+    seed: int = 0  # seed of the random split
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test shares of a random split
+
+    def __post_init__(self) -> None:
+        if self.top_n is not None and self.top_n < 1:
+            raise ParameterError(f"top_n must be >= 1 or None, got {self.top_n}")
+        if (len(self.ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.ratios)
+                or abs(sum(self.ratios) - 1) > 1e-6):
+            raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios}")
+
+
+def merge_synonyms(tags: list[str], labels: np.ndarray,
+                   groups: tuple[tuple[str, ...], ...] = SYNONYMS) -> tuple[list[str], np.ndarray]:
+    """Fold each synonym group into its first name (logical OR of the columns).
+
+    Groups whose names are absent from ``tags`` are ignored; a group's head is created if only
+    its synonyms are present. Returns the new vocabulary and label matrix.
+    """
+    col = {t: i for i, t in enumerate(tags)}
+    merged = labels.astype(np.uint8).copy()
+    drop: set[str] = set()
+    new_tags = list(tags)
+    extra: list[np.ndarray] = []
+    for head, *others in groups:
+        present = [col[t] for t in (head, *others) if t in col]
+        if not present:
+            continue
+        union = merged[:, present].max(axis=1)
+        if head in col:
+            merged[:, col[head]] = union
+        else:
+            new_tags.append(head)
+            extra.append(union)
+        drop.update(t for t in others if t in col)
+    if extra:
+        merged = np.column_stack([merged, *extra])
+    keep = [i for i, t in enumerate(new_tags) if t not in drop]
+    return [new_tags[i] for i in keep], merged[:, keep]
+
+
+def top_n_tags(tags: list[str], labels: np.ndarray, n: int) -> tuple[list[str], np.ndarray]:
+    """Keep the ``n`` most frequent tags, most frequent first (ties broken by name)."""
+    counts = labels.sum(axis=0)
+    order = sorted(range(len(tags)), key=lambda i: (-int(counts[i]), tags[i]))[:n]
+    return [tags[i] for i in order], labels[:, order]
+
+
+def folder_split(rel_paths: list[str]) -> np.ndarray:
+    """MTT's split by audio folder: 0-b train, c valid, d-f test; anything else unsplit."""
+    # The whole first folder name decides: "c/x.mp3" is valid, but "covers/x.mp3" is unsplit.
+    return np.array([FOLDER_SPLIT.get(p.split("/", 1)[0].lower(), NO_SPLIT) if "/" in p else NO_SPLIT
+                     for p in rel_paths], dtype=object)
+
+
+def random_split(n: int, ratios: tuple[float, float, float], seed: int) -> np.ndarray:
+    """A seeded random split of ``n`` clips by the given train / valid / test shares."""
+    order = np.random.default_rng(seed).permutation(n)
+    # Largest-remainder rounding: sizes sum to n and a zero share gets no clip (plain rounding
+    # put a clip into a 0.0 test share, e.g. n=5 with ratios 0.9/0.1/0).
+    exact = np.asarray(ratios, dtype=float) * n
+    sizes = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - sizes), kind="stable")[:n - int(sizes.sum())]:
+        sizes[i] += 1
+    n_train, n_valid = int(sizes[0]), int(sizes[1])
+    split = np.empty(n, dtype=object)
+    split[order[:n_train]] = "train"
+    split[order[n_train:n_train + n_valid]] = "valid"
+    split[order[n_train + n_valid:]] = "test"
+    return split
+
+
+def file_split(path: Path, clip_ids: list[str]) -> np.ndarray:
+    """Read a split CSV with columns ``clip_id`` and ``split``; clips it omits are unsplit.
+
+    Unknown or repeated clips and split names other than SPLITS or NO_SPLIT are errors
+    naming the file, line and column.
+    """
+    header, rows = read_csv_rows(path, "split file")
+    for column in ("clip_id", "split"):
+        if column not in header:
+            raise DataFormatError(f"{path}, line 1: missing column {column!r} (has {header})")
+    i_clip, i_split = header.index("clip_id"), header.index("split")
+    known = set(clip_ids)
+    lookup: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line, fields in rows:
+        fields = [f.strip() for f in fields] + [""] * (len(header) - len(fields))
+        cid, name = fields[i_clip], fields[i_split]
+        if name not in (*SPLITS, NO_SPLIT):
+            raise DataFormatError(
+                f"{path}, line {line}, column 'split': expected one of {(*SPLITS, NO_SPLIT)}, got {name!r}")
+        if cid not in known:
+            raise DataFormatError(f"{path}, line {line}, column 'clip_id': unknown clip {cid!r}")
+        if cid in lookup:
+            raise DataFormatError(
+                f"{path}, line {line}, column 'clip_id': clip {cid!r} given twice (first on line {first_line[cid]})")
+        lookup[cid], first_line[cid] = name, line
+    return np.array([lookup.get(c, NO_SPLIT) for c in clip_ids], dtype=object)
+
+
+def process(raw: RawAnnotations, config: LabelConfig, *, name: str, root: Path, source: str) -> Corpus:
+    """Turn a source's raw annotations into a `Corpus` according to ``config``."""
+    tags, labels = list(raw.tags), raw.labels.astype(np.uint8)
+    merge = config.merge_synonyms if config.merge_synonyms is not None else source == "mtt"
+    if merge and tags:
+        tags, labels = merge_synonyms(tags, labels)
+    if config.top_n is not None and len(tags) > config.top_n:
+        tags, labels = top_n_tags(tags, labels, config.top_n)
+
+    mode = config.split
+    if mode == "auto":
+        mode = "folder" if source == "mtt" else "random"
+    if mode == "folder":
+        split = folder_split(raw.rel_paths)
+    elif mode == "random":
+        split = random_split(len(raw.clip_ids), config.ratios, config.seed)
+    else:
+        split_path = Path(mode).expanduser()
+        if not split_path.is_file():
+            raise ParameterError(f"split must be 'auto', 'folder', 'random' or a split CSV; no such file: {mode}")
+        split = file_split(split_path, raw.clip_ids)
+
+    keep = np.ones(len(raw.clip_ids), dtype=bool)
+    if config.drop_untagged and tags:
+        keep = labels.sum(axis=1) > 0
+        log.info("dropping %d clips without any of the %d tags", int((~keep).sum()), len(tags))
+    rows = np.flatnonzero(keep)
+    metadata = raw.metadata.iloc[rows].reset_index(drop=True) if len(raw.metadata) else raw.metadata
+    return Corpus(
+        name=name, root=root, source=source,
+        clip_ids=[raw.clip_ids[i] for i in rows],
+        rel_paths=[raw.rel_paths[i] for i in rows],
+        tags=tags, labels=labels[rows], split=split[rows], metadata=metadata,
+    )
