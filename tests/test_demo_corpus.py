@@ -8,6 +8,8 @@ rendered audio with forced plans.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import re
 import shutil
 import sys
@@ -250,6 +252,59 @@ def test_render_is_deterministic():
 
 # ----------------------------------------------------------------------------- build: determinism, resume
 
+# What a small build (16 clips x 2 s, seed 3: every folder once) wrote before demo.py became the
+# package pipeline/sources/demo/ (recorded from the single-module code). The CSVs follow from
+# numpy's seeded generators alone; the MIDI and mp3 bytes also depend on the rendering stack.
+GOLDEN_BUILD = {"clips": 16, "seconds": 2.0, "seed": 3}
+GOLDEN_CSVS = {
+    ANNOTATIONS_FILE: "1ec595339f8bab719c7197ff5da8007a722bb3d9f20cecc553ecc0f522d42b37",
+    TRUTH_FILE: "c59b447edc9cc12a3031ee65e0cff37f12180cb494b49042efac629e51a6f069",
+    CLIP_INFO_FILE: "d9834c75c11a682924f4295227942830a874c67d08e2bc9ffeefe31c122b3408",
+}
+GOLDEN_MIDI = "4e8b0c0d2ccf5c437b63b855be7ae4aa2867de2018a129e71f0f03f95d7dd94f"  # digest of the 16 scores
+GOLDEN_MP3S = "2eadb04d1d58e64305f4bcd07d66f989fec91465b9b4fc048d53b76f355c6ea9"  # digest of the 16 mp3s
+GOLDEN_STACK = {"pretty_midi": "0.2.11.post0", "mido": "1.3.3", "midirenderer": "0.1.3", "scipy": "1.17.1",
+                "lameenc": "1.9.0"}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(named: dict[str, bytes]) -> str:
+    """One sha256 over the sorted ``name:sha256`` lines of several files."""
+    return _sha256("".join(f"{name}:{_sha256(data)}\n" for name, data in sorted(named.items())).encode())
+
+
+@pytest.fixture(scope="module")
+def golden_build(tmp_path_factory) -> Path:
+    return build_demo_corpus(tmp_path_factory.mktemp("golden") / "corpus", workers=2, progress=False, **GOLDEN_BUILD)
+
+
+@pytest.mark.slow
+def test_small_build_writes_the_recorded_csvs(golden_build):
+    for name, expected in GOLDEN_CSVS.items():
+        assert _sha256((golden_build / name).read_bytes()) == expected, name
+
+
+@pytest.mark.slow
+def test_small_build_writes_the_recorded_midi_and_mp3s(golden_build):
+    import importlib.metadata
+
+    installed = {name: importlib.metadata.version(name) for name in GOLDEN_STACK}
+    if installed != GOLDEN_STACK:
+        pytest.skip(f"MIDI and mp3 bytes were recorded with {GOLDEN_STACK}; installed: {installed}")
+    scores = {}
+    for index in range(GOLDEN_BUILD["clips"]):
+        buffer = io.BytesIO()
+        clip_midi(plan_clip(GOLDEN_BUILD["seed"], index, GOLDEN_BUILD["seconds"])).write(buffer)
+        scores[f"midi/{index}"] = buffer.getvalue()
+    assert _digest(scores) == GOLDEN_MIDI
+    mp3s = {p.relative_to(golden_build).as_posix(): p.read_bytes() for p in golden_build.glob("*/*.mp3")}
+    assert len(mp3s) == GOLDEN_BUILD["clips"]
+    assert _digest(mp3s) == GOLDEN_MP3S
+
+
 @pytest.mark.slow
 def test_same_seed_gives_identical_corpus(corpus, tmp_path):
     again = build_demo_corpus(tmp_path / "again", clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1,
@@ -385,8 +440,6 @@ def test_cli_mtt_calls_download_mtt(tmp_path, monkeypatch):
 
 def test_wav_parsing_matches_libsndfile():
     """The fast in-place WAV parser and its libsndfile fallback (for other layouts) agree."""
-    import io
-
     rng = np.random.default_rng(0)
     stereo = rng.uniform(-0.5, 0.5, size=(4800, 2)).astype(np.float32)
     pcm16, floats = io.BytesIO(), io.BytesIO()
