@@ -208,6 +208,8 @@ def test_split_not_a_mode_nor_a_file() -> None:
     ({"ratios": (0.9, 0.2, -0.1)}, "ratios must be three"),
     ({"ratios": (0.5, 0.3, 0.1)}, "summing to 1"),
     ({"ratios": (float("nan"), 0.5, 0.5)}, "ratios must be three"),
+    ({"ratios": ("a", "b", "c")}, "ratios must be three"),
+    ({"ratios": 0.5}, "ratios must be three"),
 ])
 def test_label_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
@@ -218,6 +220,7 @@ def test_label_config_defaults() -> None:
     config = LabelConfig()
     assert (config.top_n, config.drop_untagged, config.split, config.ratios) == (50, False, "auto", (0.8, 0.1, 0.1))
     assert LabelConfig(top_n=None).top_n is None
+    assert type(LabelConfig(top_n=np.int64(7)).top_n) is int  # JSON-ready
 
 
 @pytest.mark.parametrize("top_n", [0, -1, True, 2.5, "all"])

@@ -70,7 +70,11 @@ class LabelConfig:
                                        or self.top_n < 1):
             raise ParameterError(f"top_n must be >= 1 (a number of tags; None, or --top-n all, keeps every tag), "
                                  f"got {self.top_n!r}")
-        self.ratios = tuple(float(r) for r in self.ratios)  # type: ignore[assignment]
+        self.top_n = None if self.top_n is None else int(self.top_n)  # a numpy integer would not go into JSON
+        try:
+            self.ratios = tuple(float(r) for r in self.ratios)  # type: ignore[assignment]
+        except (TypeError, ValueError):
+            raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios!r}") from None
         if (len(self.ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.ratios)
                 or abs(sum(self.ratios) - 1) > 1e-6):
             raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios}")

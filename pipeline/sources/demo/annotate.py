@@ -48,7 +48,6 @@ def sample_annotations(plans: Sequence[ClipPlan], label_dropout: float) -> np.nd
     return (truth.astype(bool) & (draws >= label_dropout)).astype(np.uint8)
 
 
-
 def clip_info(plans: Sequence[ClipPlan]) -> pd.DataFrame:
     """The clip-info table of ``plans``, with MTT's columns."""
     return pd.DataFrame({
@@ -75,7 +74,6 @@ def _write_if_changed(path: Path, write: Callable[[Path], None]) -> bool:
         return False
     os.replace(staged, path)
     return True
-
 
 
 def write_annotation_files(out: Path, plans: Sequence[ClipPlan], label_dropout: float) -> tuple[np.ndarray, np.ndarray]:

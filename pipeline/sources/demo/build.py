@@ -14,8 +14,9 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from pipeline.errors import ParameterError
 from pipeline.io import read_json, write_bytes, write_json
 from pipeline.sources.corpus import SPLITS
 from pipeline.sources.demo.annotate import ANNOTATION_FILES, write_annotation_files
-from pipeline.sources.demo.plan import plan_clip, plan_corpus
+from pipeline.sources.demo.plan import ClipPlan, plan_clip, plan_corpus
 from pipeline.sources.demo.render import encode_mp3, mp3_ok, preload, render_clip
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS
 from pipeline.sources.mtt_tags import MTT_TAGS, TOP50_TAGS
@@ -177,23 +178,31 @@ def build_demo_corpus(out: Path, *, clips: int = 1500, seconds: float = 10.0, se
         log.warning("%d mp3s in %s are not part of this corpus (left from a larger or earlier build); the "
                     "annotations ignore them", len(stale), out)
 
-    used = [t for t, n in zip(MTT_TAGS, truth.sum(axis=0)) if n]
-    top50 = [t for t in TOP50_TAGS if t in used]
-    splits = {s: sum(p.split == s for p in plans) for s in SPLITS}
-    stats = {
-        "clips": len(plans), "rendered": int(rendered), "reused": len(plans) - int(rendered),
-        "seconds_of_audio": len(plans) * seconds, "build_seconds": round(elapsed, 2),
-        "tags_used": len(used), "top50_tags_covered": len(top50),
-        "missing_top50": [t for t in TOP50_TAGS if t not in used],
-        "true_tags": int(truth.sum()), "annotated_tags": int(annotations.sum()),
-        "split_sizes": splits, "recipes": {r.name: sum(p.recipe == r.name for p in plans) for r in R.RECIPES},
-    }
+    stats = _stats(plans, truth, annotations, rendered=rendered, elapsed=elapsed)
     write_json(manifest, {"status": "complete", "parameters": parameters, "stats": stats})
     rate = rendered / elapsed if elapsed > 0 and rendered else 0.0
     log.info("demo corpus in %s: %d clips x %.1f s (%.2f h of audio); %d rendered (%.1f clips/s, %d workers), "
              "%d reused, in %.1f s", out, len(plans), seconds, len(plans) * seconds / 3600, rendered, rate, workers,
              len(plans) - rendered, elapsed)
+    splits = stats["split_sizes"]
     log.info("tags: %d MTT tags used, %d of MTT's top 50 covered; %d true tag labels, %d annotated "
-             "(label dropout %.2f); split train/valid/test = %d/%d/%d", len(used), len(top50), stats["true_tags"],
-             stats["annotated_tags"], label_dropout, splits["train"], splits["valid"], splits["test"])
+             "(label dropout %.2f); split train/valid/test = %d/%d/%d", stats["tags_used"], stats["top50_tags_covered"],
+             stats["true_tags"], stats["annotated_tags"], label_dropout, splits["train"], splits["valid"],
+             splits["test"])
     return out
+
+
+def _stats(plans: Sequence[ClipPlan], truth: np.ndarray, annotations: np.ndarray, *, rendered: int,
+           elapsed: float) -> dict[str, Any]:
+    """The build statistics ``demo_corpus.json`` records: tag coverage, label counts, split and genre sizes."""
+    used = [t for t, n in zip(MTT_TAGS, truth.sum(axis=0)) if n]
+    seconds = plans[0].seconds if plans else 0.0
+    return {
+        "clips": len(plans), "rendered": int(rendered), "reused": len(plans) - int(rendered),
+        "seconds_of_audio": len(plans) * seconds, "build_seconds": round(elapsed, 2),
+        "tags_used": len(used), "top50_tags_covered": sum(t in used for t in TOP50_TAGS),
+        "missing_top50": [t for t in TOP50_TAGS if t not in used],
+        "true_tags": int(truth.sum()), "annotated_tags": int(annotations.sum()),
+        "split_sizes": {s: sum(p.split == s for p in plans) for s in SPLITS},
+        "recipes": {r.name: sum(p.recipe == r.name for p in plans) for r in R.RECIPES},
+    }

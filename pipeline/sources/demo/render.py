@@ -105,7 +105,6 @@ def mp3_ok(path: Path, n_samples: int) -> bool:
     return rate == SAMPLE_RATE and audio.shape[1] == 1 and abs(len(audio) - n_samples) < 0.02 * n_samples + 2048
 
 
-
 def preload() -> None:
     """Import the rendering stack and read the SoundFont once, before forking workers
     (otherwise every worker pays about a second of imports on its first clip)."""
