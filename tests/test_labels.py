@@ -20,7 +20,7 @@ from pipeline.sources.labels import (
     random_split,
     top_n_tags,
 )
-from pipeline.sources.loader import corpus_from_record, load_corpus
+from pipeline.sources.loader import corpus_from_record, labels_from_record, load_corpus
 from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,9 +287,26 @@ def test_corpus_record_holds_the_resolved_config_and_reloads(tmp_path: Path) -> 
     record = json.loads(json.dumps(corpus_record(corpus)))  # as a manifest stores it
     assert record["labels"] == {"merge_synonyms": False, "top_n": None, "drop_untagged": False, "split": "random",
                                 "seed": 2, "ratios": [0.5, 0.5, 0.0], "split_file": None}
+    assert labels_from_record(record) == corpus.label_config
     again = corpus_from_record(record)
     assert again.label_config == corpus.label_config and again.tags == corpus.tags == ["piano", "rock"]
     assert np.array_equal(again.split, corpus.split) and np.array_equal(again.labels, corpus.labels)
+
+
+@pytest.mark.parametrize(("source", "merge", "split"), [("mtt", True, "folder"), ("folder", False, "random")])
+def test_labels_of_an_older_unresolved_record_are_resolved(source: str, merge: bool, split: str) -> None:
+    record = {"source": source, "labels": {"merge_synonyms": None, "top_n": 50, "split": "auto", "ratios": [0.8, 0.1, 0.1]}}
+    assert labels_from_record(record) == LabelConfig(merge_synonyms=merge, split=split)
+
+
+@pytest.mark.parametrize(("record", "match"), [
+    ({"labels": {}}, "source must be one of"),
+    ({"source": "auto", "labels": {}}, "source must be one of"),
+    ({"source": "mtt", "labels": {"synonyms": True}}, "bad labels"),
+])
+def test_malformed_corpus_record(record: dict, match: str) -> None:
+    with pytest.raises(DataFormatError, match=f"^corpus record: {match}"):
+        labels_from_record(record)
 
 
 # ---------------------------------------------------------------- layout

@@ -53,6 +53,22 @@ def load_corpus(root: str | Path, labels: LabelConfig | None = None, *, source: 
     return process(raw, labels or LabelConfig(), name=root.name, root=root, source=source)
 
 
+def labels_from_record(record: dict[str, Any]) -> LabelConfig:
+    """The resolved `LabelConfig` of a manifest's ``corpus`` record (`corpus_record`).
+
+    Records written before the config was stored resolved hold ``merge_synonyms: null`` and
+    ``split: "auto"``; they are resolved here for the record's source, by the one rule.
+    """
+    source = record.get("source")
+    if source not in SOURCES:
+        raise DataFormatError(f"corpus record: source must be one of {SOURCES}, got {source!r}")
+    try:
+        config = LabelConfig(**record.get("labels", {}))
+    except TypeError as exc:  # an unknown field
+        raise DataFormatError(f"corpus record: bad labels {record.get('labels')!r}: {exc}") from None
+    return config.resolved(source)
+
+
 def corpus_from_record(record: dict[str, Any]) -> Corpus:
     """Reload the corpus a run was trained on from its manifest's ``corpus`` record (`corpus_record`)."""
-    return load_corpus(record["root"], LabelConfig(**record.get("labels", {})), source=record.get("source", "auto"))
+    return load_corpus(record["root"], labels_from_record(record), source=record["source"])
