@@ -143,6 +143,8 @@ def test_label_dropout_rate_and_monotonicity(plans):
 def test_load_corpus_merges_synonyms_and_splits(corpus):
     loaded = load_corpus(corpus)
     assert len(loaded) == CLIPS
+    applied = loaded.label_config  # the MTT format's defaults, resolved
+    assert applied is not None and (applied.merge_synonyms, applied.split) == (True, "folder")
     sizes = loaded.split_sizes()
     assert all(sizes.get(s, 0) > 0 for s in SPLITS), sizes
     for head, *others in SYNONYMS:
