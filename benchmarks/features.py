@@ -155,7 +155,7 @@ def _time_librosa(paths: list[Path]) -> _Clock:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.features.cache import default_workers
-    from pipeline.sources.corpus import load_corpus
+    from pipeline.sources.loader import load_corpus
 
     workers = args.workers or default_workers()
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:

@@ -132,7 +132,7 @@ def loader_speed(corpus_dir: Path, *, batch_size: int, seconds: float, workers: 
     """Batches per second of the training loader (random 3 s chunks of 96 mel bins) per worker count."""
     from pipeline.features.cache import build_cache
     from pipeline.features.extract import FeatureConfig, Normalizer
-    from pipeline.sources.corpus import load_corpus
+    from pipeline.sources.loader import load_corpus
     from pipeline.training.loaders import EpochSampler, RandomChunkDataset, train_loader
 
     corpus = load_corpus(corpus_dir)

@@ -32,7 +32,7 @@ from pipeline.features.cache import (
     to_float16,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
-from pipeline.sources.corpus import load_corpus
+from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, write_annotations
 
 SR = 16000
@@ -212,7 +212,7 @@ def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeyp
     script = textwrap.dedent(f"""
         import time
         import pipeline.features.cache as c
-        from pipeline.sources.corpus import load_corpus
+        from pipeline.sources.loader import load_corpus
         from pipeline.features.extract import FeatureConfig
         slow = c.load_audio
         def load_slowly(path, sample_rate=16000):

@@ -8,6 +8,8 @@ rendered audio with forced plans.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import re
 import shutil
 import sys
@@ -18,13 +20,25 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import pipeline.sources.demo.recipes as R
 from pipeline.cli import data as data_cmd
 from pipeline.errors import ParameterError
 from pipeline.io import read_json, write_json
-from pipeline.sources import demo
-from pipeline.sources import demo_recipes as R
-from pipeline.sources.corpus import SPLITS, load_corpus
-from pipeline.sources.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_COLUMNS, CLIP_INFO_FILE, TRUTH_FILE
+from pipeline.sources.corpus import SPLITS
+from pipeline.sources.demo.annotate import label_matrix, sample_annotations
+from pipeline.sources.demo.build import MANIFEST_FILE, build_demo_corpus
+from pipeline.sources.demo.midi import clip_midi
+from pipeline.sources.demo.plan import ClipPlan, plan_clip, plan_corpus
+from pipeline.sources.demo.render import encode_mp3, render_clip, wav_to_mono
+from pipeline.sources.loader import load_corpus
+from pipeline.sources.mtt_format import (
+    ANNOTATIONS_FILE,
+    AUDIO_FOLDERS,
+    CLIP_INFO_COLUMNS,
+    CLIP_INFO_FILE,
+    SAMPLE_RATE,
+    TRUTH_FILE,
+)
 from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS, TOP50_TAGS
 
 CLIPS, SECONDS, SEED = 32, 3.0, 7
@@ -34,13 +48,13 @@ MP3_NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d\d-[a-z0-9_]+-\d+-\d+\
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "corpus"
-    return demo.build_demo_corpus(out, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
+    return build_demo_corpus(out, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
 
 
 @pytest.fixture(scope="module")
-def plans() -> list[demo.ClipPlan]:
+def plans() -> list[ClipPlan]:
     """A larger dry run: plans only, no audio."""
-    return demo.plan_corpus(1500, 10.0, seed=3)
+    return plan_corpus(1500, 10.0, seed=3)
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -91,7 +105,7 @@ def test_mp3s_decode_at_16k_mono_with_the_right_duration(corpus):
     assert len(paths) == CLIPS
     for path in paths:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
-        assert rate == 16_000 and audio.shape[1] == 1
+        assert rate == SAMPLE_RATE and audio.shape[1] == 1
         # mp3 adds encoder delay and frame padding (about 0.1 s), never more
         assert SECONDS <= len(audio) / rate <= SECONDS + 0.15, (path, len(audio) / rate)
         assert _rms(audio) > 1e-4, f"{path} is silent"
@@ -100,7 +114,7 @@ def test_mp3s_decode_at_16k_mono_with_the_right_duration(corpus):
 @pytest.mark.slow
 def test_folders_follow_mtt_split(corpus):
     folders = {p.parent.name for p in corpus.glob("*/*.mp3")}
-    assert folders <= set("0123456789abcdef")
+    assert folders <= set(AUDIO_FOLDERS)
     assert len(folders) == 16  # 32 clips: every folder twice
 
 
@@ -116,12 +130,12 @@ def test_annotations_are_a_subset_of_truth(corpus):
 
 
 def test_label_dropout_rate_and_monotonicity(plans):
-    truth = demo.label_matrix(plans)
+    truth = label_matrix(plans)
     for p in (0.0, 0.2, 0.5):
-        ann = demo.sample_annotations(plans, p)
+        ann = sample_annotations(plans, p)
         dropped = 1 - ann.sum() / truth.sum()
         assert abs(dropped - p) < 0.02, (p, dropped)
-    low, high = demo.sample_annotations(plans, 0.2), demo.sample_annotations(plans, 0.5)
+    low, high = sample_annotations(plans, 0.2), sample_annotations(plans, 0.5)
     assert (high <= low).all()  # a higher dropout drops a superset
 
 
@@ -129,6 +143,8 @@ def test_label_dropout_rate_and_monotonicity(plans):
 def test_load_corpus_merges_synonyms_and_splits(corpus):
     loaded = load_corpus(corpus)
     assert len(loaded) == CLIPS
+    applied = loaded.label_config  # the MTT format's defaults, resolved
+    assert applied is not None and (applied.merge_synonyms, applied.split) == (True, "folder")
     sizes = loaded.split_sizes()
     assert all(sizes.get(s, 0) > 0 for s in SPLITS), sizes
     for head, *others in SYNONYMS:
@@ -178,18 +194,18 @@ def test_tags_follow_what_is_played(plans):
             assert len(programs) == 1 and plan.drums is None
         if "male" in concepts and "vocal" in concepts:
             assert any(p.voice == "male" for p in plan.parts)
-        midi = demo.clip_midi(plan) if plan.index < 60 else None
+        midi = clip_midi(plan) if plan.index < 60 else None
         if midi is not None:
             kit = [i for i in midi.instruments if i.is_drum]
             assert bool(kit and kit[0].notes) == (plan.drums is not None)
 
 
 def test_plans_are_deterministic_and_seed_dependent():
-    a = demo.plan_corpus(50, 10.0, seed=1)
-    assert a == demo.plan_corpus(50, 10.0, seed=1)
-    assert [p.tags for p in a] != [p.tags for p in demo.plan_corpus(50, 10.0, seed=2)]
+    a = plan_corpus(50, 10.0, seed=1)
+    assert a == plan_corpus(50, 10.0, seed=1)
+    assert [p.tags for p in a] != [p.tags for p in plan_corpus(50, 10.0, seed=2)]
     # prefix-stable: a bigger corpus begins with the smaller one
-    assert demo.plan_corpus(80, 10.0, seed=1)[:50] == a
+    assert plan_corpus(80, 10.0, seed=1)[:50] == a
 
 
 # ----------------------------------------------------------------------------- audio is true to the tags
@@ -197,21 +213,21 @@ def test_plans_are_deterministic_and_seed_dependent():
 def test_loud_clips_are_louder_than_quiet_ones():
     for recipe in ("orchestral", "piano_solo", "string_quartet"):
         for index in range(2):
-            loud = demo.render_clip(demo.plan_clip(11, index, 3.0, recipe=recipe, dynamics="loud"))
-            quiet = demo.render_clip(demo.plan_clip(11, index, 3.0, recipe=recipe, dynamics="quiet"))
+            loud = render_clip(plan_clip(11, index, 3.0, recipe=recipe, dynamics="loud"))
+            quiet = render_clip(plan_clip(11, index, 3.0, recipe=recipe, dynamics="quiet"))
             assert _rms(loud) > 3 * _rms(quiet), (recipe, index, _rms(loud), _rms(quiet))
 
 
 def test_fast_clips_have_more_onsets_than_slow_ones():
     import librosa
 
-    def onset_rate(plan: demo.ClipPlan) -> float:
-        audio = demo.render_clip(plan)
-        return len(librosa.onset.onset_detect(y=audio, sr=demo.SAMPLE_RATE, units="time")) / plan.seconds
+    def onset_rate(plan: ClipPlan) -> float:
+        audio = render_clip(plan)
+        return len(librosa.onset.onset_detect(y=audio, sr=SAMPLE_RATE, units="time")) / plan.seconds
 
     for recipe in ("string_quartet", "classical_guitar", "indian"):
-        fast = np.mean([onset_rate(demo.plan_clip(5, i, 4.0, recipe=recipe, tempo="fast")) for i in range(2)])
-        slow = np.mean([onset_rate(demo.plan_clip(5, i, 4.0, recipe=recipe, tempo="slow")) for i in range(2)])
+        fast = np.mean([onset_rate(plan_clip(5, i, 4.0, recipe=recipe, tempo="fast")) for i in range(2)])
+        slow = np.mean([onset_rate(plan_clip(5, i, 4.0, recipe=recipe, tempo="slow")) for i in range(2)])
         assert fast > 1.4 * slow, (recipe, fast, slow)
 
 
@@ -223,24 +239,77 @@ def test_drums_are_audible_in_the_render():
         harmonic, percussive = librosa.effects.hpss(audio)
         return _rms(percussive) / (_rms(harmonic) + 1e-9)
 
-    with_kit = demo.plan_clip(2, 0, 3.0, recipe="rock")
-    without = demo.ClipPlan(**{**with_kit.__dict__, "drums": None})
-    assert percussive_share(demo.render_clip(with_kit)) > 1.5 * percussive_share(demo.render_clip(without))
+    with_kit = plan_clip(2, 0, 3.0, recipe="rock")
+    without = ClipPlan(**{**with_kit.__dict__, "drums": None})
+    assert percussive_share(render_clip(with_kit)) > 1.5 * percussive_share(render_clip(without))
 
 
 def test_render_is_deterministic():
-    plan = demo.plan_clip(4, 9, 2.0)
-    first = demo.render_clip(plan)
-    assert first.dtype == np.float32 and first.shape == (2 * demo.SAMPLE_RATE,)
-    np.testing.assert_array_equal(first, demo.render_clip(plan))
-    assert demo.encode_mp3(first) == demo.encode_mp3(demo.render_clip(plan))
+    plan = plan_clip(4, 9, 2.0)
+    first = render_clip(plan)
+    assert first.dtype == np.float32 and first.shape == (2 * SAMPLE_RATE,)
+    np.testing.assert_array_equal(first, render_clip(plan))
+    assert encode_mp3(first) == encode_mp3(render_clip(plan))
 
 
 # ----------------------------------------------------------------------------- build: determinism, resume
 
+# What a small build (16 clips x 2 s, seed 3: every folder once) wrote before demo.py became the
+# package pipeline/sources/demo/ (recorded from the single-module code). The CSVs follow from
+# numpy's seeded generators alone; the MIDI and mp3 bytes also depend on the rendering stack.
+GOLDEN_BUILD = {"clips": 16, "seconds": 2.0, "seed": 3}
+GOLDEN_CSVS = {
+    ANNOTATIONS_FILE: "1ec595339f8bab719c7197ff5da8007a722bb3d9f20cecc553ecc0f522d42b37",
+    TRUTH_FILE: "c59b447edc9cc12a3031ee65e0cff37f12180cb494b49042efac629e51a6f069",
+    CLIP_INFO_FILE: "d9834c75c11a682924f4295227942830a874c67d08e2bc9ffeefe31c122b3408",
+}
+GOLDEN_MIDI = "4e8b0c0d2ccf5c437b63b855be7ae4aa2867de2018a129e71f0f03f95d7dd94f"  # digest of the 16 scores
+GOLDEN_MP3S = "2eadb04d1d58e64305f4bcd07d66f989fec91465b9b4fc048d53b76f355c6ea9"  # digest of the 16 mp3s
+GOLDEN_STACK = {"pretty_midi": "0.2.11.post0", "mido": "1.3.3", "midirenderer": "0.1.3", "scipy": "1.17.1",
+                "lameenc": "1.9.0"}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(named: dict[str, bytes]) -> str:
+    """One sha256 over the sorted ``name:sha256`` lines of several files."""
+    return _sha256("".join(f"{name}:{_sha256(data)}\n" for name, data in sorted(named.items())).encode())
+
+
+@pytest.fixture(scope="module")
+def golden_build(tmp_path_factory) -> Path:
+    return build_demo_corpus(tmp_path_factory.mktemp("golden") / "corpus", workers=2, progress=False, **GOLDEN_BUILD)
+
+
+@pytest.mark.slow
+def test_small_build_writes_the_recorded_csvs(golden_build):
+    for name, expected in GOLDEN_CSVS.items():
+        assert _sha256((golden_build / name).read_bytes()) == expected, name
+
+
+@pytest.mark.slow
+def test_small_build_writes_the_recorded_midi_and_mp3s(golden_build):
+    import importlib.metadata
+
+    installed = {name: importlib.metadata.version(name) for name in GOLDEN_STACK}
+    if installed != GOLDEN_STACK:
+        pytest.skip(f"MIDI and mp3 bytes were recorded with {GOLDEN_STACK}; installed: {installed}")
+    scores = {}
+    for index in range(GOLDEN_BUILD["clips"]):
+        buffer = io.BytesIO()
+        clip_midi(plan_clip(GOLDEN_BUILD["seed"], index, GOLDEN_BUILD["seconds"])).write(buffer)
+        scores[f"midi/{index}"] = buffer.getvalue()
+    assert _digest(scores) == GOLDEN_MIDI
+    mp3s = {p.relative_to(golden_build).as_posix(): p.read_bytes() for p in golden_build.glob("*/*.mp3")}
+    assert len(mp3s) == GOLDEN_BUILD["clips"]
+    assert _digest(mp3s) == GOLDEN_MP3S
+
+
 @pytest.mark.slow
 def test_same_seed_gives_identical_corpus(corpus, tmp_path):
-    again = demo.build_demo_corpus(tmp_path / "again", clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1,
+    again = build_demo_corpus(tmp_path / "again", clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1,
                                    progress=False)
     for name in (ANNOTATIONS_FILE, TRUTH_FILE, CLIP_INFO_FILE):
         assert (again / name).read_bytes() == (corpus / name).read_bytes(), name
@@ -256,20 +325,20 @@ def test_rerun_reuses_and_resume_renders_only_what_is_missing(corpus, tmp_path):
     csv_before = {n: (work / n).read_bytes() for n in (ANNOTATIONS_FILE, TRUTH_FILE, CLIP_INFO_FILE)}
     mtimes = {p: p.stat().st_mtime_ns for p in mp3s}
 
-    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1, progress=False)
-    assert read_json(work / demo.MANIFEST_FILE)["status"] == "complete"
+    build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=1, progress=False)
+    assert read_json(work / MANIFEST_FILE)["status"] == "complete"
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in mp3s)
 
     # a killed build: still marked as building, two clips missing, one corrupt, CSVs not yet written
-    record = read_json(work / demo.MANIFEST_FILE)
-    write_json(work / demo.MANIFEST_FILE, {**record, "status": "building"})
+    record = read_json(work / MANIFEST_FILE)
+    write_json(work / MANIFEST_FILE, {**record, "status": "building"})
     mp3s[0].unlink()
     mp3s[5].unlink()
     mp3s[9].write_bytes(b"not an mp3 at all")
     for name in csv_before:
         (work / name).unlink()
-    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
-    stats = read_json(work / demo.MANIFEST_FILE)["stats"]
+    build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, workers=2, progress=False)
+    stats = read_json(work / MANIFEST_FILE)["stats"]
     assert stats["rendered"] == 3
     assert mp3s[9].read_bytes() == (corpus / mp3s[9].relative_to(work)).read_bytes()
     assert all(p.stat().st_mtime_ns == mtimes[p] for i, p in enumerate(mp3s) if i not in (0, 5, 9))
@@ -282,18 +351,18 @@ def test_rerun_reuses_and_resume_renders_only_what_is_missing(corpus, tmp_path):
 def test_changing_only_label_dropout_reuses_audio(corpus, tmp_path):
     work = tmp_path / "dropout"
     shutil.copytree(corpus, work)
-    demo.build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, label_dropout=0.0, workers=1,
+    build_demo_corpus(work, clips=CLIPS, seconds=SECONDS, seed=SEED, label_dropout=0.0, workers=1,
                            progress=False)
-    assert read_json(work / demo.MANIFEST_FILE)["stats"]["rendered"] == 0
+    assert read_json(work / MANIFEST_FILE)["stats"]["rendered"] == 0
     assert (work / ANNOTATIONS_FILE).read_bytes() == (work / TRUTH_FILE).read_bytes()
 
 
 @pytest.mark.slow
 def test_other_seed_in_same_folder_is_refused(corpus):
     with pytest.raises(ParameterError, match="seed=7"):
-        demo.build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS, seed=SEED + 1, progress=False)
+        build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS, seed=SEED + 1, progress=False)
     with pytest.raises(ParameterError, match="seconds"):
-        demo.build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS + 1, seed=SEED, progress=False)
+        build_demo_corpus(corpus, clips=CLIPS, seconds=SECONDS + 1, seed=SEED, progress=False)
 
 
 # ----------------------------------------------------------------------------- parameters and CLI
@@ -310,7 +379,7 @@ def test_other_seed_in_same_folder_is_refused(corpus):
 ])
 def test_bad_parameters_are_named(tmp_path, kwargs, needle):
     with pytest.raises(ParameterError, match=needle) as info:
-        demo.build_demo_corpus(tmp_path / "x", progress=False, **kwargs)
+        build_demo_corpus(tmp_path / "x", progress=False, **kwargs)
     assert str(list(kwargs.values())[0]) in str(info.value)
     assert not (tmp_path / "x").exists()
 
@@ -319,21 +388,21 @@ def test_out_must_not_be_a_file_or_a_foreign_corpus(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(ParameterError, match="file"):
-        demo.build_demo_corpus(a_file, clips=1, seconds=1, progress=False)
+        build_demo_corpus(a_file, clips=1, seconds=1, progress=False)
     foreign = tmp_path / "mtt"
     foreign.mkdir()
     (foreign / ANNOTATIONS_FILE).write_text("x")
     with pytest.raises(ParameterError, match="not a demo corpus"):
-        demo.build_demo_corpus(foreign, clips=1, seconds=1, progress=False)
+        build_demo_corpus(foreign, clips=1, seconds=1, progress=False)
 
 
 def test_plan_overrides_are_validated():
     with pytest.raises(ParameterError, match="recipe"):
-        demo.plan_clip(0, 0, 1.0, recipe="polka")
+        plan_clip(0, 0, 1.0, recipe="polka")
     with pytest.raises(ParameterError, match="tempo"):
-        demo.plan_clip(0, 0, 1.0, tempo="brisk")
+        plan_clip(0, 0, 1.0, tempo="brisk")
     with pytest.raises(ParameterError, match="dynamics"):
-        demo.plan_clip(0, 0, 1.0, dynamics="deafening")
+        plan_clip(0, 0, 1.0, dynamics="deafening")
 
 
 @pytest.mark.parametrize(("argv", "needles"), [
@@ -373,15 +442,13 @@ def test_cli_mtt_calls_download_mtt(tmp_path, monkeypatch):
 
 def test_wav_parsing_matches_libsndfile():
     """The fast in-place WAV parser and its libsndfile fallback (for other layouts) agree."""
-    import io
-
     rng = np.random.default_rng(0)
     stereo = rng.uniform(-0.5, 0.5, size=(4800, 2)).astype(np.float32)
     pcm16, floats = io.BytesIO(), io.BytesIO()
     sf.write(pcm16, stereo, 48_000, format="WAV", subtype="PCM_16")
     sf.write(floats, stereo, 48_000, format="WAV", subtype="FLOAT")
-    fast = demo._wav_to_mono(pcm16.getvalue())  # parsed in place
-    slow = demo._wav_to_mono(floats.getvalue())  # 32-bit float: the libsndfile fallback
+    fast = wav_to_mono(pcm16.getvalue())  # parsed in place
+    slow = wav_to_mono(floats.getvalue())  # 32-bit float: the libsndfile fallback
     assert fast.shape == slow.shape == (4800,)
     np.testing.assert_allclose(fast, stereo.mean(axis=1), atol=1 / 32768)
     np.testing.assert_allclose(slow, stereo.mean(axis=1), atol=1e-6)

@@ -260,7 +260,7 @@ def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
 
     from pipeline.analysis.evaluate import _features_source
     from pipeline.scoring.inference import chunk_frames_of, load_run
-    from pipeline.sources.corpus import corpus_from_record
+    from pipeline.sources.loader import corpus_from_record
 
     run = rd.RunDir(tiny_run)
     predictions = pd.read_parquet(run / rd.PREDICTIONS)

@@ -122,7 +122,7 @@ def test_evaluation_matches_inference_scores(trained: dict[str, Path]) -> None:
     from pipeline.analysis.metrics import auc_scores
     from pipeline.features.cache import build_cache
     from pipeline.scoring.inference import load_run
-    from pipeline.sources.corpus import corpus_from_record
+    from pipeline.sources.loader import corpus_from_record
 
     run = trained["net"]
     rm = load_run(run)

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.sources.corpus import load_corpus
 from pipeline.sources.folder import read_folder
+from pipeline.sources.loader import load_corpus
 
 SR = 16000
 

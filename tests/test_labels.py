@@ -1,7 +1,9 @@
-"""Label processing: synonym merging, top-N, untagged clips, splits, LabelConfig checks."""
+"""Label processing: synonym merging, top-N, untagged clips, splits, LabelConfig checks and resolution."""
 
 from __future__ import annotations
 
+import ast
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.sources.corpus import NO_SPLIT, RawAnnotations
+from pipeline.sources.corpus import NO_SPLIT, LabelConfig, RawAnnotations, corpus_record
 from pipeline.sources.labels import (
-    LabelConfig,
     file_split,
     folder_split,
     merge_synonyms,
@@ -19,7 +20,10 @@ from pipeline.sources.labels import (
     random_split,
     top_n_tags,
 )
+from pipeline.sources.loader import corpus_from_record, labels_from_record, load_corpus
 from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _process(raw: RawAnnotations, source: str = "mtt", **config: object):
@@ -198,10 +202,14 @@ def test_split_not_a_mode_nor_a_file() -> None:
 @pytest.mark.parametrize("kwargs, match", [
     ({"top_n": 0}, "top_n must be >= 1"),
     ({"top_n": -5}, "top_n must be >= 1"),
+    ({"split": "file"}, "split_file goes with split='file'"),
+    ({"split": "folder", "split_file": "s.csv"}, "split_file goes with split='file'"),
     ({"ratios": (0.5, 0.5)}, "ratios must be three"),
     ({"ratios": (0.9, 0.2, -0.1)}, "ratios must be three"),
     ({"ratios": (0.5, 0.3, 0.1)}, "summing to 1"),
     ({"ratios": (float("nan"), 0.5, 0.5)}, "ratios must be three"),
+    ({"ratios": ("a", "b", "c")}, "ratios must be three"),
+    ({"ratios": 0.5}, "ratios must be three"),
 ])
 def test_label_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
@@ -212,3 +220,117 @@ def test_label_config_defaults() -> None:
     config = LabelConfig()
     assert (config.top_n, config.drop_untagged, config.split, config.ratios) == (50, False, "auto", (0.8, 0.1, 0.1))
     assert LabelConfig(top_n=None).top_n is None
+    assert type(LabelConfig(top_n=np.int64(7)).top_n) is int  # JSON-ready
+
+
+@pytest.mark.parametrize("top_n", [0, -1, True, 2.5, "all"])
+def test_top_n_must_be_a_number_of_tags(top_n: object) -> None:
+    # 0 once meant "every tag" on the command line; every tag is None (--top-n all), never 0.
+    with pytest.raises(ParameterError) as info:
+        LabelConfig(top_n=top_n)  # type: ignore[arg-type]
+    assert str(info.value) == (f"top_n must be >= 1 (a number of tags; None, or --top-n all, keeps every tag), "
+                               f"got {top_n!r}")
+
+
+def test_cli_top_n_zero_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli.main import main
+
+    assert main(["train", "--corpus", str(tmp_path), "--out", str(tmp_path / "run"), "--top-n", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: top_n must be >= 1") and err.endswith("got 0\n") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_top_n_all_keeps_every_tag() -> None:
+    from pipeline.cli.train import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(["--top-n", "all"])).top_n is None
+    assert config_from_args(build_parser().parse_args(["--top-n", "7"])).top_n == 7
+
+
+# ---------------------------------------------------------------- the resolved config
+
+@pytest.mark.parametrize(("source", "merge", "split"), [("mtt", True, "folder"), ("folder", False, "random")])
+def test_resolved_config_replaces_auto(source: str, merge: bool, split: str) -> None:
+    resolved = LabelConfig().resolved(source)
+    assert (resolved.merge_synonyms, resolved.split, resolved.split_file) == (merge, split, None)
+    assert resolved.resolved(source) == resolved
+    explicit = LabelConfig(merge_synonyms=not merge, split="random" if split == "folder" else "folder")
+    assert explicit.resolved(source) == explicit  # nothing left to resolve
+    with pytest.raises(ParameterError, match="source must be one of"):
+        LabelConfig().resolved("auto")
+
+
+def test_split_csv_path_is_split_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = LabelConfig(split="splits.csv")
+    assert (config.split, config.split_file) == ("file", "splits.csv")
+    assert config.resolved("mtt").split_file == str(tmp_path.resolve() / "splits.csv")  # absolute once applied
+    assert LabelConfig(**json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_process_records_the_config_it_applied(tmp_path: Path) -> None:
+    raw = RawAnnotations(["1", "2"], ["0/a.mp3", "c/b.mp3"], ["drum", "drums"],
+                         np.array([[1, 0], [0, 1]], dtype=np.uint8))
+    assert _process(raw, "mtt").label_config == LabelConfig(merge_synonyms=True, split="folder")
+    assert _process(raw, "folder", seed=3).label_config == LabelConfig(merge_synonyms=False, split="random", seed=3)
+    path = _split_csv(tmp_path, "clip_id,split\n1,train\n2,test\n")
+    applied = _process(raw, "folder", split=str(path)).label_config
+    assert (applied.split, applied.split_file) == ("file", str(path.resolve()))
+
+
+def test_corpus_record_holds_the_resolved_config_and_reloads(tmp_path: Path) -> None:
+    for name in "abcd":
+        (tmp_path / f"{name}.wav").touch()  # loading lists audio files, it never decodes them
+    (tmp_path / "tags.csv").write_text("path,tags\na.wav,rock\nb.wav,rock;piano\nc.wav,piano\n")
+    corpus = load_corpus(tmp_path, LabelConfig(top_n=None, seed=2, ratios=(0.5, 0.5, 0.0)))
+    record = json.loads(json.dumps(corpus_record(corpus)))  # as a manifest stores it
+    assert record["labels"] == {"merge_synonyms": False, "top_n": None, "drop_untagged": False, "split": "random",
+                                "seed": 2, "ratios": [0.5, 0.5, 0.0], "split_file": None}
+    assert labels_from_record(record) == corpus.label_config
+    again = corpus_from_record(record)
+    assert again.label_config == corpus.label_config and again.tags == corpus.tags == ["piano", "rock"]
+    assert np.array_equal(again.split, corpus.split) and np.array_equal(again.labels, corpus.labels)
+
+
+@pytest.mark.parametrize(("source", "merge", "split"), [("mtt", True, "folder"), ("folder", False, "random")])
+def test_labels_of_an_older_unresolved_record_are_resolved(source: str, merge: bool, split: str) -> None:
+    record = {"source": source, "labels": {"merge_synonyms": None, "top_n": 50, "split": "auto", "ratios": [0.8, 0.1, 0.1]}}
+    assert labels_from_record(record) == LabelConfig(merge_synonyms=merge, split=split)
+
+
+@pytest.mark.parametrize(("record", "match"), [
+    ({"labels": {}}, "source must be one of"),
+    ({"source": "auto", "labels": {}}, "source must be one of"),
+    ({"source": "mtt", "labels": {"synonyms": True}}, "bad labels"),
+])
+def test_malformed_corpus_record(record: dict, match: str) -> None:
+    with pytest.raises(DataFormatError, match=f"^corpus record: {match}"):
+        labels_from_record(record)
+
+
+# ---------------------------------------------------------------- layout
+
+def test_sources_import_one_way() -> None:
+    """corpus <- sources (mtt_format, folder) <- labels <- loader: no import cycle, lazy imports included."""
+    root = REPO / "pipeline" / "sources"
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    assert not graph["pipeline.sources.corpus"]  # the types import no source
+    for lower in ("corpus", "folder", "mtt_format", "labels"):
+        assert "pipeline.sources.loader" not in graph[f"pipeline.sources.{lower}"], lower
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(t == goal or (t not in seen and not seen.add(t) and reaches(t, goal, seen)) for t in graph[start])
+
+    cycles = sorted(name for name in graph if reaches(name, name, set()))
+    assert not cycles, f"modules on an import cycle: {cycles}"

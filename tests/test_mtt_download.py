@@ -24,11 +24,11 @@ import pytest
 
 from pipeline.errors import DownloadError
 from pipeline.sources import mtt
-from pipeline.sources.corpus import load_corpus
 from pipeline.sources.download import download, part_path
+from pipeline.sources.loader import load_corpus
+from pipeline.sources.mtt_format import AUDIO_FOLDERS as FOLDERS
 from pipeline.sources.mtt_format import write_annotations, write_clip_info
 
-FOLDERS = "0123456789abcdef"
 TAGS = ["guitar", "drum", "drums", "classical", "classic", "piano"]
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def corpus(tiny_run: Path):
-    from pipeline.sources.corpus import corpus_from_record
+    from pipeline.sources.loader import corpus_from_record
 
     return corpus_from_record(RunDir(tiny_run).manifest()["corpus"])
 

@@ -104,7 +104,7 @@ def audio_files(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
     from pipeline.features.audio import load_audio, save_mp3
     from pipeline.run.rundir import RunDir
-    from pipeline.sources.corpus import corpus_from_record
+    from pipeline.sources.loader import corpus_from_record
 
     corpus = corpus_from_record(RunDir(tiny_run).manifest()["corpus"])
     y = load_audio(corpus.audio_path(0))

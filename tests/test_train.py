@@ -147,7 +147,7 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
 def test_loader_batches_do_not_depend_on_workers(corpus: Path) -> None:
     from pipeline.features.cache import build_cache
     from pipeline.features.extract import FeatureConfig
-    from pipeline.sources.corpus import load_corpus
+    from pipeline.sources.loader import load_corpus
     from pipeline.training.loaders import EpochSampler, RandomChunkDataset, train_loader
 
     c = load_corpus(corpus)

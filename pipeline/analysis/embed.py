@@ -154,7 +154,7 @@ class _Network:
         from pipeline.analysis.evaluate import _features_source
         from pipeline.device import autocast, pick_device, pick_precision
         from pipeline.scoring.inference import aggregate_chunks, load_run
-        from pipeline.sources.corpus import corpus_from_record
+        from pipeline.sources.loader import corpus_from_record
         from pipeline.training.loaders import ClipChunksDataset, eval_loader
 
         device = pick_device(self.config.device or "auto")

@@ -18,7 +18,8 @@ from pipeline.errors import ParameterError, RunDirError
 from pipeline.io import write_csv, write_json
 from pipeline.run.rundir import METRICS, PER_TAG, RunDir
 from pipeline.scoring.inference import AGGREGATES, RunModel, load_run
-from pipeline.sources.corpus import SPLITS, Corpus, corpus_from_record
+from pipeline.sources.corpus import SPLITS, Corpus
+from pipeline.sources.loader import corpus_from_record
 
 log = logging.getLogger(__name__)
 

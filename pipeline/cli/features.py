@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.features.cache import FAILURES, build_cache
     from pipeline.features.extract import FeatureConfig
-    from pipeline.sources.corpus import load_corpus
+    from pipeline.sources.loader import load_corpus
 
     config = FeatureConfig(kind=args.kind, sample_rate=args.sample_rate, n_fft=args.n_fft,
                            hop_length=args.hop_length, n_mels=args.n_mels, n_mfcc=args.n_mfcc,

@@ -33,7 +33,7 @@ def _bool_or_none(text: str) -> bool | None:
 
 
 def _int_or_none(text: str) -> int | None:
-    if text.lower() in ("none", "all", "0"):
+    if text.lower() in ("none", "all"):  # 0 is not a number of tags: TrainConfig rejects it
         return None
     try:
         return int(text)

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import AudioDecodeError, ParameterError
+from pipeline.sources.folder import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".mp3", ".wav", ".flac", ".ogg")
 SILENCE_PEAK = 1e-4  # peak |sample| below this (about -80 dBFS) counts as a silent file
 # A file holding less than this share of the samples its header declares is truncated; the
 # slack absorbs encoder delay and padding (an mp3 frame is 1152 samples, ~0.07 s at 16 kHz).

@@ -70,7 +70,7 @@ from pipeline.scoring.tagger import (
     plan_taggram,
     read_tagger_config,
 )
-from pipeline.sources.corpus import corpus_from_record
+from pipeline.sources.loader import corpus_from_record
 
 log = logging.getLogger(__name__)
 

@@ -2,25 +2,29 @@
 
 MagnaTagATune, the synthesized demo corpus and a user's folder of audio all become the same
 `Corpus`; everything downstream (features, training, artifacts, dashboard) knows nothing of
-where it came from.
+where it came from. This module holds the types only (`RawAnnotations`, `LabelConfig`,
+`Corpus`) and what a run records of a corpus (`corpus_record`); the sources read raw
+annotations (`pipeline.sources.mtt_format`, `pipeline.sources.folder`), label processing
+makes them a Corpus (`pipeline.sources.labels`), and `pipeline.sources.loader.load_corpus`
+does both for a folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataFormatError, ParameterError
-
-if TYPE_CHECKING:
-    from pipeline.sources.labels import LabelConfig
+from pipeline.errors import ParameterError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 NO_SPLIT = "none"  # clips outside every split (e.g. a folder tagged only for inference)
+SOURCES: tuple[str, ...] = ("mtt", "folder")  # "mtt": MagnaTagATune's file format (also the demo corpus)
+SPLIT_MODES: tuple[str, ...] = ("auto", "folder", "random", "file")
 
 
 @dataclass
@@ -44,6 +48,62 @@ class RawAnnotations:
 
 
 @dataclass
+class LabelConfig:
+    """How raw annotations become the training vocabulary and split (`pipeline.sources.labels`).
+
+    ``merge_synonyms=None`` and ``split="auto"`` depend on the source; `resolved` says what they
+    become, and every loaded `Corpus` carries the resolved config it was made with.
+    A ``split`` that is none of `SPLIT_MODES` is taken as a split CSV's path: ``split="file"``
+    with that ``split_file``.
+    """
+
+    merge_synonyms: bool | None = None  # None: on for MTT-format corpora (the 29 groups), off otherwise
+    top_n: int | None = 50  # keep the N most frequent tags; None keeps all (0 is an error, not "all")
+    drop_untagged: bool = False  # drop clips left without any tag after top-N
+    split: str = "auto"  # "auto" (folder for MTT format, else random), "folder", "random", "file" (split_file)
+    seed: int = 0  # seed of the random split
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test shares of a random split
+    split_file: str | None = None  # split="file": a CSV with columns clip_id, split
+
+    def __post_init__(self) -> None:
+        if self.top_n is not None and (isinstance(self.top_n, bool) or not isinstance(self.top_n, (int, np.integer))
+                                       or self.top_n < 1):
+            raise ParameterError(f"top_n must be >= 1 (a number of tags; None, or --top-n all, keeps every tag), "
+                                 f"got {self.top_n!r}")
+        self.top_n = None if self.top_n is None else int(self.top_n)  # a numpy integer would not go into JSON
+        try:
+            self.ratios = tuple(float(r) for r in self.ratios)  # type: ignore[assignment]
+        except (TypeError, ValueError):
+            raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios!r}") from None
+        if (len(self.ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.ratios)
+                or abs(sum(self.ratios) - 1) > 1e-6):
+            raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios}")
+        if self.split not in SPLIT_MODES:  # a split CSV given as the split itself
+            if self.split_file is not None:
+                raise ParameterError(f"split must be one of {SPLIT_MODES} when split_file is given, got {self.split!r}")
+            self.split, self.split_file = "file", str(self.split)
+        if (self.split == "file") != (self.split_file is not None):
+            raise ParameterError(f"split_file goes with split='file' (and only with it); got split={self.split!r}, "
+                                 f"split_file={self.split_file!r}")
+
+    def resolved(self, source: str) -> LabelConfig:
+        """The config as applied to a corpus of ``source``: no None, no "auto", an absolute split file.
+
+        ``merge_synonyms`` becomes True or False, ``split`` one of "folder", "random", "file".
+        """
+        if source not in SOURCES:
+            raise ParameterError(f"source must be one of {SOURCES}, got {source!r}")
+        merge = self.merge_synonyms if self.merge_synonyms is not None else source == "mtt"
+        split = self.split if self.split != "auto" else ("folder" if source == "mtt" else "random")
+        split_file = str(Path(self.split_file).expanduser().resolve()) if self.split_file is not None else None
+        return replace(self, merge_synonyms=bool(merge), split=split, split_file=split_file)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (a list for ``ratios``); ``LabelConfig(**d)`` rebuilds it."""
+        return {**asdict(self), "ratios": list(self.ratios)}
+
+
+@dataclass
 class Corpus:
     """A processed dataset: clips, audio paths, tag vocabulary, label matrix and split.
 
@@ -58,6 +118,7 @@ class Corpus:
     labels : np.ndarray [shape=(n, k), dtype=uint8]
     split : np.ndarray [shape=(n,), dtype=object]  one of SPLITS or NO_SPLIT per clip
     metadata : pd.DataFrame [n rows]
+    label_config : the resolved `LabelConfig` that made the tags and split (None: built by hand)
     """
 
     name: str
@@ -69,6 +130,7 @@ class Corpus:
     labels: np.ndarray
     split: np.ndarray
     metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    label_config: LabelConfig | None = None
 
     def __post_init__(self) -> None:
         n = len(self.clip_ids)
@@ -111,60 +173,17 @@ class Corpus:
             raise ParameterError(f"unknown tag {tag!r}; the corpus has: {', '.join(self.tags)}") from None
 
 
-def detect_source(root: Path) -> str:
-    """Guess a corpus folder's source: MTT's annotation file, else a plain folder of audio."""
-    if (root / "annotations_final.csv").is_file():
-        return "mtt"
-    return "folder"
+def corpus_record(corpus: Corpus, labels: LabelConfig | None = None) -> dict[str, Any]:
+    """What a run's manifest stores about its corpus, enough to reload it (`loader.corpus_from_record`).
 
-
-def load_corpus(root: str | Path, labels: LabelConfig | None = None, *, source: str = "auto",
-                tags_csv: str | Path | None = None) -> Corpus:
-    """Load the corpus in ``root`` and apply label processing.
-
-    Parameters
-    ----------
-    root : folder of an MTT-format corpus (real MagnaTagATune or the demo) or of plain audio
-    labels : label processing (synonyms, top-N, split); defaults per source
-    source : ``"auto"``, ``"mtt"`` or ``"folder"``
-    tags_csv : for a folder source, an optional CSV of tags (see `pipeline.sources.folder`)
+    The labels stored are the resolved config (`LabelConfig.resolved`) the corpus was made with,
+    ``corpus.label_config``; ``labels`` serves a corpus built by hand, which carries none.
     """
-    from pipeline.sources.labels import LabelConfig, process
-
-    root = Path(root).expanduser().resolve()
-    if not root.is_dir():
-        raise ParameterError(f"corpus folder does not exist: {root}")
-    if source == "auto":
-        source = detect_source(root)
-    if source == "mtt":
-        from pipeline.sources.mtt_format import read_mtt_corpus
-
-        raw = read_mtt_corpus(root)
-    elif source == "folder":
-        from pipeline.sources.folder import read_folder
-
-        raw = read_folder(root, tags_csv=tags_csv)
+    if corpus.label_config is not None:
+        resolved = corpus.label_config
+    elif labels is not None:
+        resolved = labels.resolved(corpus.source)
     else:
-        raise ParameterError(f"source must be 'auto', 'mtt' or 'folder', got {source!r}")
-    if not raw.clip_ids:
-        raise DataFormatError(f"{root}: no clips found")
-    return process(raw, labels or LabelConfig(), name=root.name, root=root, source=source)
-
-
-def corpus_record(corpus: Corpus, labels: LabelConfig) -> dict:
-    """What a run's manifest stores about its corpus, enough to reload it (`corpus_from_record`)."""
-    from dataclasses import asdict
-
+        raise ParameterError(f"corpus {corpus.name!r} carries no label config; pass labels=")
     return {"name": corpus.name, "root": str(corpus.root), "source": corpus.source,
-            "labels": {**asdict(labels), "ratios": list(labels.ratios)},
-            "n_clips": len(corpus), "split_sizes": corpus.split_sizes()}
-
-
-def corpus_from_record(record: dict) -> Corpus:
-    """Reload the corpus a run was trained on from its manifest's ``corpus`` record."""
-    from pipeline.sources.labels import LabelConfig
-
-    labels = dict(record.get("labels", {}))
-    if "ratios" in labels:
-        labels["ratios"] = tuple(labels["ratios"])
-    return load_corpus(record["root"], LabelConfig(**labels), source=record.get("source", "auto"))
+            "labels": resolved.to_dict(), "n_clips": len(corpus), "split_sizes": corpus.split_sizes()}

@@ -1,46 +1,23 @@
-"""Label processing, in one place: synonym merging, top-N tags, untagged clips, splits."""
+"""Label processing, in one place: synonym merging, top-N tags, untagged clips, splits.
+
+`process` applies a `LabelConfig` (`pipeline.sources.corpus`) to a source's raw annotations
+and returns the `Corpus`, which carries the resolved config it applied.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.sources.corpus import NO_SPLIT, SPLITS, Corpus, RawAnnotations
+from pipeline.sources.corpus import NO_SPLIT, SPLITS, Corpus, LabelConfig, RawAnnotations
 from pipeline.sources.folder import read_csv_rows
+from pipeline.sources.mtt_format import FOLDER_SPLIT
 from pipeline.sources.mtt_tags import SYNONYMS
 
 log = logging.getLogger(__name__)
-
-# MTT's classic split by the first character of the audio path (Dieleman & Schrauwen 2014).
-FOLDER_SPLIT: dict[str, str] = {
-    **{c: "train" for c in "0123456789ab"},
-    "c": "valid",
-    **{c: "test" for c in "def"},
-}
-
-
-@dataclass
-class LabelConfig:
-    """How raw annotations become the training vocabulary and split."""
-
-    merge_synonyms: bool | None = None  # None: on for MTT-format corpora (the 29 groups), off otherwise
-    top_n: int | None = 50  # keep the N most frequent tags; None keeps all
-    drop_untagged: bool = False  # drop clips left without any tag after top-N
-    split: str = "auto"  # "auto" (folder for MTT format, else random), "folder", "random", or a split CSV path
-    seed: int = 0  # seed of the random split
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / valid / test shares of a random split
-
-    def __post_init__(self) -> None:
-        if self.top_n is not None and self.top_n < 1:
-            raise ParameterError(f"top_n must be >= 1 or None, got {self.top_n}")
-        if (len(self.ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.ratios)
-                or abs(sum(self.ratios) - 1) > 1e-6):
-            raise ParameterError(f"ratios must be three non-negative shares summing to 1, got {self.ratios}")
 
 
 def merge_synonyms(tags: list[str], labels: np.ndarray,
@@ -133,25 +110,27 @@ def file_split(path: Path, clip_ids: list[str]) -> np.ndarray:
 
 
 def process(raw: RawAnnotations, config: LabelConfig, *, name: str, root: Path, source: str) -> Corpus:
-    """Turn a source's raw annotations into a `Corpus` according to ``config``."""
+    """Turn a source's raw annotations into a `Corpus` according to ``config``.
+
+    The corpus's ``label_config`` is ``config.resolved(source)``: what was applied.
+    """
+    given_split_file, config = config.split_file, config.resolved(source)
     tags, labels = list(raw.tags), raw.labels.astype(np.uint8)
-    merge = config.merge_synonyms if config.merge_synonyms is not None else source == "mtt"
-    if merge and tags:
+    if config.merge_synonyms and tags:
         tags, labels = merge_synonyms(tags, labels)
     if config.top_n is not None and len(tags) > config.top_n:
         tags, labels = top_n_tags(tags, labels, config.top_n)
 
-    mode = config.split
-    if mode == "auto":
-        mode = "folder" if source == "mtt" else "random"
-    if mode == "folder":
+    if config.split == "folder":
         split = folder_split(raw.rel_paths)
-    elif mode == "random":
+    elif config.split == "random":
         split = random_split(len(raw.clip_ids), config.ratios, config.seed)
     else:
-        split_path = Path(mode).expanduser()
+        assert config.split == "file" and config.split_file is not None, config
+        split_path = Path(config.split_file)
         if not split_path.is_file():
-            raise ParameterError(f"split must be 'auto', 'folder', 'random' or a split CSV; no such file: {mode}")
+            raise ParameterError(f"split must be 'auto', 'folder', 'random' or a split CSV; no such file: "
+                                 f"{given_split_file}")
         split = file_split(split_path, raw.clip_ids)
 
     keep = np.ones(len(raw.clip_ids), dtype=bool)
@@ -164,5 +143,5 @@ def process(raw: RawAnnotations, config: LabelConfig, *, name: str, root: Path, 
         name=name, root=root, source=source,
         clip_ids=[raw.clip_ids[i] for i in rows],
         rel_paths=[raw.rel_paths[i] for i in rows],
-        tags=tags, labels=labels[rows], split=split[rows], metadata=metadata,
+        tags=tags, labels=labels[rows], split=split[rows], metadata=metadata, label_config=config,
     )

@@ -3,7 +3,7 @@
 The audio comes as one zip archive cut into three byte ranges (``mp3.zip.001``-``.003``):
 they are joined (``cat``), every member's CRC is checked while extracting, and the folders
 ``0``-``9`` and ``a``-``f`` are moved into the output folder beside the two annotation
-files, which `pipeline.sources.corpus.load_corpus` then reads. A stamp file marks a finished
+files, which `pipeline.sources.loader.load_corpus` then reads. A stamp file marks a finished
 download, so a second call returns at once without touching the network.
 
 No checksums are bundled: the dataset's publisher lists none, and a guessed one would
@@ -26,12 +26,11 @@ from tqdm.auto import tqdm
 from pipeline.errors import DataFormatError, DownloadError
 from pipeline.io import atomic_path, write_json
 from pipeline.sources.download import download, part_path
-from pipeline.sources.mtt_format import ANNOTATIONS_FILE, CLIP_INFO_FILE, read_mtt_corpus
+from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS, CLIP_INFO_FILE, read_mtt_corpus
 
 log = logging.getLogger(__name__)
 
 MTT_BASE_URL = "https://mirg.city.ac.uk/datasets/magnatagatune/"
-AUDIO_FOLDERS: tuple[str, ...] = tuple("0123456789abcdef")
 DOWNLOADS_DIR = "downloads"  # inside the output folder: the zip parts (kept unless cleanup=True)
 ARCHIVE = "mp3.zip"  # the joined archive, removed after extraction
 STAMP = ".mtt-complete.json"  # written last: the download, checks and extraction all finished

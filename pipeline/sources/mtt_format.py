@@ -1,6 +1,8 @@
-"""MagnaTagATune's file format: ``annotations_final.csv`` and ``clip_info_final.csv``.
+"""MagnaTagATune's file format: ``annotations_final.csv``, ``clip_info_final.csv``, its audio layout.
 
-Both files are tab-separated with every field double-quoted. The annotations hold
+The audio lies in 16 folders named by one hex digit (`AUDIO_FOLDERS`) as 16 kHz mono mp3s
+at 32 kbit/s (`SAMPLE_RATE`, `MP3_KBPS`); the folder decides the classic split
+(`FOLDER_SPLIT`). Both annotation files are tab-separated with every field double-quoted. The annotations hold
 ``clip_id``, one 0/1 column per tag, then ``mp3_path``; the clip info holds
 `CLIP_INFO_COLUMNS`. The real dataset and the synthesized demo corpus share this format,
 so one reader serves both.
@@ -19,6 +21,16 @@ import pandas as pd
 from pipeline.errors import DataFormatError
 from pipeline.io import atomic_path
 from pipeline.sources.corpus import RawAnnotations
+
+AUDIO_FOLDERS: tuple[str, ...] = tuple("0123456789abcdef")  # where the mp3s lie
+SAMPLE_RATE = 16_000  # Hz, mono
+MP3_KBPS = 32  # constant bit rate
+# MTT's classic split by audio folder (Dieleman & Schrauwen 2014): 0-b train, c valid, d-f test.
+FOLDER_SPLIT: dict[str, str] = {
+    **{c: "train" for c in AUDIO_FOLDERS[:12]},
+    AUDIO_FOLDERS[12]: "valid",
+    **{c: "test" for c in AUDIO_FOLDERS[13:]},
+}
 
 ANNOTATIONS_FILE = "annotations_final.csv"
 CLIP_INFO_FILE = "clip_info_final.csv"

@@ -39,8 +39,9 @@ from pipeline.io import atomic_path, write_csv
 from pipeline.paths import data_root
 from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, RunDir
 from pipeline.scoring.inference import BASELINE_FILE, aggregate_chunks, load_checkpoint
-from pipeline.sources.corpus import Corpus, corpus_record, load_corpus
+from pipeline.sources.corpus import Corpus, corpus_record
 from pipeline.sources.labels import LabelConfig
+from pipeline.sources.loader import load_corpus
 from pipeline.training.loaders import ClipChunksDataset, EpochSampler, RandomChunkDataset, eval_loader, train_loader
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A `Recipe` says which parts a genre plays (General MIDI programs, registers, playing styles),
 which drum style, tempo classes and dynamics it allows, and which tags it always carries.
-The engine in `pipeline.sources.demo` draws one concrete arrangement per clip and derives the
+The planner (`pipeline.sources.demo.plan`) draws one concrete arrangement per clip and derives the
 clip's true tags from what is actually played, so every tag is audible:
 
 - genre tags come from `Recipe.tags` (a techno clip is four-on-the-floor synths, and so on);
@@ -519,3 +519,4 @@ def _check() -> None:
 
 
 _check()
+BY_NAME: dict[str, Recipe] = {r.name: r for r in RECIPES}  # unique names (checked above)
