@@ -29,6 +29,8 @@ from pipeline.features.cache import (
     FeatureCacheError,
     build_cache,
     cache_dir,
+    corpus_cache_name,
+    default_cache_root,
     to_float16,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
@@ -103,7 +105,7 @@ def assert_same_cache(a: FeatureCache, b: FeatureCache) -> None:
 
 def test_batch_with_bad_files_caches_the_good_ones(corpus) -> None:
     cache = build_cache(corpus, CONFIG, workers=2, progress=False)  # the parallel path
-    assert cache.directory == corpus.root / "features" / CONFIG.key()
+    assert cache.directory == default_cache_root() / corpus_cache_name(corpus.root) / CONFIG.key()
     assert cache.clip_ids == GOOD  # corpus order
     for clip_id in GOOD:
         x = cache.read(clip_id)
@@ -198,9 +200,9 @@ def test_subset_of_a_cached_corpus_reuses_it(corpus, monkeypatch: pytest.MonkeyP
 
 def test_cache_root(corpus, tmp_path: Path) -> None:
     root = tmp_path / "caches"
-    assert cache_dir(corpus, CONFIG, root) == root / corpus.name / CONFIG.key()
+    assert cache_dir(corpus, CONFIG, root) == root / corpus_cache_name(corpus.root) / CONFIG.key()
     cache = build_cache(corpus, CONFIG, cache_root=root, workers=1, progress=False)
-    assert cache.directory == root / corpus.name / CONFIG.key()
+    assert cache.directory == root / corpus_cache_name(corpus.root) / CONFIG.key()
     assert not (corpus.root / "features").exists()
 
 
@@ -324,7 +326,7 @@ def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
 
     assert main(["features", str(corpus.root), "--n-mels", "32", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    directory = corpus.root / "features" / CONFIG.key()
+    directory = cache_dir(corpus, CONFIG)
     assert str(directory) in out and "6 of 10 clips cached, 4 failed" in out
     assert str(directory / FAILURES) in out
     assert main(["features", str(corpus.root), "--n-mels", "0"]) == 2  # a clear error, no traceback
