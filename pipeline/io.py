@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import ParameterError
+
 # mkstemp creates files readable by their owner only; finished files get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -105,6 +107,23 @@ def remove_stale_temps(folder: str | os.PathLike[str], *, older_than: float = ST
     if removed:
         log.info("%s: removed %d temporary file(s) left by interrupted writes", folder, len(removed))
     return removed
+
+
+def check_folder_path(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` if it is, or can be created as, a folder; else `ParameterError` naming ``what``.
+
+    Catches what ``mkdir(parents=True)`` would turn into a traceback: ``path`` itself, or a
+    folder above it, is an existing file.
+    """
+    path = Path(path).expanduser()
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        if folder.exists() or folder.is_symlink():
+            kind = "a file" if folder.exists() else "a broken symlink"
+            where = "" if folder == path else f", above {path},"
+            raise ParameterError(f"{what} must be a folder, but {folder}{where} is {kind}")
+    return path
 
 
 @contextlib.contextmanager

@@ -50,10 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from pipeline.errors import ParameterError
     from pipeline.features.cache import FAILURES, build_cache
     from pipeline.features.extract import FeatureConfig
+    from pipeline.io import check_folder_path
     from pipeline.sources.corpus import load_corpus
 
+    if args.corpus_dir.exists() and not args.corpus_dir.is_dir():
+        raise ParameterError(f"CORPUS_DIR must be a corpus folder, but {args.corpus_dir} is a file "
+                             f"(to tag single files: python -m pipeline tag FILE --run RUN_DIR)")
+    if args.cache_root is not None:
+        check_folder_path(args.cache_root, "--cache-root")
     config = FeatureConfig(kind=args.kind, sample_rate=args.sample_rate, n_fft=args.n_fft,
                            hop_length=args.hop_length, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
                            fmin=args.fmin, fmax=args.fmax)

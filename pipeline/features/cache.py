@@ -52,6 +52,7 @@ from pipeline.features.audio import AudioFileError, load_audio
 from pipeline.features.extract import FeatureConfig, compute_features, use_scipy_fft
 from pipeline.io import (
     atomic_path,
+    check_folder_path,
     pid_alive,
     read_json,
     remove_stale_temps,
@@ -108,8 +109,6 @@ def cache_dir(corpus: Corpus, config: FeatureConfig, cache_root: Path | None = N
     ``cache_root`` or `default_cache_root` (one root serves every corpus). Never inside the corpus.
     """
     base = default_cache_root() if cache_root is None else Path(cache_root).expanduser()
-    if base.exists() and not base.is_dir():
-        raise ParameterError(f"cache_root must be a folder, but {base} is a file")
     return base / corpus_cache_name(corpus.root) / config.key()
 
 
@@ -275,8 +274,7 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
     """
     if workers is not None and workers < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
-    directory = cache_dir(corpus, config, cache_root)
-    _check_folder_path(directory)
+    directory = check_folder_path(cache_dir(corpus, config, cache_root), "the feature cache root")
     paths = corpus.audio_paths
     sources = [source_signature(c, r, p) for c, r, p in zip(corpus.clip_ids, corpus.rel_paths, paths)]
     parts = directory / PARTS
@@ -370,15 +368,6 @@ def _scan_parts(parts: Path) -> set[str]:
         done.update(listing["sources"])
         done.update(listing["failures"])
     return done
-
-
-def _check_folder_path(directory: Path) -> None:
-    """`ParameterError` when ``directory`` or a folder above it is a file (mkdir would raise)."""
-    for folder in (directory, *directory.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ParameterError(f"cannot create the feature cache {directory}: {folder} is a file, not a folder")
-            return
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
