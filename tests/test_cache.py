@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -342,3 +343,181 @@ def test_bench_corpus_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0 and "librosa.load" in capsys.readouterr().out
+
+
+# -- where caches live ------------------------------------------------------------------------
+
+def _folder_corpus(root: Path, freq: float) -> Path:
+    root.mkdir(parents=True)
+    sf.write(root / "a.wav", _tone(0.5, freq), SR)
+    sf.write(root / "b.wav", _tone(0.7, freq * 2), SR)
+    return root
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``root`` with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def test_two_folders_of_the_same_name_get_their_own_caches(tmp_path: Path) -> None:
+    first = load_corpus(_folder_corpus(tmp_path / "alice" / "Music", 220.0))
+    second = load_corpus(_folder_corpus(tmp_path / "bob" / "Music", 330.0))
+    a = build_cache(first, CONFIG, workers=1, progress=False)
+    b = build_cache(second, CONFIG, workers=1, progress=False)
+    assert a.directory != b.directory
+    assert a.directory.parent.name.startswith("Music-") and b.directory.parent.name.startswith("Music-")
+    for cache, corpus in ((a, first), (b, second)):
+        assert cache.directory.is_relative_to(default_cache_root())
+        np.testing.assert_array_equal(np.asarray(cache.read("a")), expected_features(corpus, "a"))
+    # the same folder reached through another path (a symlink) is the same corpus
+    (tmp_path / "link").symlink_to(tmp_path / "alice")
+    assert cache_dir(load_corpus(tmp_path / "link" / "Music"), CONFIG) == a.directory
+    shared = tmp_path / "shared-caches"  # one explicit root keeps them apart too
+    assert cache_dir(first, CONFIG, shared) != cache_dir(second, CONFIG, shared)
+
+
+def test_a_read_only_music_folder_is_never_written(tmp_path: Path) -> None:
+    root = _folder_corpus(tmp_path / "Music", 440.0)
+    (root / "album").mkdir()
+    sf.write(root / "album" / "c.flac", _tone(0.6, 550.0), SR, format="FLAC")
+    before = _tree(root)
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")]}
+    for p in sorted(modes, key=lambda p: -len(p.parts)):  # read-only, as a shared or mounted library is
+        p.chmod(modes[p] & ~0o222)
+    try:
+        corpus = load_corpus(root)
+        cache = build_cache(corpus, CONFIG, workers=2, progress=False)
+        assert cache.clip_ids == ["a", "album/c", "b"] and len(cache.failures) == 0
+        assert build_cache(corpus, CONFIG, workers=1, progress=False).directory == cache.directory  # reused
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert _tree(root) == before
+    assert not cache.directory.is_relative_to(root)
+
+
+def test_corpus_inside_the_data_root_keeps_its_cache_when_the_root_moves(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "data"))
+    corpus_root = _folder_corpus(tmp_path / "data" / "mine", 220.0)
+    name = corpus_cache_name(corpus_root)
+    (tmp_path / "data").rename(tmp_path / "moved")
+    monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "moved"))
+    assert corpus_cache_name(tmp_path / "moved" / "mine") == name
+    assert corpus_cache_name(tmp_path / "elsewhere" / "mine") != name
+
+
+def test_a_build_removes_the_temps_of_a_killed_build(corpus) -> None:
+    directory = cache_dir(corpus, CONFIG)
+    (directory / PARTS).mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with cache_module.atomic_path(directory / DATA) as tmp:
+        host = tmp.name.split(".")[2].rsplit("-", 1)[0]  # ".data.<host>-<pid>.<random>.tmp.npy"
+    owner = f"{host}-{gone.pid}"
+    leftovers = [directory / f".data.{owner}.abcd1234.tmp.npy", directory / PARTS / f".0123.{owner}.efgh5678.tmp.npy"]
+    for path in leftovers:
+        path.write_bytes(b"\0" * 4096)  # a killed consolidation or shard write
+    build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert not any(p.exists() for p in leftovers)
+    assert not [p for p in directory.iterdir() if ".tmp" in p.name]
+
+
+# -- workers die with their parent ------------------------------------------------------------
+
+def _children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(map(_alive, pids)):
+        time.sleep(0.05)
+    return {p for p in pids if _alive(p)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_kill_9_of_the_features_command_takes_its_workers_down(corpus, tmp_path: Path) -> None:
+    # The real command; each clip's decoding is slowed down so that the kill lands mid-run.
+    script = textwrap.dedent(f"""
+        import runpy, sys, time
+        import pipeline.features.cache as c
+        slow = c.load_audio
+        def load_slowly(path, sample_rate=16000):
+            time.sleep(30)
+            return slow(path, sample_rate)
+        c.load_audio = load_slowly
+        sys.argv = ["pipeline", "features", {str(corpus.root)!r}, "--n-mels", "32", "--workers", "2", "--no-progress"]
+        runpy.run_module("pipeline", run_name="__main__")
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=tmp_path, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            workers = _children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) == 2, "the features command did not start its two workers"
+        time.sleep(0.5)  # the workers are now in their first (slow) clip
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = _wait_gone(workers, 5.0)
+        assert not left, f"workers {left} outlived their parent"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_parent_watch_fallback_without_prctl(tmp_path: Path) -> None:
+    """Where prctl is unavailable (macOS, ...), the polling thread ends an orphaned worker."""
+    script = textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        import pipeline.features.cache as c
+
+        def worker(parent):
+            sys.platform = "darwin"  # no prctl: the portable path
+            c._worker_init(parent)
+            time.sleep(60)
+
+        child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))
+        child.start()
+        print(child.pid, flush=True)
+        time.sleep(60)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        time.sleep(0.3)
+        assert _alive(child)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not _wait_gone({child}, 3 * cache_module.PARENT_POLL_S + 2), "the orphaned worker kept running"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
