@@ -121,8 +121,8 @@ def check_folder_path(path: str | os.PathLike[str], what: str) -> Path:
             break
         if folder.exists() or folder.is_symlink():
             kind = "a file" if folder.exists() else "a broken symlink"
-            where = "" if folder == path else f", above {path},"
-            raise ParameterError(f"{what} must be a folder, but {folder}{where} is {kind}")
+            where = "" if folder == path else f" (on the way to {path})"
+            raise ParameterError(f"{what}: {folder} is {kind}, not a folder{where}")
     return path
 
 

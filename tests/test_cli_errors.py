@@ -1,31 +1,56 @@
 """Every user error of the CLI is one line, ``error: ...`` naming the path or option, exit 2.
 
-Each case runs the real command (``python -m pipeline ...``) in a subprocess, as a user would.
+Each case runs the command's real entry point, ``pipeline.cli.main.main(argv)``, in this
+process (a subprocess costs two seconds of imports a case); `test_the_real_process` checks
+that ``python -m pipeline`` itself prints the same one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.cli.main import main
+
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline ARGS`` with the repository on the path (the data root: the session's)."""
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path) -> Result:
+    """``python -m pipeline ARGS`` through its entry point, with its exit status and output."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code if isinstance(exc.code, int) else 2
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd or REPO, timeout=300)
+                          env=env, cwd=REPO, timeout=300)
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str | Path) -> str:
+def assert_one_line_error(proc: Result | subprocess.CompletedProcess[str], *needles: str | Path) -> str:
     """Exit 2, no traceback, and a last stderr line ``error: ...`` holding every needle."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -124,9 +149,11 @@ def test_tag_taggram_under_a_file(a_file: Path, tmp_path: Path) -> None:
                           "is a folder")
 
 
-def test_tag_bad_paths(tmp_path: Path, a_file: Path) -> None:
+def test_tag_bad_paths_and_numbers(tmp_path: Path, a_file: Path) -> None:
     for run in (tmp_path / "nowhere", a_file, tmp_path):
         assert_one_line_error(run_cli("tag", a_file, "--run", run), run)
+    for option, value in (("--threads", "0"), ("--threads", "-1"), ("--top", "0")):
+        assert_one_line_error(run_cli("tag", a_file, "--run", tmp_path, option, value), option, f"got {value}")
 
 
 def test_tag_bad_audio_is_reported_per_file(tiny_run: Path, tmp_path: Path) -> None:
@@ -134,10 +161,17 @@ def test_tag_bad_audio_is_reported_per_file(tiny_run: Path, tmp_path: Path) -> N
     missing, folder, junk = tmp_path / "gone.mp3", tmp_path / "folder.wav", tmp_path / "junk.mp3"
     folder.mkdir()
     junk.write_text("<html>404</html>")
-    proc = run_cli("tag", missing, folder, junk, "--run", tiny_run)
+    proc = run_process("tag", missing, folder, junk, "--run", tiny_run)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3
     assert f"{missing}: missing" in errors[0] and f"{folder}: unreadable: a folder" in errors[1]
     assert f"{junk}: not audio" in errors[2]
     assert "3 of 3 file(s) could not be tagged" in proc.stderr
+
+
+def test_the_real_process(a_file: Path, music: Path) -> None:
+    """The same one line from ``python -m pipeline`` itself: no traceback on the way out."""
+    line = assert_one_line_error(run_process("data", "mtt", "--out", a_file / "mtt"), "--out", a_file, "is a file")
+    assert line == f"error: --out: {a_file} is a file, not a folder (on the way to {a_file / 'mtt'})"
+    assert_one_line_error(run_process("features", music, "--cache-root", a_file), "--cache-root", a_file)

@@ -119,9 +119,9 @@ def test_check_folder_path(tmp_path: Path) -> None:
     a_file.write_text("")
     assert check_folder_path(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
     assert check_folder_path(tmp_path, "--out") == tmp_path
-    with pytest.raises(ParameterError, match=rf"^--out must be a folder, but {a_file} is a file$"):
+    with pytest.raises(ParameterError, match=rf"^--out: {a_file} is a file, not a folder$"):
         check_folder_path(a_file, "--out")
-    with pytest.raises(ParameterError, match=rf"^--out must be a folder, but {a_file}, above {a_file}/x/y, is a file$"):
+    with pytest.raises(ParameterError, match=rf"^--out: {a_file} is a file, not a folder \(on the way to {a_file}/x/y\)$"):
         check_folder_path(a_file / "x" / "y", "--out")
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     with pytest.raises(ParameterError, match="is a broken symlink"):

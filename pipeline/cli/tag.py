@@ -155,6 +155,8 @@ def main(argv: list[str]) -> int:
 
     if args.top < 1:
         raise ParameterError(f"--top must be >= 1, got {args.top}")
+    if args.threads is not None and args.threads < 1:  # ONNX Runtime would take 0 or -1 as "its choice"
+        raise ParameterError(f"--threads must be >= 1 (or left out), got {args.threads}")
     if args.taggram is not None and args.taggram.suffix.lower() not in TAGGRAM_FORMATS:
         raise ParameterError(f"--taggram must end in {' or '.join(TAGGRAM_FORMATS)}, got {args.taggram}")
     if args.taggram is not None:
@@ -162,7 +164,7 @@ def main(argv: list[str]) -> int:
 
         if args.taggram.is_dir():
             raise ParameterError(f"--taggram names a file to write, but {args.taggram} is a folder")
-        check_folder_path(args.taggram.parent, "the folder of --taggram")  # before any file is tagged
+        check_folder_path(args.taggram.parent, "--taggram")  # before any file is tagged
     tagger = open_tagger(args.run, use_torch=args.torch, threads=args.threads)
     failed = 0
     for path in args.files:
