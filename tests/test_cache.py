@@ -207,21 +207,27 @@ def test_cache_root(corpus, tmp_path: Path) -> None:
     assert not (corpus.root / "features").exists()
 
 
+def slow_decoding(seconds: float) -> str:
+    """Python source that makes the feature cache's decoding sleep ``seconds`` a clip (``c``: the module)."""
+    return textwrap.dedent(f"""
+        import time
+        import pipeline.features.cache as c
+        slow = c.load_audio
+        def load_slowly(path, sample_rate=16000):
+            time.sleep({seconds})
+            return slow(path, sample_rate)
+        c.load_audio = load_slowly
+        """)
+
+
 # -- killed and resumed -----------------------------------------------------------------------
 
 def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = cache_dir(corpus, CONFIG)
     parts = directory / PARTS
-    script = textwrap.dedent(f"""
-        import time
-        import pipeline.features.cache as c
+    script = slow_decoding(0.4) + textwrap.dedent(f"""
         from pipeline.sources.corpus import load_corpus
         from pipeline.features.extract import FeatureConfig
-        slow = c.load_audio
-        def load_slowly(path, sample_rate=16000):
-            time.sleep(0.4)
-            return slow(path, sample_rate)
-        c.load_audio = load_slowly
         c.SHARD_CLIPS = 1  # one part file a clip
         c.build_cache(load_corpus({str(corpus.root)!r}), FeatureConfig(n_mels=32), workers=1, progress=False)
         """)
@@ -456,14 +462,8 @@ def _wait_gone(pids: set[int], seconds: float) -> set[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_kill_9_of_the_features_command_takes_its_workers_down(corpus, tmp_path: Path) -> None:
     # The real command; each clip's decoding is slowed down so that the kill lands mid-run.
-    script = textwrap.dedent(f"""
-        import runpy, sys, time
-        import pipeline.features.cache as c
-        slow = c.load_audio
-        def load_slowly(path, sample_rate=16000):
-            time.sleep(30)
-            return slow(path, sample_rate)
-        c.load_audio = load_slowly
+    script = slow_decoding(30) + textwrap.dedent(f"""
+        import runpy, sys
         sys.argv = ["pipeline", "features", {str(corpus.root)!r}, "--n-mels", "32", "--workers", "2", "--no-progress"]
         runpy.run_module("pipeline", run_name="__main__")
         """)
