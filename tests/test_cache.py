@@ -498,7 +498,7 @@ def test_parent_watch_fallback_without_prctl(tmp_path: Path) -> None:
 
         def worker(parent):
             sys.platform = "darwin"  # no prctl: the portable path
-            c._worker_init(parent)
+            c.die_with_parent(parent)
             time.sleep(60)
 
         child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))

@@ -288,6 +288,9 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
         log.info("%s: %d of %d clips are new or changed; updating the cache", directory, len(stale), len(corpus))
         _seed_parts(existing, parts)
         (directory / COMPLETE).unlink()
+    elif (corpus.root / "features" / config.key() / COMPLETE).is_file():
+        log.info("%s: a cache of an older version of this code lives in %s; it is not used (caches now live "
+                 "in the data root) and can be deleted", corpus.root, corpus.root / "features")
     parts.mkdir(parents=True, exist_ok=True)
     # A killed build leaves temps of data.npy (the size of the whole cache) or of a part.
     remove_stale_temps(directory)
@@ -373,8 +376,10 @@ def _scan_parts(parts: Path) -> set[str]:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Make this worker exit when process ``parent`` dies, even by ``kill -9``.
+
+    For a process pool's initializer: ``initializer=die_with_parent, initargs=(os.getpid(),)``.
 
     Without this, the workers of a killed build block forever on the task queue they share
     with it. On Linux, when ``parent`` forked or spawned this worker itself, the kernel sends
@@ -410,7 +415,7 @@ def _worker_init(parent: int) -> None:
     # Only the parent handles Ctrl-C: it cancels what is queued, and the workers finish the
     # shard in hand (a part is written whole or not at all) instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     use_scipy_fft()  # already there when workers are forked; needed when they are spawned
 
 
