@@ -413,6 +413,16 @@ def test_corpus_inside_the_data_root_keeps_its_cache_when_the_root_moves(tmp_pat
     assert corpus_cache_name(tmp_path / "elsewhere" / "mine") != name
 
 
+def test_a_data_root_that_is_a_file_is_a_clear_error(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.write_text("")
+    monkeypatch.setenv("MUSICTAG_DATA", str(data))
+    with pytest.raises(ParameterError, match=rf"\(\$MUSICTAG_DATA\): {data} is a file, not a folder"):
+        build_cache(corpus, CONFIG, workers=1, progress=False)
+    with pytest.raises(ParameterError, match=rf"^cache_root: {data} is a file"):
+        build_cache(corpus, CONFIG, cache_root=data / "caches", workers=1, progress=False)
+
+
 def test_a_build_removes_the_temps_of_a_killed_build(corpus) -> None:
     directory = cache_dir(corpus, CONFIG)
     (directory / PARTS).mkdir(parents=True)

@@ -61,7 +61,7 @@ from pipeline.io import (
     write_parquet,
     write_text,
 )
-from pipeline.paths import data_root
+from pipeline.paths import DATA_ENV, data_root
 from pipeline.sources.corpus import Corpus
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,8 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
     """
     if workers is not None and workers < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
-    directory = check_folder_path(cache_dir(corpus, config, cache_root), "the feature cache root")
+    where = "cache_root" if cache_root is not None else f"the feature cache root in the data root (${DATA_ENV})"
+    directory = check_folder_path(cache_dir(corpus, config, cache_root), where)
     paths = corpus.audio_paths
     sources = [source_signature(c, r, p) for c, r, p in zip(corpus.clip_ids, corpus.rel_paths, paths)]
     parts = directory / PARTS
