@@ -49,6 +49,11 @@ def build_demo(config: DemoConfig) -> Path:
     started = time.monotonic()
     steps = 5
     run = RunDir(config.run_dir)
+    overrides = {"seed": config.seed}
+    if config.epochs is not None:
+        overrides["epochs"] = config.epochs
+    # built (and so validated) first: a bad --epochs fails now, not after the corpus and features
+    train_config = demo_train_config(**overrides)
 
     log.info("step 1/%d: demo corpus (%d clips x %.0f s) in %s", steps, config.clips, config.seconds,
              config.corpus_dir)
@@ -58,12 +63,9 @@ def build_demo(config: DemoConfig) -> Path:
     if run.stage_done("train"):
         log.info("step 2/%d: training: reusing the trained run in %s", steps, run.path)
     else:
-        overrides = {"seed": config.seed}
-        if config.epochs is not None:
-            overrides["epochs"] = config.epochs
         log.info("step 2/%d: features and training into %s", steps, run.path)
         # resume=True continues an interrupted demo run from last.pt instead of starting over
-        train(demo_train_config(**overrides), config.corpus_dir, run.path, resume=True,
+        train(train_config, config.corpus_dir, run.path, resume=True,
               progress=config.progress)
 
     if run.stage_done("evaluate"):

@@ -11,6 +11,19 @@ SHARED_AUDIO = REPO.parent / "shared" / "fixtures" / "real-audio"
 TINY_MODEL = "musicnn"  # narrowed: its own taggram frames are 0.256 s apart
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root of the session's own ($MUSICTAG_DATA), so feature caches never land in data/.
+
+    Subprocesses started by tests inherit it.
+    """
+    root = tmp_path_factory.getbasetemp() / "data-root"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MUSICTAG_DATA", str(root))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture
 def real_audio() -> dict[str, Path]:
     """The two real mp3s in ../shared (an MTT clip and an MSD preview); skip when absent."""

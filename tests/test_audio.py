@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,24 @@ def test_bad_sample_rate_is_a_parameter_error(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     assert_fails(tmp_path / "nowhere.mp3", "missing")
+
+
+def test_broken_symlink_is_missing(tmp_path: Path) -> None:
+    link = tmp_path / "gone.wav"
+    link.symlink_to(tmp_path / "deleted.wav")
+    assert f"broken symlink to {tmp_path / 'deleted.wav'}" in assert_fails(link, "missing").detail
+
+
+def test_folder_named_like_audio_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "album.mp3").mkdir()
+    assert assert_fails(tmp_path / "album.mp3", "unreadable").detail == "a folder, not a file"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "stream.wav"
+    os.mkfifo(fifo)  # reading it would block until a writer appears
+    assert assert_fails(fifo, "unreadable").detail == "not a regular file"
 
 
 def test_empty_file(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -29,6 +30,8 @@ from pipeline.features.cache import (
     FeatureCacheError,
     build_cache,
     cache_dir,
+    corpus_cache_name,
+    default_cache_root,
     to_float16,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
@@ -103,7 +106,7 @@ def assert_same_cache(a: FeatureCache, b: FeatureCache) -> None:
 
 def test_batch_with_bad_files_caches_the_good_ones(corpus) -> None:
     cache = build_cache(corpus, CONFIG, workers=2, progress=False)  # the parallel path
-    assert cache.directory == corpus.root / "features" / CONFIG.key()
+    assert cache.directory == default_cache_root() / corpus_cache_name(corpus.root) / CONFIG.key()
     assert cache.clip_ids == GOOD  # corpus order
     for clip_id in GOOD:
         x = cache.read(clip_id)
@@ -198,10 +201,23 @@ def test_subset_of_a_cached_corpus_reuses_it(corpus, monkeypatch: pytest.MonkeyP
 
 def test_cache_root(corpus, tmp_path: Path) -> None:
     root = tmp_path / "caches"
-    assert cache_dir(corpus, CONFIG, root) == root / corpus.name / CONFIG.key()
+    assert cache_dir(corpus, CONFIG, root) == root / corpus_cache_name(corpus.root) / CONFIG.key()
     cache = build_cache(corpus, CONFIG, cache_root=root, workers=1, progress=False)
-    assert cache.directory == root / corpus.name / CONFIG.key()
+    assert cache.directory == root / corpus_cache_name(corpus.root) / CONFIG.key()
     assert not (corpus.root / "features").exists()
+
+
+def slow_decoding(seconds: float) -> str:
+    """Python source that makes the feature cache's decoding sleep ``seconds`` a clip (``c``: the module)."""
+    return textwrap.dedent(f"""
+        import time
+        import pipeline.features.cache as c
+        slow = c.load_audio
+        def load_slowly(path, sample_rate=16000):
+            time.sleep({seconds})
+            return slow(path, sample_rate)
+        c.load_audio = load_slowly
+        """)
 
 
 # -- killed and resumed -----------------------------------------------------------------------
@@ -209,16 +225,9 @@ def test_cache_root(corpus, tmp_path: Path) -> None:
 def test_killed_build_resumes_to_the_same_result(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = cache_dir(corpus, CONFIG)
     parts = directory / PARTS
-    script = textwrap.dedent(f"""
-        import time
-        import pipeline.features.cache as c
+    script = slow_decoding(0.4) + textwrap.dedent(f"""
         from pipeline.sources.loader import load_corpus
         from pipeline.features.extract import FeatureConfig
-        slow = c.load_audio
-        def load_slowly(path, sample_rate=16000):
-            time.sleep(0.4)
-            return slow(path, sample_rate)
-        c.load_audio = load_slowly
         c.SHARD_CLIPS = 1  # one part file a clip
         c.build_cache(load_corpus({str(corpus.root)!r}), FeatureConfig(n_mels=32), workers=1, progress=False)
         """)
@@ -324,7 +333,7 @@ def test_features_command(corpus, capsys: pytest.CaptureFixture) -> None:
 
     assert main(["features", str(corpus.root), "--n-mels", "32", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    directory = corpus.root / "features" / CONFIG.key()
+    directory = cache_dir(corpus, CONFIG)
     assert str(directory) in out and "6 of 10 clips cached, 4 failed" in out
     assert str(directory / FAILURES) in out
     assert main(["features", str(corpus.root), "--n-mels", "0"]) == 2  # a clear error, no traceback
@@ -340,3 +349,185 @@ def test_bench_corpus_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0 and "librosa.load" in capsys.readouterr().out
+
+
+# -- where caches live ------------------------------------------------------------------------
+
+def _folder_corpus(root: Path, freq: float) -> Path:
+    root.mkdir(parents=True)
+    sf.write(root / "a.wav", _tone(0.5, freq), SR)
+    sf.write(root / "b.wav", _tone(0.7, freq * 2), SR)
+    return root
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``root`` with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def test_two_folders_of_the_same_name_get_their_own_caches(tmp_path: Path) -> None:
+    first = load_corpus(_folder_corpus(tmp_path / "alice" / "Music", 220.0))
+    second = load_corpus(_folder_corpus(tmp_path / "bob" / "Music", 330.0))
+    a = build_cache(first, CONFIG, workers=1, progress=False)
+    b = build_cache(second, CONFIG, workers=1, progress=False)
+    assert a.directory != b.directory
+    assert a.directory.parent.name.startswith("Music-") and b.directory.parent.name.startswith("Music-")
+    for cache, corpus in ((a, first), (b, second)):
+        assert cache.directory.is_relative_to(default_cache_root())
+        np.testing.assert_array_equal(np.asarray(cache.read("a")), expected_features(corpus, "a"))
+    # the same folder reached through another path (a symlink) is the same corpus
+    (tmp_path / "link").symlink_to(tmp_path / "alice")
+    assert cache_dir(load_corpus(tmp_path / "link" / "Music"), CONFIG) == a.directory
+    shared = tmp_path / "shared-caches"  # one explicit root keeps them apart too
+    assert cache_dir(first, CONFIG, shared) != cache_dir(second, CONFIG, shared)
+
+
+def test_a_read_only_music_folder_is_never_written(tmp_path: Path) -> None:
+    root = _folder_corpus(tmp_path / "Music", 440.0)
+    (root / "album").mkdir()
+    sf.write(root / "album" / "c.flac", _tone(0.6, 550.0), SR, format="FLAC")
+    before = _tree(root)
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")]}
+    for p in sorted(modes, key=lambda p: -len(p.parts)):  # read-only, as a shared or mounted library is
+        p.chmod(modes[p] & ~0o222)
+    try:
+        corpus = load_corpus(root)
+        cache = build_cache(corpus, CONFIG, workers=2, progress=False)
+        assert cache.clip_ids == ["a", "album/c", "b"] and len(cache.failures) == 0
+        assert build_cache(corpus, CONFIG, workers=1, progress=False).directory == cache.directory  # reused
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert _tree(root) == before
+    assert not cache.directory.is_relative_to(root)
+
+
+def test_corpus_inside_the_data_root_keeps_its_cache_when_the_root_moves(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "data"))
+    corpus_root = _folder_corpus(tmp_path / "data" / "mine", 220.0)
+    name = corpus_cache_name(corpus_root)
+    (tmp_path / "data").rename(tmp_path / "moved")
+    monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "moved"))
+    assert corpus_cache_name(tmp_path / "moved" / "mine") == name
+    assert corpus_cache_name(tmp_path / "elsewhere" / "mine") != name
+
+
+def test_a_data_root_that_is_a_file_is_a_clear_error(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.write_text("")
+    monkeypatch.setenv("MUSICTAG_DATA", str(data))
+    with pytest.raises(ParameterError, match=rf"\(\$MUSICTAG_DATA\): {data} is a file, not a folder"):
+        build_cache(corpus, CONFIG, workers=1, progress=False)
+    with pytest.raises(ParameterError, match=rf"^cache_root: {data} is a file"):
+        build_cache(corpus, CONFIG, cache_root=data / "caches", workers=1, progress=False)
+
+
+def test_a_build_removes_the_temps_of_a_killed_build(corpus) -> None:
+    directory = cache_dir(corpus, CONFIG)
+    (directory / PARTS).mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with cache_module.atomic_path(directory / DATA) as tmp:
+        host = tmp.name.split(".")[2].rsplit("-", 1)[0]  # ".data.<host>-<pid>.<random>.tmp.npy"
+    owner = f"{host}-{gone.pid}"
+    leftovers = [directory / f".data.{owner}.abcd1234.tmp.npy", directory / PARTS / f".0123.{owner}.efgh5678.tmp.npy"]
+    for path in leftovers:
+        path.write_bytes(b"\0" * 4096)  # a killed consolidation or shard write
+    build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert not any(p.exists() for p in leftovers)
+    assert not [p for p in directory.iterdir() if ".tmp" in p.name]
+
+
+# -- workers die with their parent ------------------------------------------------------------
+
+def _children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(map(_alive, pids)):
+        time.sleep(0.05)
+    return {p for p in pids if _alive(p)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_kill_9_of_the_features_command_takes_its_workers_down(corpus, tmp_path: Path) -> None:
+    # The real command; each clip's decoding is slowed down so that the kill lands mid-run.
+    script = slow_decoding(30) + textwrap.dedent(f"""
+        import runpy, sys
+        sys.argv = ["pipeline", "features", {str(corpus.root)!r}, "--n-mels", "32", "--workers", "2", "--no-progress"]
+        runpy.run_module("pipeline", run_name="__main__")
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=tmp_path, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            workers = _children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) == 2, "the features command did not start its two workers"
+        time.sleep(0.5)  # the workers are now in their first (slow) clip
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = _wait_gone(workers, 5.0)
+        assert not left, f"workers {left} outlived their parent"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_parent_watch_fallback_without_prctl(tmp_path: Path) -> None:
+    """Where prctl is unavailable (macOS, ...), the polling thread ends an orphaned worker."""
+    script = textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        import pipeline.features.cache as c
+
+        def worker(parent):
+            sys.platform = "darwin"  # no prctl: the portable path
+            c.die_with_parent(parent)
+            time.sleep(60)
+
+        child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))
+        child.start()
+        print(child.pid, flush=True)
+        time.sleep(60)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        time.sleep(0.3)
+        assert _alive(child)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not _wait_gone({child}, 3 * cache_module.PARENT_POLL_S + 2), "the orphaned worker kept running"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

@@ -176,3 +176,27 @@ def test_missing_tags_csv_or_root(music: Path, tmp_path: Path) -> None:
         read_folder(music, tags_csv=tmp_path / "absent.csv")
     with pytest.raises(ParameterError, match="corpus folder does not exist"):
         read_folder(tmp_path / "nowhere")
+
+
+def test_broken_symlink_is_a_clip_reported_as_missing(music: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.features.cache import build_cache
+    from pipeline.features.extract import FeatureConfig
+
+    (music / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    raw = read_folder(music)
+    assert "gone.wav" in raw.rel_paths and "broken symlink" in caplog.text
+    cache = build_cache(load_corpus(music), FeatureConfig(n_mels=32), workers=1, progress=False)
+    assert len(cache) == len(PATHS)
+    row = cache.failures.set_index("path").loc["gone.wav"]
+    assert row["reason"].startswith("missing: broken symlink to ") and str(tmp_path / "deleted.wav") in row["reason"]
+
+
+def test_stem_matching_two_files_is_ambiguous(music: Path) -> None:
+    sf.write(music / "b.flac", _tone(), SR, format="FLAC")  # beside b.wav
+    message = _error(music, "path,tags\nb,rock\n")
+    assert "line 2, column 'path': 'b' matches 2 files" in message
+    assert "b.flac, b.wav" in message and "extension" in message
+    (music / "tags.csv").write_text("path,tags\nb.wav,rock\n")  # the full name is not ambiguous
+    raw = read_folder(music)
+    assert raw.labels[raw.rel_paths.index("b.wav")].tolist() == [1]

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.paths import data_root
+
     parser = argparse.ArgumentParser(
         prog="python -m pipeline data",
         description="Build a corpus folder in MagnaTagATune's format (annotations_final.csv, "
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "taggers; truth.csv beside them keeps every true tag. Deterministic from --seed; "
                     "rerunning reuses every clip already rendered.",
     )
-    demo.add_argument("--out", type=Path, default=Path("data/demo"), help="corpus folder to create or complete (default: %(default)s)")
+    demo.add_argument("--out", type=Path, default=data_root() / "demo", help="corpus folder to create or complete (default: %(default)s)")
     demo.add_argument("--clips", type=int, default=1500, help="number of clips (default: %(default)s)")
     demo.add_argument("--seconds", type=float, default=10.0, help="length of each clip in seconds, 1 to 600 (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of arrangements, tags, names, split and dropout (default: %(default)s)")
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with resume and size / checksum checks, then join and extract the archive into DIR. "
                     "Idempotent: files already complete are kept.",
     )
-    mtt.add_argument("--out", type=Path, default=Path("data/mtt"), help="folder to download and extract into (default: %(default)s)")
+    mtt.add_argument("--out", type=Path, default=data_root() / "mtt", help="folder to download and extract into (default: %(default)s)")
     mtt.add_argument("--base-url", default=None,
                      help="where the files live (default: MagnaTagATune's home, "
                           "https://mirg.city.ac.uk/datasets/magnatagatune/)")
@@ -83,5 +85,8 @@ def _mtt(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
+    from pipeline.io import check_folder_path
+
     args = build_parser().parse_args(argv)
+    check_folder_path(args.out, "--out")
     return {"demo": _demo, "mtt": _mtt}[args.source](args)

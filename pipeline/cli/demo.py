@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.end_to_end import DemoConfig, build_demo
+    from pipeline.io import check_folder_path
 
+    check_folder_path(args.data, "--data")
+    check_folder_path(args.data / "demo", "--data")  # the corpus and run folders go below it
+    check_folder_path(args.data / "runs" / "demo", "--data")
     run = build_demo(DemoConfig(data=args.data, clips=args.clips, seconds=args.seconds, seed=args.seed,
                                 epochs=args.epochs, progress=not args.no_progress))
     print(f"demo run: {run}\nopen the dashboard: make dashboard  (or: streamlit run dashboard/app.py -- --runs "

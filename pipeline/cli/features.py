@@ -14,8 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline features",
         description="Decode every clip of a corpus (resampled to mono at --sample-rate), compute its features and "
                     "store them in a cache laid out for fast random access in training: one memory-mapped float16 "
-                    "array plus an index, in CORPUS_DIR/features/<key>/ where the key is a hash of the feature "
-                    "parameters (a change of parameters never reuses a stale cache). Empty, truncated, non-audio "
+                    "array plus an index, in <data root>/cache/<corpus folder name>-<hash of its path>/<key>/ (the data "
+                    "root is $MUSICTAG_DATA, default data/; nothing is written into CORPUS_DIR), where the key is a "
+                    "hash of the feature parameters (a change of parameters never reuses a stale cache). Empty, truncated, non-audio "
                     "and silent files are skipped and listed with their reason in failures.csv beside the cache. "
                     "Idempotent: a finished cache is reused at once, and a killed build resumes where it stopped.")
     p.add_argument("corpus_dir", type=Path, metavar="CORPUS_DIR",
@@ -42,17 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="W",
                    help="parallel decoding processes (default: one per CPU core)")
     p.add_argument("--cache-root", type=Path, default=None, metavar="DIR",
-                   help="keep caches in DIR/<corpus name>/<key>/ instead of CORPUS_DIR/features/<key>/")
+                   help="keep caches in DIR/<corpus name>-<hash>/<key>/ instead of <data root>/cache/<corpus name>-<hash>/<key>/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from pipeline.errors import ParameterError
     from pipeline.features.cache import FAILURES, build_cache
     from pipeline.features.extract import FeatureConfig
+    from pipeline.io import check_folder_path
     from pipeline.sources.loader import load_corpus
 
+    if args.corpus_dir.exists() and not args.corpus_dir.is_dir():
+        raise ParameterError(f"CORPUS_DIR must be a corpus folder, but {args.corpus_dir} is a file "
+                             f"(to tag single files: python -m pipeline tag FILE --run RUN_DIR)")
+    if args.cache_root is not None:
+        check_folder_path(args.cache_root, "--cache-root")
     config = FeatureConfig(kind=args.kind, sample_rate=args.sample_rate, n_fft=args.n_fft,
                            hop_length=args.hop_length, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
                            fmin=args.fmin, fmax=args.fmax)

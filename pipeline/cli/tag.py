@@ -155,8 +155,16 @@ def main(argv: list[str]) -> int:
 
     if args.top < 1:
         raise ParameterError(f"--top must be >= 1, got {args.top}")
+    if args.threads is not None and args.threads < 1:  # ONNX Runtime would take 0 or -1 as "its choice"
+        raise ParameterError(f"--threads must be >= 1 (or left out), got {args.threads}")
     if args.taggram is not None and args.taggram.suffix.lower() not in TAGGRAM_FORMATS:
         raise ParameterError(f"--taggram must end in {' or '.join(TAGGRAM_FORMATS)}, got {args.taggram}")
+    if args.taggram is not None:
+        from pipeline.io import check_folder_path
+
+        if args.taggram.is_dir():
+            raise ParameterError(f"--taggram names a file to write, but {args.taggram} is a folder")
+        check_folder_path(args.taggram.parent, "--taggram")  # before any file is tagged
     tagger = open_tagger(args.run, use_torch=args.torch, threads=args.threads)
     failed = 0
     for path in args.files:
@@ -176,13 +184,18 @@ def main(argv: list[str]) -> int:
             print("  taggram: none (a classical baseline has no time resolution)")
         elif args.taggram is not None:
             out = taggram_path(args.taggram, path, len(args.files))
-            if out.suffix.lower() == ".csv":
-                write_taggram_csv(out, taggram, tagger.tags, tagger.plan.hop_s)
-            else:
-                import numpy as np
+            try:
+                if out.suffix.lower() == ".csv":
+                    write_taggram_csv(out, taggram, tagger.tags, tagger.plan.hop_s)
+                else:
+                    import numpy as np
 
-                write_taggram_png(out, taggram, tagger.tags, tagger.plan.hop_s, order=np.argsort(-probs),
-                                  title=f"{path.name}: taggram, one column per {tagger.plan.hop_s:.2f} s")
+                    write_taggram_png(out, taggram, tagger.tags, tagger.plan.hop_s, order=np.argsort(-probs),
+                                      title=f"{path.name}: taggram, one column per {tagger.plan.hop_s:.2f} s")
+            except OSError as exc:  # a full disk, no permission: reported like a file that cannot be tagged
+                print(f"error: cannot write the taggram {out}: {exc.strerror or exc}", file=sys.stderr)
+                failed += 1
+                continue
             print(f"  taggram: {out}")
     if failed:
         print(f"{failed} of {len(args.files)} file(s) could not be tagged", file=sys.stderr)

@@ -77,6 +77,12 @@ def load_audio(path: Path | str, sample_rate: int = 16000) -> np.ndarray:
     non-audio, truncated, silent or corrupt file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AudioFileError(str(path), "unreadable", "a folder, not a file")
+    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+        raise AudioFileError(str(path), "unreadable", "not a regular file")
+    if path.is_symlink() and not path.exists():
+        raise AudioFileError(str(path), "missing", f"broken symlink to {os.readlink(path)}")
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -1,6 +1,15 @@
 """The feature cache: every clip's features computed once, laid out for fast random access.
 
-Layout of a cache directory (``<corpus root>/features/<config key>/`` by default)::
+Caches live in the project's data root, never in the corpus folder (a user's music folder
+may be read-only, shared, or simply not ours to write into)::
+
+    <data root>/cache/<corpus folder name>-<hash of its resolved path>/<config key>/
+
+(`pipeline.paths.data_root`, ``$MUSICTAG_DATA``; ``cache_root`` replaces ``<data root>/cache``).
+The hash tells apart two folders of the same name; for a corpus inside the data root it is
+taken of the path relative to the data root, so moving the whole data root keeps its caches.
+
+Layout of a cache directory::
 
     data.npy        float16 [total_frames, n_bins]: all clips stacked along time (memory-mapped)
     index.parquet   clip_id, path, offset, n_frames, source: the rows of data.npy per clip
@@ -19,6 +28,8 @@ audio is unchanged, and a rebuild recomputes only new or changed clips.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as _dt
 import hashlib
 import logging
@@ -26,6 +37,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -37,7 +50,18 @@ import pandas as pd
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.features.audio import AudioFileError, load_audio
 from pipeline.features.extract import FeatureConfig, compute_features, use_scipy_fft
-from pipeline.io import atomic_path, read_json, write_csv, write_json, write_parquet, write_text
+from pipeline.io import (
+    atomic_path,
+    check_folder_path,
+    pid_alive,
+    read_json,
+    remove_stale_temps,
+    write_csv,
+    write_json,
+    write_parquet,
+    write_text,
+)
+from pipeline.paths import DATA_ENV, data_root
 from pipeline.sources.corpus import Corpus
 
 log = logging.getLogger(__name__)
@@ -50,6 +74,8 @@ CONFIG = "config.json"
 COMPLETE = "complete"
 PARTS = "parts"
 SHARD_CLIPS = 32  # most clips in one part file
+CACHE_FOLDER = "cache"  # under the data root: the default cache root
+PARENT_POLL_S = 1.0  # how often a worker checks that its parent is alive where prctl is unavailable
 UNEXPECTED = "error"  # reason prefix of an unexpected exception: not cached, so retried by the next build
 
 
@@ -57,14 +83,33 @@ class FeatureCacheError(PipelineError):
     """A feature cache is missing, unfinished or inconsistent, or lacks a requested clip."""
 
 
+def default_cache_root() -> Path:
+    """``<data root>/cache``: where feature caches go unless told otherwise."""
+    return data_root() / CACHE_FOLDER
+
+
+def corpus_cache_name(root: Path) -> str:
+    """``<folder name>-<hash>``: one cache folder per corpus folder, wherever it lives.
+
+    The hash is of the resolved path, or of the path relative to the data root for a corpus
+    inside it (the demo, MagnaTagATune), so moving the data root keeps those caches valid.
+    """
+    resolved = Path(root).expanduser().resolve()
+    try:
+        identity = "data-root:" + resolved.relative_to(data_root().expanduser().resolve()).as_posix()
+    except ValueError:
+        identity = resolved.as_posix()
+    return f"{resolved.name}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
 def cache_dir(corpus: Corpus, config: FeatureConfig, cache_root: Path | None = None) -> Path:
     """Where the cache of ``corpus`` with ``config`` lives.
 
-    ``corpus.root / "features" / config.key()`` by default; with ``cache_root``,
-    ``cache_root / corpus.name / config.key()`` (one root can then serve several corpora).
+    ``<cache root>/<corpus_cache_name(corpus.root)>/<config.key()>``; the cache root is
+    ``cache_root`` or `default_cache_root` (one root serves every corpus). Never inside the corpus.
     """
-    base = corpus.root / "features" if cache_root is None else Path(cache_root).expanduser() / corpus.name
-    return base / config.key()
+    base = default_cache_root() if cache_root is None else Path(cache_root).expanduser()
+    return base / corpus_cache_name(corpus.root) / config.key()
 
 
 def source_signature(clip_id: str, rel_path: str, path: Path) -> str:
@@ -229,7 +274,8 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
     """
     if workers is not None and workers < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
-    directory = cache_dir(corpus, config, cache_root)
+    where = "cache_root" if cache_root is not None else f"the feature cache root in the data root (${DATA_ENV})"
+    directory = check_folder_path(cache_dir(corpus, config, cache_root), where)
     paths = corpus.audio_paths
     sources = [source_signature(c, r, p) for c, r, p in zip(corpus.clip_ids, corpus.rel_paths, paths)]
     parts = directory / PARTS
@@ -243,7 +289,13 @@ def build_cache(corpus: Corpus, config: FeatureConfig, *, cache_root: Path | Non
         log.info("%s: %d of %d clips are new or changed; updating the cache", directory, len(stale), len(corpus))
         _seed_parts(existing, parts)
         (directory / COMPLETE).unlink()
+    elif (corpus.root / "features" / config.key() / COMPLETE).is_file():
+        log.info("%s: a cache of an older version of this code lives in %s; it is not used (caches now live "
+                 "in the data root) and can be deleted", corpus.root, corpus.root / "features")
     parts.mkdir(parents=True, exist_ok=True)
+    # A killed build leaves temps of data.npy (the size of the whole cache) or of a part.
+    remove_stale_temps(directory)
+    remove_stale_temps(parts)
     write_json(directory / CONFIG, _meta(corpus, config, status="building"))
 
     done = _scan_parts(parts)
@@ -322,10 +374,49 @@ def _scan_parts(parts: Path) -> set[str]:
     return done
 
 
-def _worker_init() -> None:
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker exit when process ``parent`` dies, even by ``kill -9``.
+
+    For a process pool's initializer: ``initializer=die_with_parent, initargs=(os.getpid(),)``.
+
+    Without this, the workers of a killed build block forever on the task queue they share
+    with it. On Linux, when ``parent`` forked or spawned this worker itself, the kernel sends
+    SIGKILL on its death (prctl PR_SET_PDEATHSIG); elsewhere, if prctl fails, or when a
+    fork server started the worker (its parent is then not ``parent``), a daemon thread polls
+    every `PARENT_POLL_S` and ends the process once ``parent`` is gone.
+    """
+    direct = os.getppid() == parent
+    if direct and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def parent_alive() -> bool:
+        # A dead parent's children are re-parented, so a direct child sees its parent id change.
+        return os.getppid() == parent if direct else pid_alive(parent)
+
+    def watch() -> None:
+        while parent_alive():
+            threading.Event().wait(PARENT_POLL_S)
+        os._exit(1)  # nothing to clean up: a part is written whole (temp, then rename) or not at all
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int) -> None:
     # Only the parent handles Ctrl-C: it cancels what is queued, and the workers finish the
     # shard in hand (a part is written whole or not at all) instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     use_scipy_fft()  # already there when workers are forked; needed when they are spawned
 
 
@@ -358,7 +449,7 @@ def _run(items: list[tuple[Path, str]], parts: Path, config: FeatureConfig, work
         # The parent fills the per-config caches (the mel filterbank) before workers are forked.
         compute_features(np.zeros(config.n_fft, dtype=np.float32), config)
         executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(),
-                                       initializer=_worker_init)
+                                       initializer=_worker_init, initargs=(os.getpid(),))
         try:
             for task, errors in zip(tasks, executor.map(_process_shard, tasks)):
                 unexpected.update(errors)

@@ -37,14 +37,25 @@ _TAG_SEPARATORS = re.compile(r"[;,]")
 
 
 def find_audio(root: Path) -> list[str]:
-    """Relative POSIX paths of every audio file under ``root``, sorted; hidden entries skipped."""
+    """Relative POSIX paths of every audio file under ``root``, sorted; hidden entries skipped.
+
+    A broken symlink with an audio name is kept: it is a clip whose audio is missing, so the
+    feature cache counts it and reports it in failures.csv like any other bad file.
+    """
     found = []
+    broken = []
     for path in root.rglob("*"):
         rel = path.relative_to(root)
-        if (path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
-                and not any(part.startswith(".") for part in rel.parts)):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file():
             found.append(rel.as_posix())
-    return sorted(found)
+        elif path.is_symlink() and not path.exists():
+            broken.append(rel.as_posix())
+    if broken:
+        log.warning("%s: %d broken symlink(s) (e.g. %s); they are reported as missing audio", root, len(broken),
+                    broken[0])
+    return sorted(found + broken)
 
 
 def _clip_ids(rel_paths: list[str]) -> list[str]:
@@ -75,8 +86,12 @@ def read_csv_rows(path: Path, what: str = "CSV") -> tuple[list[str], list[tuple[
     return [h.strip() for h in header], rows
 
 
-def _resolve(value: str, root: Path, lookup: dict[str, int], where: str) -> int:
-    """Row index of the clip a CSV ``path`` cell names (relative path, with or without extension)."""
+def _resolve(value: str, root: Path, lookup: dict[str, int], where: str,
+             ambiguous: dict[str, list[str]] | None = None) -> int:
+    """Row index of the clip a CSV ``path`` cell names (relative path, with or without extension).
+
+    ``ambiguous`` maps a path without extension to the files that share it (a.mp3, a.wav).
+    """
     text = value.strip().replace("\\", "/")
     if not text:
         raise DataFormatError(f"{where}, column 'path': empty path")
@@ -87,6 +102,9 @@ def _resolve(value: str, root: Path, lookup: dict[str, int], where: str) -> int:
         except ValueError:
             raise DataFormatError(f"{where}, column 'path': {value!r} is outside the corpus root {root}") from None
     key = str(candidate)
+    if key not in lookup and ambiguous and key in ambiguous:
+        raise DataFormatError(f"{where}, column 'path': {value!r} matches {len(ambiguous[key])} files under {root}: "
+                              f"{', '.join(ambiguous[key])}; give the path with its extension")
     if key not in lookup:
         raise DataFormatError(f"{where}, column 'path': no audio file {value!r} under {root} "
                               f"(expected one of {', '.join(sorted(AUDIO_EXTENSIONS))})")
@@ -110,6 +128,10 @@ def read_tags_csv(path: Path, root: Path, rel_paths: list[str], clip_ids: list[s
         raise DataFormatError(f"{path}, line 1, column {duplicated[0]!r}: column given twice")
     lookup = {p: i for i, p in enumerate(rel_paths)}
     lookup.update({c: i for i, c in enumerate(clip_ids)})
+    by_stem: dict[str, list[str]] = {}
+    for p in rel_paths:
+        by_stem.setdefault(str(PurePosixPath(p).with_suffix("")), []).append(p)
+    ambiguous = {stem: files for stem, files in by_stem.items() if len(files) > 1}
     list_style = "tags" in header
     p_col = header.index("path")
     other = [h for h in header if h not in ("path", "tags")]
@@ -124,7 +146,7 @@ def read_tags_csv(path: Path, root: Path, rel_paths: list[str], clip_ids: list[s
         if len(fields) != len(header):
             raise DataFormatError(f"{where}: {len(fields)} fields, but the header has {len(header)}")
         row = dict(zip(header, fields))
-        i = _resolve(fields[p_col], root, lookup, where)
+        i = _resolve(fields[p_col], root, lookup, where, ambiguous)
         if i in seen:
             raise DataFormatError(f"{where}, column 'path': {fields[p_col]!r} is listed twice "
                                   f"(first on line {seen[i]})")
