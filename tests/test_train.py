@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from models.registry import list_models
-from models.zoo import small_kwargs
+from models.registry import list_models, small_kwargs
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
-from pipeline.training.train import HISTORY_COLUMNS, TrainConfig, model_blocks, train
+from pipeline.training.checkpoints import HISTORY_COLUMNS, model_blocks
+from pipeline.training.config import TrainConfig
+from pipeline.training.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def tiny_config(model: str = "fcn", **overrides) -> TrainConfig:
     if model == "samplecnn":  # waveform input: its own chunk (3^10 samples), no mel bins
         settings.pop("chunk_seconds")
         settings.pop("n_mels")
-    return TrainConfig(**settings)
+    return TrainConfig.from_overrides(None, **settings)
 
 
 def load(path: Path) -> dict:
@@ -71,6 +72,11 @@ def check_contract(run: Path, model: str, n_tags: int) -> dict:
         assert key in ckpt, key
     assert ckpt["tags"] == manifest["tags"]
     assert TrainConfig.from_dict(ckpt["config"]).model == model
+    # the resolved config, the same in the checkpoint and the manifest: no "auto" left
+    assert ckpt["config"] == manifest["config"] and ckpt["features"] == manifest["config"]["features"]
+    labels = manifest["config"]["labels"]
+    assert labels == manifest["corpus"]["labels"]
+    assert labels["merge_synonyms"] is True and labels["split"] == "folder"  # the demo corpus is MTT-format
     if ckpt.get("kind") != "baseline":
         assert {"optimizer", "scheduler"} <= set(last)
     return ckpt
@@ -235,10 +241,13 @@ def test_help_documents_every_option() -> None:
     from pipeline.cli.train import build_parser
 
     text = build_parser().format_help()
+    from pipeline.training.config import FLAT_FEATURES, FLAT_LABELS
+
     flags = {"model_kwargs": "--model-arg", "merge_synonyms": "--no-synonyms", "deterministic": "--no-deterministic"}
-    for f in dataclasses.fields(TrainConfig):
-        flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        assert flag in text, f"train --help does not mention {flag} ({f.name})"
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("features", "labels")]
+    for name in [*names, *FLAT_FEATURES, *FLAT_LABELS]:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        assert flag in text, f"train --help does not mention {flag} ({name})"
     for action in build_parser()._actions:
         assert action.help, f"option {action.option_strings} has no help"
 
@@ -256,7 +265,7 @@ def test_help_documents_every_option() -> None:
 ])
 def test_bad_config_values(overrides: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
-        TrainConfig(**overrides)
+        TrainConfig.from_overrides(None, **overrides)
 
 
 def test_unknown_overrides_and_models(corpus: Path, tmp_path: Path) -> None:
@@ -283,7 +292,7 @@ def test_existing_complete_run_needs_force(corpus: Path, tmp_path: Path) -> None
 
 
 def test_pos_weight_and_schedules() -> None:
-    from pipeline.training.train import compute_pos_weight, lr_factor
+    from pipeline.training.optim import compute_pos_weight, lr_factor
 
     labels = np.array([[1, 0], [0, 0], [0, 1], [0, 1]])
     assert compute_pos_weight(labels, "none", 50) is None
@@ -325,20 +334,20 @@ def test_cli_builds_config_from_flags() -> None:
                                       "--milestones", "2", "4", "--ratios", "0.6", "0.2", "0.2", "--patience", "3"])
     c = config_from_args(args)
     assert c.model == "crnn" and c.model_kwargs == {"rnn": "lstm", "width": 0.5}
-    assert c.merge_synonyms is False and c.top_n is None and c.milestones == (2, 4)
-    assert c.ratios == (0.6, 0.2, 0.2) and c.patience == 3
+    assert c.labels.merge_synonyms is False and c.labels.top_n is None and c.milestones == (2, 4)
+    assert c.labels.ratios == (0.6, 0.2, 0.2) and c.patience == 3
     demo = config_from_args(build_parser().parse_args(["--corpus", ".", "--demo", "--epochs", "2"]))
-    from pipeline.training.train import demo_train_config
+    from pipeline.training.config import demo_train_config
 
     assert demo == dataclasses.replace(demo_train_config(), epochs=2)
     assert json.loads(json.dumps(demo.to_dict())) == demo.to_dict()
 
 
 def test_early_stopping_and_time_budget(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.training.train as train_module
+    import pipeline.training.loop as loop_module
 
     # a validation score that never improves after epoch 1: patience 2 stops after epoch 3
-    monkeypatch.setattr(train_module, "validate", lambda *a, **k: {"roc_auc": 0.5, "pr_auc": 0.1})
+    monkeypatch.setattr(loop_module, "validate", lambda *a, **k: {"roc_auc": 0.5, "pr_auc": 0.1})
     run = train(tiny_config("fcn4", epochs=6, patience=2), corpus, tmp_path / "es", progress=False)
     assert len(pd.read_csv(run / HISTORY)) == 3 and load(run / CHECKPOINT)["epoch"] == 1
     monkeypatch.undo()

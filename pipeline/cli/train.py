@@ -54,7 +54,7 @@ def _model_arg(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.features.extract import NORMALIZER_MODES
-    from pipeline.training.train import BASELINES, OPTIMIZERS, POS_WEIGHTS, SCHEDULES, TrainConfig
+    from pipeline.training.config import BASELINES, OPTIMIZERS, POS_WEIGHTS, PRECISIONS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "saved settings (a finished run is left as it is)")
     g.add_argument("--force", action="store_true", help="replace a finished or unfinished run in --out")
     g.add_argument("--demo", action="store_true", help="start from the default demo settings "
-                   "(pipeline.training.train.demo_train_config: model, width, epochs, schedule, time budget)")
+                   "(pipeline.training.config.demo_train_config: the default model with its CPU recipe)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     g = p.add_argument_group("model")
@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("features")
     g.add_argument("--n-mels", type=int, help="mel bins (default: the model's own, 96 or 128)")
-    g.add_argument("--sample-rate", type=int, help=f"audio sample rate in Hz (default {d.sample_rate})")
-    g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.n_fft})")
-    g.add_argument("--hop-length", type=int, help=f"STFT hop in samples (default {d.hop_length})")
+    g.add_argument("--sample-rate", type=int, help=f"audio sample rate in Hz (default {d.features.sample_rate})")
+    g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.features.n_fft})")
+    g.add_argument("--hop-length", type=int, help=f"STFT hop in samples (default {d.features.hop_length})")
     g.add_argument("--normalization", choices=NORMALIZER_MODES, help="feature normalisation: per_bin / global "
                    "statistics of the training split, per_spec (each chunk by itself) or none "
                    f"(default {d.normalization})")
@@ -102,14 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-synonyms", dest="merge_synonyms", action="store_const", const=False,
                    help="keep synonyms apart (top-50 unmerged tags, as the published MTT results use)")
     g.add_argument("--top-n", type=_int_or_none, metavar="N|all", help=f"keep the N most frequent tags "
-                   f"(default {d.top_n}; 'all' keeps every tag)")
+                   f"(default {d.labels.top_n}; 'all' keeps every tag)")
     g.add_argument("--drop-untagged", action="store_true",
                    help="drop clips left without any tag after top-N")
     g.add_argument("--split", help="auto (MTT folders for MTT-format corpora, else random) | folder | random | "
                    "path of a split CSV (clip_id, split)")
-    g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.split_seed})")
+    g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.labels.seed})")
     g.add_argument("--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
-                   help=f"shares of a random split (default {' '.join(map(str, d.ratios))})")
+                   help=f"shares of a random split (default {' '.join(map(str, d.labels.ratios))})")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "also the feature cache's workers")
     g.add_argument("--device", help="auto (CUDA, else Apple MPS, else CPU) | cpu | cuda | cuda:N | mps "
                    f"(default {d.device})")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="auto: bf16 autocast on CUDA "
+    g.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 autocast on CUDA "
                    "GPUs that support it, else fp16 with gradient scaling; fp32 on CPU and MPS (default auto)")
     g.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                    help="allow non-deterministic (faster) cuDNN kernels on CUDA")
@@ -165,8 +165,12 @@ _NOT_CONFIG = {"corpus", "out", "resume", "force", "demo", "no_progress", "model
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The TrainConfig an argument namespace asks for (the options given override the base)."""
-    from pipeline.training.train import TrainConfig, demo_train_config
+    """The TrainConfig an argument namespace asks for (the options given override the base).
+
+    Feature and label flags (``--sample-rate``, ``--top-n``, ``--split-seed``, ...) are the flat
+    names of `TrainConfig.from_overrides`, which sets them in the nested configs.
+    """
+    from pipeline.training.config import TrainConfig, demo_train_config
 
     given = vars(args)
     base = demo_train_config() if given.get("demo") else TrainConfig()
@@ -196,7 +200,7 @@ def main(argv: list[str]) -> int:
     given = vars(args)
     if given.get("list_models"):
         from models.registry import list_models
-        from pipeline.training.train import BASELINES
+        from pipeline.training.config import BASELINES
 
         print("models:    " + ", ".join(list_models()))
         print("baselines: " + ", ".join(BASELINES))
