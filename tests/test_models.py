@@ -182,3 +182,32 @@ def test_safe_pooling_clamps_to_the_input() -> None:
     assert max_pool2d_safe(x, (4, 4)).flatten().tolist() == [5.0]
     assert max_pool2d_safe(x, (1, 3)).flatten().tolist() == [2.0, 5.0]
     assert max_pool1d_safe(torch.tensor([[[1.0, 3.0, 2.0, 0.0, 5.0]]]), 2).flatten().tolist() == [3.0, 2.0]
+
+
+def _imports(path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def test_no_import_cycle_in_the_zoo() -> None:
+    """models.base is a leaf; the architectures import it, and only models.registry imports them all."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    graph = {f"models.{p.stem}": {m for m in _imports(p) if m.startswith("models.")} for p in root.glob("*.py")}
+    assert not graph["models.base"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(m == goal or (m not in seen and reaches(m, goal, seen | {m})) for m in graph.get(start, ()))
+
+    cycles = [m for m in graph if reaches(m, m, {m})]
+    assert not cycles, cycles

@@ -17,7 +17,7 @@ import torch
 
 from models.registry import list_models, small_kwargs
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
+from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, TENSORBOARD, RunDir
 from pipeline.training.checkpoints import HISTORY_COLUMNS, model_blocks
 from pipeline.training.config import TrainConfig
 from pipeline.training.train import train
@@ -121,7 +121,8 @@ class Kill(Exception):
     pass
 
 
-def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     # Adam for two epochs, then SGD from the best checkpoint (Won et al.'s switch) after the resume
     config = tiny_config("multiscale", epochs=4, optimizer="adam_sgd", sgd_after=2, sgd_lr=0.01, milestones=(3,))
     full = train(config, corpus, tmp_path / "full", progress=False)
@@ -137,7 +138,10 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
     assert not RunDir(killed).stage_done("train") and load(killed / LAST_CHECKPOINT)["epoch"] == 1
     with pytest.raises(RunDirError, match="--resume"):  # an unfinished run is not silently restarted
         train(config, corpus, killed, progress=False)
-    train(TrainConfig(), None, killed, resume=True, progress=False)  # its own config and corpus
+    # its own corpus; the same options again are no change (the saved config is the resolved one)
+    with caplog.at_level("WARNING"):
+        train(config, None, killed, resume=True, progress=False)
+    assert "ignored" not in caplog.text
 
     cols = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(pd.read_csv(full / HISTORY)[cols], pd.read_csv(killed / HISTORY)[cols])
@@ -148,6 +152,21 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
     before = (killed / LAST_CHECKPOINT).stat().st_mtime_ns
     train(TrainConfig(), None, killed, resume=True, progress=False)
     assert (killed / LAST_CHECKPOINT).stat().st_mtime_ns == before
+
+
+def test_resume_keeps_the_saved_config_and_says_so(corpus: Path, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    config = tiny_config("fcn4", epochs=2)
+
+    def kill(epoch: int, row: dict) -> None:
+        raise Kill
+
+    with pytest.raises(Kill):
+        train(config, corpus, tmp_path / "r", progress=False, callbacks=[kill])
+    with caplog.at_level("WARNING"):
+        train(dataclasses.replace(config, epochs=3), corpus, tmp_path / "r", resume=True, progress=False)
+    assert "options given now are ignored" in caplog.text
+    assert len(pd.read_csv(tmp_path / "r" / HISTORY)) == 2  # the saved 2 epochs, not 3
 
 
 def test_loader_batches_do_not_depend_on_workers(corpus: Path) -> None:
@@ -268,6 +287,35 @@ def test_bad_config_values(overrides: dict, match: str) -> None:
         TrainConfig.from_overrides(None, **overrides)
 
 
+def test_config_nests_the_feature_and_label_configs() -> None:
+    from pipeline.features.extract import FeatureConfig
+    from pipeline.sources.labels import LabelConfig
+
+    c = TrainConfig.from_overrides(None, model="fcn", top_n=20, split_seed=3, ratios=[0.6, 0.2, 0.2], sample_rate=22050,
+                                   hop_length=512)
+    assert c.labels == LabelConfig(top_n=20, seed=3, ratios=(0.6, 0.2, 0.2))
+    assert c.features == FeatureConfig(sample_rate=22050, hop_length=512)
+    # nested overrides merge into the base's configs; flat ones set a single field
+    d = TrainConfig.from_overrides(c, labels={"drop_untagged": True}, n_fft=1024)
+    assert d.labels == dataclasses.replace(c.labels, drop_untagged=True) and d.features.n_fft == 1024
+    assert d.features.sample_rate == 22050
+    # to_dict is plain JSON, nested, and from_dict rebuilds the same config
+    saved = json.loads(json.dumps(d.to_dict()))
+    assert saved["labels"]["seed"] == 3 and saved["features"]["hop_length"] == 512 and "top_n" not in saved
+    assert TrainConfig.from_dict(saved) == d
+    # a config saved before the nesting (flat fields) reads through the flat names
+    flat = {k: v for k, v in saved.items() if k not in ("features", "labels")}
+    flat.update(sample_rate=22050, n_fft=1024, hop_length=512, merge_synonyms=None, top_n=20, drop_untagged=True,
+                split="auto", split_seed=3, ratios=[0.6, 0.2, 0.2])
+    assert TrainConfig.from_dict(flat) == d
+    with pytest.raises(ParameterError, match="unknown label config field"):
+        TrainConfig.from_overrides(None, labels={"top_k": 3})
+    with pytest.raises(ParameterError, match="unknown feature config field"):
+        TrainConfig.from_overrides(None, features={"sr": 8000})
+    with pytest.raises(ParameterError, match="top_n"):
+        TrainConfig.from_overrides(None, top_n=0)
+
+
 def test_unknown_overrides_and_models(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="unknown training option"):
         TrainConfig.from_overrides(None, epochz=3)
@@ -365,7 +413,7 @@ def test_tensorboard_missing_is_a_message(corpus: Path, tmp_path: Path, caplog: 
         has_tb = False
     run = train(tiny_config("fcn4", tensorboard=True), corpus, tmp_path / "tb", progress=False)
     if has_tb:
-        assert any((run / "tensorboard").iterdir())
+        assert any((run / TENSORBOARD).iterdir())
     else:
         assert "tensorboard" in caplog.text.lower() and "not installed" in caplog.text
     shutil.rmtree(run)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ParameterError, PipelineError
+from pipeline.features.extract import FeatureConfig
 from pipeline.io import read_json, write_bytes, write_json
 from pipeline.sources import demo_recipes as R
 from pipeline.sources.labels import FOLDER_SPLIT
@@ -54,7 +55,7 @@ from pipeline.sources.mtt_tags import MTT_TAGS, TOP50_TAGS
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000  # MagnaTagATune's rate
+SAMPLE_RATE = FeatureConfig.sample_rate  # MagnaTagATune's rate, the features' default
 MP3_KBPS = 32  # MagnaTagATune's bit rate
 MANIFEST_FILE = "demo_corpus.json"
 # Bump when recipes or rendering change, so that audio from an older generator is never reused.
