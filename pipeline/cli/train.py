@@ -54,6 +54,7 @@ def _model_arg(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.features.extract import NORMALIZER_MODES
+    from pipeline.run import rundir as rd
     from pipeline.training.config import BASELINES, OPTIMIZERS, POS_WEIGHTS, PRECISIONS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline train",
         description=textwrap.fill(
             "Train a tagger (a CNN from the model zoo, or a classical baseline) on a corpus and write a run "
-            "directory: checkpoint.pt (best validation ROC-AUC), last.pt, history.csv, manifest.json. "
+            f"directory: {rd.CHECKPOINT} (best validation ROC-AUC), {rd.LAST_CHECKPOINT}, {rd.HISTORY}, {rd.MANIFEST}. "
             "Every option not given keeps the default shown; --demo starts from the default demo settings.", 79),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS)  # an option not given is absent: the config's default holds
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus", type=Path, help="corpus folder (MTT format: real MagnaTagATune or the demo; or a "
                    "folder of audio with a tags CSV); optional with --resume")
     g.add_argument("--out", type=Path, help="run directory to write (default: data/runs/<model>)")
-    g.add_argument("--resume", action="store_true", help="continue an unfinished run from its last.pt, with its "
+    g.add_argument("--resume", action="store_true", help=f"continue an unfinished run from its {rd.LAST_CHECKPOINT}, with its "
                    "saved settings (a finished run is left as it is)")
     g.add_argument("--force", action="store_true", help="replace a finished or unfinished run in --out")
     g.add_argument("--demo", action="store_true", help="start from the default demo settings "
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                    help="allow non-deterministic (faster) cuDNN kernels on CUDA")
     g.add_argument("--tensorboard", action="store_true",
-                   help="also log to <out>/tensorboard (needs the tensorboard package)")
+                   help=f"also log to <out>/{rd.TENSORBOARD} (needs the tensorboard package)")
     return p
 
 
