@@ -211,3 +211,12 @@ def test_no_import_cycle_in_the_zoo() -> None:
 
     cycles = [m for m in graph if reaches(m, m, {m})]
     assert not cycles, cycles
+
+
+def test_training_knows_every_baseline() -> None:
+    """The config names the baselines without importing scikit-learn; the two lists must agree."""
+    from models.baselines import BASELINES as BASELINE_CLASSES
+    from pipeline.training.config import BASELINES
+
+    assert set(BASELINES) == set(BASELINE_CLASSES)
+    assert not set(BASELINES) & set(list_models())
