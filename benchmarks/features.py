@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.features.audio import load_audio, save_mp3
+from pipeline.features.extract import FeatureConfig
 from pipeline.sources.corpus import Corpus
 
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=200, metavar="N", help="clips to time (default 200)")
     p.add_argument("--seconds", type=float, default=10.0, metavar="S",
                    help="clip length of the synthetic corpus (default 10, like the demo)")
-    p.add_argument("--synthetic-rate", type=int, default=16000, metavar="HZ",
+    p.add_argument("--synthetic-rate", type=int, default=FeatureConfig.sample_rate, metavar="HZ",
                    help="sample rate of the synthetic mp3s (default 16000, like MagnaTagATune; 44100 shows "
                         "typical music files, which are also resampled)")
     p.add_argument("--synthetic-kbps", type=int, default=32, metavar="K",
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_synthetic_corpus(root: Path, n_clips: int = 200, seconds: float = 10.0, *, sample_rate: int = 16000,
+def make_synthetic_corpus(root: Path, n_clips: int = 200, seconds: float = 10.0, *, sample_rate: int = FeatureConfig.sample_rate,
                           bitrate: int = 32, seed: int = 0) -> Path:
     """Write a small MTT-format corpus of synthetic music-like mp3s (tones, chords, noise hits).
 
@@ -97,7 +98,7 @@ def _subset(corpus: Corpus, n: int) -> Corpus:
 
 
 def _decode_size(path: Path) -> int:
-    return int(load_audio(path, 16000).size)
+    return int(load_audio(path, FeatureConfig.sample_rate).size)
 
 
 class _Clock:
@@ -141,8 +142,9 @@ def _time_pipeline(corpus: Corpus, workers: int) -> _Clock:
 def _librosa_clip(path: Path) -> np.ndarray:
     import librosa
 
-    y, sr = librosa.load(path, sr=16000)
-    return librosa.feature.melspectrogram(y=y, sr=sr, n_fft=512, hop_length=256, n_mels=96)
+    d = FeatureConfig()
+    y, sr = librosa.load(path, sr=d.sample_rate)
+    return librosa.feature.melspectrogram(y=y, sr=sr, n_fft=d.n_fft, hop_length=d.hop_length, n_mels=d.n_mels)
 
 
 def _time_librosa(paths: list[Path]) -> _Clock:
@@ -171,7 +173,7 @@ def main(argv: list[str]) -> int:
         paths = corpus.audio_paths
         for path in paths:  # page cache: every variant reads from memory
             path.read_bytes()
-        durations = [load_audio(p).size / 16000 for p in paths[:20]]
+        durations = [load_audio(p).size / FeatureConfig.sample_rate for p in paths[:20]]
         print(f"{len(paths)} clips from {corpus_dir} (about {np.mean(durations):.1f} s each); "
               f"{workers} worker(s) for (a) and (b); {os.cpu_count()} CPU core(s)")
         _librosa_clip(paths[0])  # librosa's first call compiles (numba) for seconds: not timed

@@ -38,15 +38,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pipeline.errors import ParameterError
+from pipeline.features.extract import FeatureConfig
 from pipeline.io import atomic_path, save_npy, save_npz, write_csv, write_json, write_parquet
 from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)
 
 MTT_CLIPS = 25863  # MagnaTagATune's clip count: the benchmark's default scale
-SAMPLE_RATE = 16000
-HOP_LENGTH = 256
-FEATURES = {"kind": "logmel", "sample_rate": SAMPLE_RATE, "n_fft": 512, "hop_length": HOP_LENGTH, "n_mels": 96}
+SAMPLE_RATE = FeatureConfig.sample_rate
+HOP_LENGTH = FeatureConfig.hop_length
+FEATURES = FeatureConfig().to_dict()
 ALL_STAGES: tuple[str, ...] = tuple(rd.STAGE_FILES)
 # What this builder can honestly write for each stage (no checkpoint, no ONNX model).
 SYNTHETIC_STAGE_FILES: dict[str, tuple[str, ...]] = {
@@ -304,8 +305,7 @@ def _write_tagger(run: rd.RunDir, tags: list[str], seed: int) -> None:
     from pipeline.features.extract import FeatureConfig, Normalizer
     from pipeline.scoring.tagger import INPUT_NAME, OUTPUT_NAMES, TAGGER_FORMAT, plan_taggram
 
-    features = FeatureConfig(kind="logmel", sample_rate=SAMPLE_RATE, n_fft=FEATURES["n_fft"],
-                             hop_length=HOP_LENGTH, n_mels=FEATURES["n_mels"])
+    features = FeatureConfig.from_dict(FEATURES)
     rng = np.random.default_rng(seed + 1)
     k = len(tags)
     weights = rng.normal(0, 0.12, (k, features.n_mels)).astype(np.float32)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.features.extract import FeatureConfig
 from pipeline.paths import REPO
 
 MTT_CLIP = REPO.parent / "shared" / "fixtures" / "real-audio" / "joram-moments_of_clarity-08-solipsism-59-88.mp3"
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def generated_clip(out_dir: Path, seconds: float = 30.0, sample_rate: int = 16000) -> Path:
+def generated_clip(out_dir: Path, seconds: float = 30.0, sample_rate: int = FeatureConfig.sample_rate) -> Path:
     """A 30 s mp3 of changing chords over a beat (deterministic), for machines without the MTT fixture."""
     import numpy as np
 
@@ -139,7 +140,7 @@ def main(argv: list[str]) -> int:
         run = RunDir(args.run)
         run.require("predict")
         manifest = run.manifest()
-        seconds = len(load_audio(path)) / 16000
+        seconds = len(load_audio(path)) / FeatureConfig.sample_rate
         print(f"run: {args.run} (model {manifest.get('model', {}).get('name')}, {len(manifest.get('tags', []))} tags)")
         print(f"file: {path} ({seconds:.1f} s)")
         print(f"machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}; "

@@ -27,44 +27,26 @@ from pipeline.paths import data_root
 log = logging.getLogger(__name__)
 
 
-# Narrow versions of every model for CPU runs on the demo corpus, trained like the default demo
-# model (pipeline.training.train.demo_train_config: 3 s chunks of 96 mel bins, batch 32, Adam 2e-3 with
-# a cosine schedule, sqrt positive weights) with dropout 0.1 (narrow networks underfit with
-# more). Epochs are set so that each takes a few minutes on 2 shared cores (bench train's
-# samples/s); samplecnn reads its own 3^10 samples (3.7 s) of waveform; musicnn, whose tall
-# timbral filters cost the most per example, reads 48 mel bins; crnn, whose conv layers pool
-# time by 96 before its GRU, reads 6 s chunks.
-COMPARE_MODELS: dict[str, dict[str, Any]] = {
-    "shortchunk_res": {},  # the default demo model, as is
-    "fcn": {"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 24},
-    "fcn4": {"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 30},
-    "multiscale": {"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
-    "musicnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30},
-    # 32 GRU units (width 0.25 alone leaves 8); 6 s chunks give the GRU four steps, not one
-    "crnn": {"model_kwargs": {"width": 0.25, "hidden": 128, "dropout": 0.1}, "chunk_seconds": 6.0, "epochs": 24},
-    "samplecnn": {"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": None, "chunk_seconds": None,
-                  "epochs": 30},
-}
-
-
 def compare_config(name: str, *, budget: float = 15.0, epochs: int | None = None) -> Any:
-    """The TrainConfig of ``name`` in the comparison (baselines: their defaults).
+    """The TrainConfig of ``name`` in the comparison: its CPU recipe, as the demo trains its model.
 
-    ``epochs`` applies to a model without its own count in `COMPARE_MODELS` (default: the
-    demo's).
+    Every CNN trains with the shared CPU recipe (pipeline.training.config.CPU_RECIPE) and the
+    settings registered with it (models.base.ModelInfo.cpu_recipe: width, input, epochs);
+    baselines with their defaults. ``epochs`` applies to a model whose recipe sets none.
     """
-    from pipeline.training.train import BASELINES, TrainConfig, demo_train_config
+    from models.registry import get_model_info
+    from pipeline.training.config import BASELINES, recipe_config
 
     if name in BASELINES:
-        return TrainConfig(model=name, workers=0)
-    settings = {"model": name, **COMPARE_MODELS.get(name, {"model_kwargs": {}})}
-    if epochs is not None:
-        settings.setdefault("epochs", epochs)
-    return demo_train_config(max_minutes=budget, workers=0, **settings)
+        return recipe_config(name, workers=0)
+    overrides: dict[str, Any] = {"max_minutes": budget, "workers": 0}
+    if epochs is not None and "epochs" not in get_model_info(name).cpu_recipe:
+        overrides["epochs"] = epochs
+    return recipe_config(name, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.training.train import BASELINES
+    from pipeline.training.config import BASELINES
 
     p = argparse.ArgumentParser(prog="python -m benchmarks train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=15.0,
                    help="--compare: most minutes of training per CNN (default 15)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="--compare: epochs of a CNN without its own count in COMPARE_MODELS (default: the demo's)")
+                   help="--compare: epochs of a CNN whose registered CPU recipe sets none (default: the CPU recipe's)")
     p.add_argument("--runs", type=Path, default=data_root() / "runs" / "compare",
                    help="--compare: where the runs go (default data/runs/compare; existing runs are reused)")
     return p
@@ -108,6 +90,7 @@ def model_speed(name: str, kwargs: dict[str, Any], *, batch_size: int, seconds: 
     import torch
 
     from models.registry import get_model
+    from pipeline.features.extract import FeatureConfig
 
     model = get_model(name, n_tags=n_tags, **kwargs)
     spec = model.spec
@@ -123,7 +106,7 @@ def model_speed(name: str, kwargs: dict[str, Any], *, batch_size: int, seconds: 
         optimizer.step()
 
     rate, _ = _time_steps(step, seconds)
-    fps = 16000 if spec.kind == "waveform" else 16000 / 256
+    fps = FeatureConfig(kind=spec.kind).frames_per_second  # samples or frames a second
     return {"model": name, "kwargs": kwargs, "params": sum(p.numel() for p in model.parameters()),
             "chunk_s": spec.chunk_frames / fps, "samples_per_s": rate * batch_size, "steps_per_s": rate}
 
@@ -167,12 +150,14 @@ def loader_speed(corpus_dir: Path, *, batch_size: int, seconds: float, workers: 
 def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
             models: list[str] | None) -> list[dict]:
     """Train every CNN (same budget) and every baseline on the corpus; evaluate each on the test split."""
+    from models.registry import list_models
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.run.rundir import RunDir
-    from pipeline.training.train import BASELINES, train
+    from pipeline.training.config import BASELINES
+    from pipeline.training.train import train
 
     results = []
-    names = models or [*COMPARE_MODELS, *BASELINES]
+    names = models or [*list_models(), *BASELINES]
     for name in names:
         out = runs / name
         config = compare_config(name, budget=budget, epochs=epochs)
@@ -215,7 +200,8 @@ def main(argv: list[str]) -> int:
     import torch
 
     from models.registry import list_models
-    from pipeline.training.train import TrainConfig, resolve_model_input
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.resolve import resolve_model_input
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)

@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.errors import RunDirError
+from pipeline.features.extract import FeatureConfig
 from pipeline.paths import data_root
 from pipeline.run import rundir as rd
 
@@ -43,7 +44,7 @@ AUDIO_MIME: dict[str, str] = {
 }
 
 # Feature defaults when a manifest does not say (the pipeline's log-mel defaults).
-FEATURE_DEFAULTS = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96}
+FEATURE_DEFAULTS = {k: getattr(FeatureConfig, k) for k in ("sample_rate", "n_fft", "hop_length", "n_mels")}
 
 Stamp = tuple[int, int] | None
 

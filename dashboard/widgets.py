@@ -23,6 +23,7 @@ import streamlit as st
 from dashboard import loaders, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.theme import OUTCOME_LABELS, chip, legend_html
+from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.errors import PipelineError
 from pipeline.paths import REPO
 from pipeline.run import rundir as rd
@@ -115,7 +116,7 @@ def sidebar(root: Path) -> Context:
                           **state.bind("tuned", default=False))
         st.slider("Decision threshold", 0.0, 1.0, step=0.01, format="%.2f", disabled=bool(tuned),
                   help="A tag counts as predicted when its probability is at or above this value.",
-                  **state.bind("threshold", default=0.5))
+                  **state.bind("threshold", default=GLOBAL_THRESHOLD))
         st.markdown(legend_html(), unsafe_allow_html=True)
         st.caption(f"Runs folder: `{root}`")
     return Context(root, runs, run)
@@ -237,7 +238,7 @@ def artifact(run: RunInfo, stage: str, name: str, required: tuple[str, ...] = ()
 # ---------------------------------------------------------------------------------------------
 def thresholds(run: RunInfo, tags: list[str]) -> tuple[np.ndarray, str]:
     """Per-tag thresholds in use (global slider, or tuned per tag) and a phrase describing them."""
-    global_t = float(state.get("threshold", 0.5))
+    global_t = float(state.get("threshold", GLOBAL_THRESHOLD))
     if state.get("tuned", False):
         table = per_tag(run)
         if table is not None and table["tuned_threshold"].notna().any():

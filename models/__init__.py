@@ -1,5 +1,5 @@
-"""The model zoo (CNN taggers registered by name) and classical baselines."""
+"""The model zoo (CNN taggers registered by name) and classical baselines.
 
-from models.registry import InputSpec, Tagger, get_model, list_models, model_spec, register_model
-
-__all__ = ["InputSpec", "Tagger", "get_model", "list_models", "model_spec", "register_model"]
+`models.base` holds the contract (`Tagger`, `InputSpec`, `register_model`); each architecture
+module registers itself; `models.registry` imports them all and looks models up by name.
+"""

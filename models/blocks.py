@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.registry import Tagger
+from models.base import Tagger
 from pipeline.errors import ParameterError
 
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from models.base import InputSpec, Tagger, register_model
 from models.blocks import ConvStack2d, frames_to_channels_last, scale_channels, scaled
-from models.registry import InputSpec, Tagger, register_model
 from pipeline.errors import ParameterError
 
 # (frequency, time) pooling of each conv layer for 96 mel bins: 96 = 2 * 3 * 4 * 4
@@ -23,7 +23,11 @@ CRNN_POOLS = ((2, 2), (3, 3), (4, 4), (4, 4))
 RNN_KINDS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
-@register_model("crnn")
+# CPU recipe: 32 GRU units (width 0.25 alone leaves 8); its conv layers pool time by 96, so 6 s
+# chunks give the GRU four steps, not one.
+@register_model("crnn", small={"width": 0.25},
+                cpu_recipe={"model_kwargs": {"width": 0.25, "hidden": 128, "dropout": 0.1}, "chunk_seconds": 6.0,
+                            "epochs": 24})
 class CRNN(Tagger):
     """Conv layers pool frequency to one bin and time by 96; a GRU or LSTM reads the sequence.
 

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from models.base import InputSpec, register_model
 from models.blocks import ConvStack2d, SequenceTagger, scale_channels
-from models.registry import InputSpec, register_model
 
 # (frequency, time) pooling of each layer for 96 mel bins: 96 = 2 * 2 * 2 * 3 * 4
 FCN5_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
 
 
-@register_model("fcn")
+@register_model("fcn", small={"width": 0.25},
+                cpu_recipe={"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 24})
 class FCN(SequenceTagger):
     """Choi et al. 2016 FCN-5 on a whole 29.1 s log-mel clip.
 

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from models.base import InputSpec, register_model
 from models.blocks import ConvStack2d, SequenceTagger, scale_channels
-from models.registry import InputSpec, register_model
 
 # (frequency, time) pooling of each layer for 96 mel bins: 96 = 2 * 4 * 3 * 4
 FCN4_POOLS = ((2, 4), (4, 5), (3, 8), (4, 8))
 
 
-@register_model("fcn4")
+@register_model("fcn4", small={"width": 1 / 16},
+                cpu_recipe={"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 30})
 class FCN4(SequenceTagger):
     """Choi et al. 2016 FCN-4 on a whole 29.1 s log-mel clip.
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.base import InputSpec, Tagger, register_model
 from models.blocks import (
     ConvBlock2d,
     InputNorm,
@@ -22,7 +23,6 @@ from models.blocks import (
     max_pool2d_safe,
     scale_channels,
 )
-from models.registry import InputSpec, Tagger, register_model
 
 
 def _avg_pool2d_safe(x: Tensor, kernel: tuple[int, int]) -> Tensor:
@@ -31,7 +31,8 @@ def _avg_pool2d_safe(x: Tensor, kernel: tuple[int, int]) -> Tensor:
     return F.avg_pool2d(x, (kf, kt))
 
 
-@register_model("multiscale")
+@register_model("multiscale", small={"width": 0.25},
+                cpu_recipe={"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12})
 class MultiScaleCNN(Tagger):
     """Dabral et al. multi-scale CNN (batch-norm added to every conv; global pooling over time).
 

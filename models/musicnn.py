@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.base import InputSpec, Tagger, register_model
 from models.blocks import (
     DenseHead,
     InputNorm,
@@ -23,7 +24,6 @@ from models.blocks import (
     global_max_mean,
     scale_channels,
 )
-from models.registry import InputSpec, Tagger, register_model
 from pipeline.errors import ParameterError
 
 
@@ -82,7 +82,9 @@ class ResidualBackEnd(nn.Module):
         return torch.cat([x, r1, r2, r3], dim=1)
 
 
-@register_model("musicnn")
+# CPU recipe: 48 mel bins, as its tall timbral filters cost the most per example of the zoo.
+@register_model("musicnn", small={"width": 0.125},
+                cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30})
 class Musicnn(Tagger):
     """Pons et al. timbral + temporal front end, residual back end, max + mean pooling over time.
 

@@ -1,92 +1,56 @@
-"""The model registry and the contract every tagger follows.
+"""The model zoo by name: importing this module registers every architecture.
 
-Every model declares the input it expects (`InputSpec`), returns logits from ``forward``
-(pair it with ``BCEWithLogitsLoss``), and can return its penultimate embedding (``embed``)
-and frame-level tag activations over time (``frame_logits``).
+In the manner of torchvision's ``get_model`` / ``list_models``: each architecture registers
+itself (`models.base.register_model`) together with the settings that belong to it
+(`ModelInfo`: its small test size, its CPU recipe, whether it is the default model), so each
+of those facts has one home, beside the model.
+
+>>> from models.registry import get_model, small_kwargs
+>>> model = get_model("musicnn", n_tags=50, **small_kwargs("musicnn"))
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor, nn
-
+from models import crnn, fcn, fcn4, multiscale, musicnn, samplecnn, shortchunk  # noqa: F401  (registration)
+from models.base import InputSpec, ModelInfo, Tagger, register_model, registered_models
 from pipeline.errors import ParameterError
 
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The input a model expects.
-
-    kind : ``"logmel"`` or ``"waveform"`` (names a feature kind of `pipeline.features.extract`)
-    n_bins : mel bins for spectrogram models, 1 for waveform models
-    chunk_frames : frames (or samples, for waveform) per training example; clips are cropped
-        at random to this length in training and cut into chunks of it at inference
-    """
-
-    kind: str
-    n_bins: int
-    chunk_frames: int
-
-
-class Tagger(nn.Module):
-    """Base class of every CNN tagger.
-
-    Input ``x`` has shape (B, n_bins, T) with T >= the spec's chunk_frames (waveform: (B, 1, T)).
-    Subclasses set ``spec`` and ``embedding_dim`` and implement ``embed`` and ``frame_logits``;
-    ``forward`` applies ``self.classifier`` (an ``nn.Linear(embedding_dim, n_tags)``, replaced
-    for transfer learning) to the embedding.
-    """
-
-    spec: InputSpec
-    embedding_dim: int
-    classifier: nn.Linear
-
-    def embed(self, x: Tensor) -> Tensor:  # (B, n_bins, T) -> (B, D)
-        raise NotImplementedError
-
-    def frame_logits(self, x: Tensor) -> Tensor:  # (B, n_bins, T) -> (B, T', n_tags)
-        raise NotImplementedError
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, n_bins, T) -> (B, n_tags) logits
-        return self.classifier(self.embed(x))
-
-
-_REGISTRY: dict[str, Callable[..., Tagger]] = {}
-
-
-def register_model(name: str) -> Callable[[Callable[..., Tagger]], Callable[..., Tagger]]:
-    """Decorator registering a model class or builder under ``name``."""
-
-    def wrap(builder: Callable[..., Tagger]) -> Callable[..., Tagger]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
-
-
-def _load_zoo() -> None:
-    import models.zoo  # noqa: F401  (registers every architecture on import)
+__all__ = ["InputSpec", "ModelInfo", "Tagger", "default_model", "get_model", "get_model_info", "list_models",
+           "model_spec", "register_model", "small_kwargs"]
 
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
-    _load_zoo()
-    return sorted(_REGISTRY)
+    return sorted(registered_models())
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registration of model ``name``: its builder and settings; an unknown name lists the known ones."""
+    info = registered_models().get(name)
+    if info is None:
+        raise ParameterError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return info
 
 
 def get_model(name: str, n_tags: int, **kwargs: Any) -> Tagger:
     """Build the model registered as ``name`` with ``n_tags`` outputs."""
-    _load_zoo()
-    if name not in _REGISTRY:
-        raise ParameterError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](n_tags=n_tags, **kwargs)
+    return get_model_info(name).builder(n_tags=n_tags, **kwargs)
 
 
 def model_spec(name: str, **kwargs: Any) -> InputSpec:
     """The input spec of model ``name`` (built once with a single output to read it)."""
     return get_model(name, n_tags=1, **kwargs).spec
+
+
+def small_kwargs(name: str) -> dict[str, Any]:
+    """Keyword options that make model ``name`` small enough for a quick CPU run (tests)."""
+    return dict(get_model_info(name).small)
+
+
+def default_model() -> str:
+    """The name of the model registered as the default (of ``python -m pipeline train`` and the demo)."""
+    defaults = [name for name, info in registered_models().items() if info.default]
+    assert len(defaults) == 1, defaults  # register_model refuses a second default
+    return defaults[0]

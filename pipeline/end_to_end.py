@@ -44,7 +44,8 @@ def build_demo(config: DemoConfig) -> Path:
     from pipeline.analysis.evaluate import evaluate_run, summary
     from pipeline.scoring.predict import predict_run
     from pipeline.sources.demo import build_demo_corpus
-    from pipeline.training.train import demo_train_config, train
+    from pipeline.training.config import demo_train_config
+    from pipeline.training.train import train
 
     started = time.monotonic()
     steps = 5

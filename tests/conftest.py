@@ -46,14 +46,15 @@ def build_tiny_run(base: Path) -> Path:
     from pipeline.run.rundir import RunDir
     from pipeline.scoring.predict import predict_run
     from pipeline.sources.demo import build_demo_corpus
-    from pipeline.training.train import TrainConfig, train
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.train import train
 
     torch.set_num_threads(1)
     corpus = build_demo_corpus(base / "corpus", clips=40, seconds=3.5, seed=0, workers=2, progress=False)
     run = base / "run"
     if not RunDir(run).stage_done("train"):
-        config = TrainConfig(model=TINY_MODEL, model_kwargs={"width": 0.125}, epochs=1, batch_size=8, top_n=20,
-                             seed=0)
+        config = TrainConfig.from_overrides(model=TINY_MODEL, model_kwargs={"width": 0.125}, epochs=1, batch_size=8, top_n=20,
+                                            seed=0)
         train(config, corpus, run, force=True, progress=False)
     predict_run(run, progress=False)
     return run

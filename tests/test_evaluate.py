@@ -79,15 +79,16 @@ def test_mean_and_max_aggregation_of_any_length() -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny demo corpus with a narrow network run and a random-forest run."""
     from pipeline.sources.demo import build_demo_corpus
-    from pipeline.training.train import TrainConfig, train
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.train import train
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("evaluate")
     corpus = build_demo_corpus(base / "demo", clips=48, seconds=4.0, seed=0, workers=2, progress=False)
     common = {"n_mels": 32, "epochs": 2, "batch_size": 8, "top_n": 12, "workers": 0}
-    net = train(TrainConfig(model="musicnn", model_kwargs={"width": 0.125}, chunk_seconds=1.5, **common), corpus,
+    net = train(TrainConfig.from_overrides(model="musicnn", model_kwargs={"width": 0.125}, chunk_seconds=1.5, **common), corpus,
                 base / "musicnn", progress=False)
-    rf = train(TrainConfig(model="rf", model_kwargs={"n_estimators": 20}, **common), corpus, base / "rf",
+    rf = train(TrainConfig.from_overrides(model="rf", model_kwargs={"n_estimators": 20}, **common), corpus, base / "rf",
                progress=False)
     return {"corpus": corpus, "net": net, "rf": rf}
 
@@ -200,7 +201,8 @@ def test_default_demo_model_learns(tmp_path_factory: pytest.TempPathFactory) -> 
     """End to end: the default demo model on a small demo corpus is well above chance on its test split."""
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.sources.demo import build_demo_corpus
-    from pipeline.training.train import demo_train_config, train
+    from pipeline.training.config import demo_train_config
+    from pipeline.training.train import train
 
     base = tmp_path_factory.mktemp("demo_e2e")
     corpus = build_demo_corpus(base / "demo", clips=160, seconds=5.0, seed=1, workers=2, progress=False)

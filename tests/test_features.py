@@ -253,3 +253,16 @@ def test_normalizer_errors() -> None:
         Normalizer("per_bin")(np.zeros((4, 3), np.float32))
     with pytest.raises(ParameterError, match="bins"):
         Normalizer("per_bin", mean=[0, 0], std=[1, 1])(np.zeros((4, 3), np.float32))
+
+
+def test_extract_imports_no_other_feature_module() -> None:
+    """extract is the leaf of pipeline.features: the cache imports it, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import pipeline.features.extract as extract
+
+    tree = ast.parse(Path(extract.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("pipeline.") and m != "pipeline.errors"}, imported

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from models.base import InputSpec, Tagger, register_model
 from models.blocks import max_pool1d_safe, max_pool2d_safe
-from models.registry import InputSpec, Tagger, get_model, list_models, model_spec, register_model
-from models.zoo import SMALL, small_kwargs
+from models.registry import default_model, get_model, get_model_info, list_models, model_spec, small_kwargs
 from pipeline.errors import ParameterError
 
 N_TAGS = 5
@@ -28,7 +28,27 @@ def _batch(spec: InputSpec, frames: int, *, seed: int = 1) -> torch.Tensor:
 
 def test_zoo_registers_every_architecture() -> None:
     assert set(list_models()) == EXPECTED
-    assert set(SMALL) == EXPECTED
+    for name in EXPECTED:
+        info = get_model_info(name)
+        assert info.name == name and info.small and info.cpu_recipe, name
+        assert isinstance(get_model(name, n_tags=2, **small_kwargs(name)), Tagger)
+    assert default_model() == "shortchunk_res"
+
+
+def test_every_cpu_recipe_is_a_valid_training_config() -> None:
+    from pipeline.training.config import CPU_RECIPE, demo_train_config, recipe_config
+    from pipeline.training.resolve import resolve_model_input
+
+    for name in EXPECTED:
+        config = recipe_config(name, epochs=2)
+        assert config.model == name and config.epochs == 2
+        assert config.model_kwargs == get_model_info(name).cpu_recipe["model_kwargs"]
+        resolve_model_input(config)  # the model accepts its recipe's options and input
+    assert recipe_config("crnn").chunk_seconds == 6.0 and recipe_config("fcn").chunk_seconds == CPU_RECIPE["chunk_seconds"]
+    assert demo_train_config() == recipe_config(default_model())
+    assert recipe_config("rf").model == "rf"  # a baseline: its defaults
+    with pytest.raises(ParameterError, match="known models"):
+        recipe_config("nope")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -152,6 +172,9 @@ def test_unknown_model_lists_the_known_ones() -> None:
 def test_registering_a_name_twice_raises() -> None:
     with pytest.raises(ValueError, match="fcn"):
         register_model("fcn")(Tagger)
+    with pytest.raises(ValueError, match="default"):
+        register_model("another_default", default=True)(Tagger)
+    assert "another_default" not in list_models()
 
 
 def test_safe_pooling_clamps_to_the_input() -> None:
@@ -159,3 +182,41 @@ def test_safe_pooling_clamps_to_the_input() -> None:
     assert max_pool2d_safe(x, (4, 4)).flatten().tolist() == [5.0]
     assert max_pool2d_safe(x, (1, 3)).flatten().tolist() == [2.0, 5.0]
     assert max_pool1d_safe(torch.tensor([[[1.0, 3.0, 2.0, 0.0, 5.0]]]), 2).flatten().tolist() == [3.0, 2.0]
+
+
+def _imports(path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def test_no_import_cycle_in_the_zoo() -> None:
+    """models.base is a leaf; the architectures import it, and only models.registry imports them all."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    graph = {f"models.{p.stem}": {m for m in _imports(p) if m.startswith("models.")} for p in root.glob("*.py")}
+    assert not graph["models.base"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(m == goal or (m not in seen and reaches(m, goal, seen | {m})) for m in graph.get(start, ()))
+
+    cycles = [m for m in graph if reaches(m, m, {m})]
+    assert not cycles, cycles
+
+
+def test_training_knows_every_baseline() -> None:
+    """The config names the baselines without importing scikit-learn; the two lists must agree."""
+    from models.baselines import BASELINES as BASELINE_CLASSES
+    from pipeline.training.config import BASELINES
+
+    assert set(BASELINES) == set(BASELINE_CLASSES)
+    assert not set(BASELINES) & set(list_models())

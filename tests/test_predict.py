@@ -241,10 +241,11 @@ def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.cli.main import main
     from pipeline.scoring.predict import predict_run
-    from pipeline.training.train import TrainConfig, train
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.train import train
 
     run = tmp_path / "knn"
-    train(TrainConfig(model="knn", top_n=20), corpus.root, run, progress=False)
+    train(TrainConfig.from_overrides(model="knn", top_n=20), corpus.root, run, progress=False)
     entry = predict_run(run, progress=False)
     assert entry["files"] == [PREDICTIONS] and entry["taggram"] is None
     frame = pd.read_parquet(run / PREDICTIONS)
@@ -282,8 +283,7 @@ def test_predict_command_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]
 def test_every_model_exports_with_dynamic_batch_and_time(name: str, tmp_path: Path) -> None:
     import torch
 
-    from models.registry import get_model
-    from models.zoo import small_kwargs
+    from models.registry import get_model, small_kwargs
     from pipeline.scoring.predict import export_onnx, model_frame_hop
 
     torch.manual_seed(0)
@@ -299,8 +299,7 @@ def test_shift_and_stitch_with_a_real_model() -> None:
     """Shifted passes interleave: frame i * shifts + k of the taggram is frame i of pass k."""
     import torch
 
-    from models.registry import get_model
-    from models.zoo import small_kwargs
+    from models.registry import get_model, small_kwargs
     from pipeline.scoring.predict import TorchNetwork, model_frame_hop
     from pipeline.scoring.tagger import compute_taggrams, plan_taggram, sigmoid
 

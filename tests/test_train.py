@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from models.registry import list_models
-from models.zoo import small_kwargs
+from models.registry import list_models, small_kwargs
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
-from pipeline.training.train import HISTORY_COLUMNS, TrainConfig, model_blocks, train
+from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, TENSORBOARD, RunDir
+from pipeline.training.checkpoints import HISTORY_COLUMNS, model_blocks
+from pipeline.training.config import TrainConfig
+from pipeline.training.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def tiny_config(model: str = "fcn", **overrides) -> TrainConfig:
     if model == "samplecnn":  # waveform input: its own chunk (3^10 samples), no mel bins
         settings.pop("chunk_seconds")
         settings.pop("n_mels")
-    return TrainConfig(**settings)
+    return TrainConfig.from_overrides(None, **settings)
 
 
 def load(path: Path) -> dict:
@@ -71,6 +72,11 @@ def check_contract(run: Path, model: str, n_tags: int) -> dict:
         assert key in ckpt, key
     assert ckpt["tags"] == manifest["tags"]
     assert TrainConfig.from_dict(ckpt["config"]).model == model
+    # the resolved config, the same in the checkpoint and the manifest: no "auto" left
+    assert ckpt["config"] == manifest["config"] and ckpt["features"] == manifest["config"]["features"]
+    labels = manifest["config"]["labels"]
+    assert labels == manifest["corpus"]["labels"]
+    assert labels["merge_synonyms"] is True and labels["split"] == "folder"  # the demo corpus is MTT-format
     if ckpt.get("kind") != "baseline":
         assert {"optimizer", "scheduler"} <= set(last)
     return ckpt
@@ -115,7 +121,8 @@ class Kill(Exception):
     pass
 
 
-def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     # Adam for two epochs, then SGD from the best checkpoint (Won et al.'s switch) after the resume
     config = tiny_config("multiscale", epochs=4, optimizer="adam_sgd", sgd_after=2, sgd_lr=0.01, milestones=(3,))
     full = train(config, corpus, tmp_path / "full", progress=False)
@@ -131,7 +138,10 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
     assert not RunDir(killed).stage_done("train") and load(killed / LAST_CHECKPOINT)["epoch"] == 1
     with pytest.raises(RunDirError, match="--resume"):  # an unfinished run is not silently restarted
         train(config, corpus, killed, progress=False)
-    train(TrainConfig(), None, killed, resume=True, progress=False)  # its own config and corpus
+    # its own corpus; the same options again are no change (the saved config is the resolved one)
+    with caplog.at_level("WARNING"):
+        train(config, None, killed, resume=True, progress=False)
+    assert "ignored" not in caplog.text
 
     cols = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(pd.read_csv(full / HISTORY)[cols], pd.read_csv(killed / HISTORY)[cols])
@@ -142,6 +152,21 @@ def test_resume_after_kill_matches_uninterrupted(corpus: Path, tmp_path: Path) -
     before = (killed / LAST_CHECKPOINT).stat().st_mtime_ns
     train(TrainConfig(), None, killed, resume=True, progress=False)
     assert (killed / LAST_CHECKPOINT).stat().st_mtime_ns == before
+
+
+def test_resume_keeps_the_saved_config_and_says_so(corpus: Path, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    config = tiny_config("fcn4", epochs=2)
+
+    def kill(epoch: int, row: dict) -> None:
+        raise Kill
+
+    with pytest.raises(Kill):
+        train(config, corpus, tmp_path / "r", progress=False, callbacks=[kill])
+    with caplog.at_level("WARNING"):
+        train(dataclasses.replace(config, epochs=3), corpus, tmp_path / "r", resume=True, progress=False)
+    assert "options given now are ignored" in caplog.text
+    assert len(pd.read_csv(tmp_path / "r" / HISTORY)) == 2  # the saved 2 epochs, not 3
 
 
 def test_loader_batches_do_not_depend_on_workers(corpus: Path) -> None:
@@ -235,10 +260,13 @@ def test_help_documents_every_option() -> None:
     from pipeline.cli.train import build_parser
 
     text = build_parser().format_help()
+    from pipeline.training.config import FLAT_FEATURES, FLAT_LABELS
+
     flags = {"model_kwargs": "--model-arg", "merge_synonyms": "--no-synonyms", "deterministic": "--no-deterministic"}
-    for f in dataclasses.fields(TrainConfig):
-        flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        assert flag in text, f"train --help does not mention {flag} ({f.name})"
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("features", "labels")]
+    for name in [*names, *FLAT_FEATURES, *FLAT_LABELS]:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        assert flag in text, f"train --help does not mention {flag} ({name})"
     for action in build_parser()._actions:
         assert action.help, f"option {action.option_strings} has no help"
 
@@ -256,7 +284,36 @@ def test_help_documents_every_option() -> None:
 ])
 def test_bad_config_values(overrides: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
-        TrainConfig(**overrides)
+        TrainConfig.from_overrides(None, **overrides)
+
+
+def test_config_nests_the_feature_and_label_configs() -> None:
+    from pipeline.features.extract import FeatureConfig
+    from pipeline.sources.labels import LabelConfig
+
+    c = TrainConfig.from_overrides(None, model="fcn", top_n=20, split_seed=3, ratios=[0.6, 0.2, 0.2], sample_rate=22050,
+                                   hop_length=512)
+    assert c.labels == LabelConfig(top_n=20, seed=3, ratios=(0.6, 0.2, 0.2))
+    assert c.features == FeatureConfig(sample_rate=22050, hop_length=512)
+    # nested overrides merge into the base's configs; flat ones set a single field
+    d = TrainConfig.from_overrides(c, labels={"drop_untagged": True}, n_fft=1024)
+    assert d.labels == dataclasses.replace(c.labels, drop_untagged=True) and d.features.n_fft == 1024
+    assert d.features.sample_rate == 22050
+    # to_dict is plain JSON, nested, and from_dict rebuilds the same config
+    saved = json.loads(json.dumps(d.to_dict()))
+    assert saved["labels"]["seed"] == 3 and saved["features"]["hop_length"] == 512 and "top_n" not in saved
+    assert TrainConfig.from_dict(saved) == d
+    # a config saved before the nesting (flat fields) reads through the flat names
+    flat = {k: v for k, v in saved.items() if k not in ("features", "labels")}
+    flat.update(sample_rate=22050, n_fft=1024, hop_length=512, merge_synonyms=None, top_n=20, drop_untagged=True,
+                split="auto", split_seed=3, ratios=[0.6, 0.2, 0.2])
+    assert TrainConfig.from_dict(flat) == d
+    with pytest.raises(ParameterError, match="unknown label config field"):
+        TrainConfig.from_overrides(None, labels={"top_k": 3})
+    with pytest.raises(ParameterError, match="unknown feature config field"):
+        TrainConfig.from_overrides(None, features={"sr": 8000})
+    with pytest.raises(ParameterError, match="top_n"):
+        TrainConfig.from_overrides(None, top_n=0)
 
 
 def test_unknown_overrides_and_models(corpus: Path, tmp_path: Path) -> None:
@@ -283,7 +340,7 @@ def test_existing_complete_run_needs_force(corpus: Path, tmp_path: Path) -> None
 
 
 def test_pos_weight_and_schedules() -> None:
-    from pipeline.training.train import compute_pos_weight, lr_factor
+    from pipeline.training.optim import compute_pos_weight, lr_factor
 
     labels = np.array([[1, 0], [0, 0], [0, 1], [0, 1]])
     assert compute_pos_weight(labels, "none", 50) is None
@@ -325,20 +382,20 @@ def test_cli_builds_config_from_flags() -> None:
                                       "--milestones", "2", "4", "--ratios", "0.6", "0.2", "0.2", "--patience", "3"])
     c = config_from_args(args)
     assert c.model == "crnn" and c.model_kwargs == {"rnn": "lstm", "width": 0.5}
-    assert c.merge_synonyms is False and c.top_n is None and c.milestones == (2, 4)
-    assert c.ratios == (0.6, 0.2, 0.2) and c.patience == 3
+    assert c.labels.merge_synonyms is False and c.labels.top_n is None and c.milestones == (2, 4)
+    assert c.labels.ratios == (0.6, 0.2, 0.2) and c.patience == 3
     demo = config_from_args(build_parser().parse_args(["--corpus", ".", "--demo", "--epochs", "2"]))
-    from pipeline.training.train import demo_train_config
+    from pipeline.training.config import demo_train_config
 
     assert demo == dataclasses.replace(demo_train_config(), epochs=2)
     assert json.loads(json.dumps(demo.to_dict())) == demo.to_dict()
 
 
 def test_early_stopping_and_time_budget(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.training.train as train_module
+    import pipeline.training.loop as loop_module
 
     # a validation score that never improves after epoch 1: patience 2 stops after epoch 3
-    monkeypatch.setattr(train_module, "validate", lambda *a, **k: {"roc_auc": 0.5, "pr_auc": 0.1})
+    monkeypatch.setattr(loop_module, "validate", lambda *a, **k: {"roc_auc": 0.5, "pr_auc": 0.1})
     run = train(tiny_config("fcn4", epochs=6, patience=2), corpus, tmp_path / "es", progress=False)
     assert len(pd.read_csv(run / HISTORY)) == 3 and load(run / CHECKPOINT)["epoch"] == 1
     monkeypatch.undo()
@@ -356,7 +413,7 @@ def test_tensorboard_missing_is_a_message(corpus: Path, tmp_path: Path, caplog: 
         has_tb = False
     run = train(tiny_config("fcn4", tensorboard=True), corpus, tmp_path / "tb", progress=False)
     if has_tb:
-        assert any((run / "tensorboard").iterdir())
+        assert any((run / TENSORBOARD).iterdir())
     else:
         assert "tensorboard" in caplog.text.lower() and "not installed" in caplog.text
     shutil.rmtree(run)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis.metrics import Evaluation, evaluate_scores, format_summary, tune_thresholds
+from pipeline.analysis.metrics import GLOBAL_THRESHOLD, Evaluation, evaluate_scores, format_summary, tune_thresholds
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.io import write_csv, write_json
 from pipeline.run.rundir import METRICS, PER_TAG, RunDir
@@ -89,7 +89,7 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", aggregate: str = "
         thresholds = tune_thresholds(corpus.labels[valid_rows], valid_probs)
     else:
         log.warning("no validation clips: per-tag thresholds stay at 0.5")
-        thresholds = np.full(len(corpus.tags), 0.5)
+        thresholds = np.full(len(corpus.tags), GLOBAL_THRESHOLD)
     if split == "valid":
         rows, probs = valid_rows, valid_probs
     else:

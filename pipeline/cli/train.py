@@ -54,14 +54,15 @@ def _model_arg(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.features.extract import NORMALIZER_MODES
-    from pipeline.training.train import BASELINES, OPTIMIZERS, POS_WEIGHTS, SCHEDULES, TrainConfig
+    from pipeline.run import rundir as rd
+    from pipeline.training.config import BASELINES, OPTIMIZERS, POS_WEIGHTS, PRECISIONS, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m pipeline train",
         description=textwrap.fill(
             "Train a tagger (a CNN from the model zoo, or a classical baseline) on a corpus and write a run "
-            "directory: checkpoint.pt (best validation ROC-AUC), last.pt, history.csv, manifest.json. "
+            f"directory: {rd.CHECKPOINT} (best validation ROC-AUC), {rd.LAST_CHECKPOINT}, {rd.HISTORY}, {rd.MANIFEST}. "
             "Every option not given keeps the default shown; --demo starts from the default demo settings.", 79),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS)  # an option not given is absent: the config's default holds
@@ -69,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus", type=Path, help="corpus folder (MTT format: real MagnaTagATune or the demo; or a "
                    "folder of audio with a tags CSV); optional with --resume")
     g.add_argument("--out", type=Path, help="run directory to write (default: data/runs/<model>)")
-    g.add_argument("--resume", action="store_true", help="continue an unfinished run from its last.pt, with its "
+    g.add_argument("--resume", action="store_true", help=f"continue an unfinished run from its {rd.LAST_CHECKPOINT}, with its "
                    "saved settings (a finished run is left as it is)")
     g.add_argument("--force", action="store_true", help="replace a finished or unfinished run in --out")
     g.add_argument("--demo", action="store_true", help="start from the default demo settings "
-                   "(pipeline.training.train.demo_train_config: model, width, epochs, schedule, time budget)")
+                   "(pipeline.training.config.demo_train_config: the default model with its CPU recipe)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     g = p.add_argument_group("model")
@@ -86,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("features")
     g.add_argument("--n-mels", type=int, help="mel bins (default: the model's own, 96 or 128)")
-    g.add_argument("--sample-rate", type=int, help=f"audio sample rate in Hz (default {d.sample_rate})")
-    g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.n_fft})")
-    g.add_argument("--hop-length", type=int, help=f"STFT hop in samples (default {d.hop_length})")
+    g.add_argument("--sample-rate", type=int, help=f"audio sample rate in Hz (default {d.features.sample_rate})")
+    g.add_argument("--n-fft", type=int, help=f"STFT window in samples (default {d.features.n_fft})")
+    g.add_argument("--hop-length", type=int, help=f"STFT hop in samples (default {d.features.hop_length})")
     g.add_argument("--normalization", choices=NORMALIZER_MODES, help="feature normalisation: per_bin / global "
                    "statistics of the training split, per_spec (each chunk by itself) or none "
                    f"(default {d.normalization})")
@@ -102,14 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-synonyms", dest="merge_synonyms", action="store_const", const=False,
                    help="keep synonyms apart (top-50 unmerged tags, as the published MTT results use)")
     g.add_argument("--top-n", type=_int_or_none, metavar="N|all", help=f"keep the N most frequent tags "
-                   f"(default {d.top_n}; 'all' keeps every tag)")
+                   f"(default {d.labels.top_n}; 'all' keeps every tag)")
     g.add_argument("--drop-untagged", action="store_true",
                    help="drop clips left without any tag after top-N")
     g.add_argument("--split", help="auto (MTT folders for MTT-format corpora, else random) | folder | random | "
                    "path of a split CSV (clip_id, split)")
-    g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.split_seed})")
+    g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.labels.seed})")
     g.add_argument("--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
-                   help=f"shares of a random split (default {' '.join(map(str, d.ratios))})")
+                   help=f"shares of a random split (default {' '.join(map(str, d.labels.ratios))})")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
@@ -151,12 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "also the feature cache's workers")
     g.add_argument("--device", help="auto (CUDA, else Apple MPS, else CPU) | cpu | cuda | cuda:N | mps "
                    f"(default {d.device})")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="auto: bf16 autocast on CUDA "
+    g.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 autocast on CUDA "
                    "GPUs that support it, else fp16 with gradient scaling; fp32 on CPU and MPS (default auto)")
     g.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                    help="allow non-deterministic (faster) cuDNN kernels on CUDA")
     g.add_argument("--tensorboard", action="store_true",
-                   help="also log to <out>/tensorboard (needs the tensorboard package)")
+                   help=f"also log to <out>/{rd.TENSORBOARD} (needs the tensorboard package)")
     return p
 
 
@@ -165,8 +166,12 @@ _NOT_CONFIG = {"corpus", "out", "resume", "force", "demo", "no_progress", "model
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The TrainConfig an argument namespace asks for (the options given override the base)."""
-    from pipeline.training.train import TrainConfig, demo_train_config
+    """The TrainConfig an argument namespace asks for (the options given override the base).
+
+    Feature and label flags (``--sample-rate``, ``--top-n``, ``--split-seed``, ...) are the flat
+    names of `TrainConfig.from_overrides`, which sets them in the nested configs.
+    """
+    from pipeline.training.config import TrainConfig, demo_train_config
 
     given = vars(args)
     base = demo_train_config() if given.get("demo") else TrainConfig()
@@ -196,7 +201,7 @@ def main(argv: list[str]) -> int:
     given = vars(args)
     if given.get("list_models"):
         from models.registry import list_models
-        from pipeline.training.train import BASELINES
+        from pipeline.training.config import BASELINES
 
         print("models:    " + ", ".join(list_models()))
         print("baselines: " + ", ".join(BASELINES))

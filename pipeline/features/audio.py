@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import AudioDecodeError, ParameterError
+from pipeline.features.extract import FeatureConfig
 from pipeline.sources.folder import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class AudioFileError(AudioDecodeError):
         return f"{self.kind}: {self.detail}"
 
 
-def load_audio(path: Path | str, sample_rate: int = 16000) -> np.ndarray:
+def load_audio(path: Path | str, sample_rate: int = FeatureConfig.sample_rate) -> np.ndarray:
     """Decode an audio file to mono float32 at ``sample_rate``.
 
     Parameters
@@ -92,7 +93,7 @@ def load_audio(path: Path | str, sample_rate: int = 16000) -> np.ndarray:
     return load_audio_bytes(data, sample_rate, name=str(path))
 
 
-def load_audio_bytes(data: bytes, sample_rate: int = 16000, name: str = "upload") -> np.ndarray:
+def load_audio_bytes(data: bytes, sample_rate: int = FeatureConfig.sample_rate, name: str = "upload") -> np.ndarray:
     """Decode an audio file held in memory (an upload); see `load_audio`.
 
     ``name`` is used in error messages and, by the fallback decoder, for its extension.

@@ -43,14 +43,12 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.errors import ParameterError
-
-if TYPE_CHECKING:
-    from pipeline.features.cache import FeatureCache
 
 KINDS: tuple[str, ...] = ("logmel", "mfcc", "waveform")
 # Bump when compute_features changes its output for the same config: it is part of every
@@ -158,7 +156,7 @@ def compute_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     Examples
     --------
-    >>> sr = 16000
+    >>> sr = FeatureConfig().sample_rate
     >>> y = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
     >>> compute_features(y, FeatureConfig()).shape
     (63, 96)
@@ -319,6 +317,18 @@ def _mel_groups(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
 
 
 NORMALIZER_MODES: tuple[str, ...] = ("none", "global", "per_bin", "per_spec")
+
+
+class FrameSource(Protocol):
+    """What `Normalizer.fit` reads features from (the feature cache is one; this module does not
+    import it, so the cache can import this one)."""
+
+    config: FeatureConfig
+    directory: Path
+
+    def __contains__(self, clip_id: object) -> bool: ...
+
+    def read(self, clip_id: str) -> np.ndarray: ...  # (T, n_bins)
 _STD_FLOOR = 1e-6  # a (near-)constant bin or clip is centred, not blown up
 
 
@@ -350,7 +360,7 @@ class Normalizer:
     def needs_fit(self) -> bool:
         return self.mode in ("global", "per_bin") and self.mean is None
 
-    def fit(self, cache: FeatureCache, clip_ids: Sequence[str], max_clips: int = 512, seed: int = 0) -> Normalizer:
+    def fit(self, cache: FrameSource, clip_ids: Sequence[str], max_clips: int = 512, seed: int = 0) -> Normalizer:
         """Estimate the statistics from (a seeded sample of at most ``max_clips`` of) ``clip_ids``.
 
         Clips absent from the cache (failed to decode) are skipped. Modes without

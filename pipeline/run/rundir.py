@@ -71,6 +71,7 @@ TAG_VIEWS = "tag_views.json"
 LABEL_ISSUES = "label_issues.parquet"
 ONNX_MODEL = "model.onnx"
 TAGGER = "tagger.json"
+TENSORBOARD = "tensorboard"  # folder of the optional TensorBoard log of training
 
 PROB_PREFIX = "prob:"  # predictions.parquet column of a tag's probability
 TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1)

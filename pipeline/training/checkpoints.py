@@ -1,0 +1,161 @@
+"""Training's files in a run directory: checkpoints, history, transfer learning and freezing.
+
+A checkpoint is a dict of plain types and tensors (``torch.load(weights_only=True)`` reads it):
+``checkpoint.pt`` the best epoch on validation macro ROC-AUC, ``last.pt`` the latest, with the
+optimiser, schedule and early-stopping state for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pipeline.errors import ParameterError, RunDirError
+from pipeline.io import atomic_path, write_csv
+from pipeline.run.rundir import HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, TENSORBOARD, RunDir
+from pipeline.scoring.inference import BASELINE_FILE, load_checkpoint
+
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "valid_roc_auc", "valid_pr_auc", "lr", "seconds")
+
+
+def plain(obj: Any) -> Any:
+    """Numpy values and arrays -> Python ones, recursively (for JSON and weights-only checkpoints)."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def prepare_run_dir(out_dir: Path, *, resume: bool, force: bool) -> RunDir:
+    """Check what ``out_dir`` holds against ``resume`` / ``force`` (main process only).
+
+    A complete run is never overwritten without ``force``; a partial one (``last.pt`` but no
+    finished train stage) needs ``resume`` or ``force``.
+    """
+    run = RunDir(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"--out {out_dir} exists and is not a directory")
+    if force and not resume:
+        for name in {MANIFEST, HISTORY, BASELINE_FILE, *(f for files in STAGE_FILES.values() for f in files)}:
+            path = out_dir / name
+            if path.is_file():
+                path.unlink()
+        if (out_dir / TENSORBOARD).is_dir():
+            shutil.rmtree(out_dir / TENSORBOARD)
+        return run
+    if resume:
+        return run
+    if run.stage_done("train"):
+        raise RunDirError(f"{out_dir} already holds a trained run; pass --force to train it again from scratch "
+                          f"(its files are replaced) or choose another --out")
+    if (out_dir / LAST_CHECKPOINT).is_file():
+        raise RunDirError(f"{out_dir} holds an unfinished run ({LAST_CHECKPOINT}); pass --resume to continue it "
+                          f"or --force to start again")
+    return run
+
+
+def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
+    """Write a checkpoint dict through a temporary file."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_source_checkpoint(init_from: str) -> dict[str, Any]:
+    """The checkpoint ``init_from`` names: a run directory (its best checkpoint) or a ``.pt`` file."""
+    path = Path(init_from).expanduser()
+    if path.is_dir():
+        return load_checkpoint(path)
+    if path.is_file():
+        return load_checkpoint(path.parent, path.name)
+    raise ParameterError(f"init_from: no run directory or checkpoint at {path}")
+
+
+def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str]) -> dict[str, int]:
+    """Load a source checkpoint's weights into ``model``; the output layer is rebuilt for ``tags``.
+
+    Rows of the output layer whose tag exists in the source are copied; the others keep their
+    fresh initialisation. Returns counts of what was carried over.
+    """
+    state = source["state_dict"]
+    body = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    missing, unexpected = model.load_state_dict(body, strict=False)
+    missing = [k for k in missing if not k.startswith("classifier.")]
+    if missing or unexpected:
+        raise ParameterError(f"init_from: source weights do not fit model {source['model_name']!r} "
+                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    src_tags = list(source["tags"])
+    shared = [(i, src_tags.index(t)) for i, t in enumerate(tags) if t in src_tags]
+    classifier: nn.Linear = model.classifier  # type: ignore[assignment]
+    if "classifier.weight" in state and state["classifier.weight"].shape[1] == classifier.in_features:
+        with torch.no_grad():
+            for new, old in shared:
+                classifier.weight[new] = state["classifier.weight"][old]
+                classifier.bias[new] = state["classifier.bias"][old]
+    return {"tensors": len(body), "shared_tags": len(shared), "new_tags": len(tags) - len(shared)}
+
+
+def model_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The network's blocks in input-to-output order, for freezing the first k.
+
+    A block is a module with parameters that is an element of a ``Sequential`` /
+    ``ModuleList`` or a direct part of the network; containers (and modules made of
+    containers) are opened up. The output layer (``classifier``) is never a block.
+    """
+    containers = (nn.Sequential, nn.ModuleList)
+
+    def opens(m: nn.Module) -> bool:
+        return isinstance(m, containers) or any(isinstance(c, containers) for c in m.children())
+
+    blocks: list[tuple[str, nn.Module]] = []
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if full == "classifier" or not any(True for _ in child.parameters()):
+                continue
+            if opens(child):
+                walk(f"{full}.", child)
+            else:
+                blocks.append((full, child))
+
+    walk("", model)
+    return blocks
+
+
+def freeze_first_blocks(model: nn.Module, k: int, model_name: str) -> list[tuple[str, nn.Module]]:
+    """Freeze the parameters of the first ``k`` blocks (`model_blocks`); returns them, named."""
+    blocks = model_blocks(model)
+    if k > len(blocks):
+        raise ParameterError(f"freeze_blocks={k}, but {model_name} has {len(blocks)} blocks: "
+                             f"{', '.join(n for n, _ in blocks)}")
+    for _, block in blocks[:k]:
+        for p in block.parameters():
+            p.requires_grad_(False)
+    return blocks[:k]
+
+
+def write_history(run: RunDir, rows: list[dict[str, Any]]) -> None:
+    """``history.csv``: one row per epoch (`HISTORY_COLUMNS`)."""
+    write_csv(run / HISTORY, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
+
+
+def read_history(run: RunDir, upto_epoch: int) -> list[dict[str, Any]]:
+    """The history rows of epochs ``<= upto_epoch`` (those a resumed run keeps)."""
+    path = run / HISTORY
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path)
+    return [dict(r) for r in frame[frame["epoch"] <= upto_epoch].to_dict("records")]
