@@ -244,7 +244,7 @@ def test_cli_top_n_zero_is_a_one_line_error(tmp_path: Path, capsys: pytest.Captu
 def test_cli_top_n_all_keeps_every_tag() -> None:
     from pipeline.cli.train import build_parser, config_from_args
 
-    assert config_from_args(build_parser().parse_args(["--top-n", "all"])).top_n is None
+    assert config_from_args(build_parser().parse_args(["--top-n", "all"])).labels.top_n is None
     assert config_from_args(build_parser().parse_args(["--top-n", "7"])).top_n == 7
 
 
