@@ -245,7 +245,7 @@ def test_cli_top_n_all_keeps_every_tag() -> None:
     from pipeline.cli.train import build_parser, config_from_args
 
     assert config_from_args(build_parser().parse_args(["--top-n", "all"])).labels.top_n is None
-    assert config_from_args(build_parser().parse_args(["--top-n", "7"])).top_n == 7
+    assert config_from_args(build_parser().parse_args(["--top-n", "7"])).labels.top_n == 7
 
 
 # ---------------------------------------------------------------- the resolved config
