@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 
 import pipeline.features.cache as cache_module
+import pipeline.workers as worker_module
 from pipeline.errors import ParameterError
 from pipeline.features.audio import load_audio, save_mp3
 from pipeline.features.cache import (
@@ -504,11 +505,11 @@ def test_parent_watch_fallback_without_prctl(tmp_path: Path) -> None:
     """Where prctl is unavailable (macOS, ...), the polling thread ends an orphaned worker."""
     script = textwrap.dedent("""
         import multiprocessing, os, sys, time
-        import pipeline.features.cache as c
+        import pipeline.workers as w
 
         def worker(parent):
             sys.platform = "darwin"  # no prctl: the portable path
-            c.die_with_parent(parent)
+            w.die_with_parent(parent)
             time.sleep(60)
 
         child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))
@@ -524,7 +525,7 @@ def test_parent_watch_fallback_without_prctl(tmp_path: Path) -> None:
         assert _alive(child)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert not _wait_gone({child}, 3 * cache_module.PARENT_POLL_S + 2), "the orphaned worker kept running"
+        assert not _wait_gone({child}, 3 * worker_module.PARENT_POLL_S + 2), "the orphaned worker kept running"
     finally:
         proc.kill()
         proc.wait()

@@ -29,6 +29,7 @@ from pipeline.sources.demo.plan import ClipPlan, plan_clip, plan_corpus
 from pipeline.sources.demo.render import encode_mp3, mp3_ok, preload, render_clip
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS
 from pipeline.sources.mtt_tags import MTT_TAGS, TOP50_TAGS
+from pipeline.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _run_jobs(jobs: list[tuple[int, int, float, str, bool]], workers: int, progr
             # fork starts workers in milliseconds on Linux; macOS and Windows only spawn safely. The pool is
             # made before the progress bar, whose monitor thread must not be forked.
             context = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            pool = stack.enter_context(context.Pool(workers))
+            pool = stack.enter_context(context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)))
             results = pool.imap_unordered(_render_job, jobs, chunksize=4)
         bar = stack.enter_context(tqdm(total=len(jobs), desc="demo corpus", unit="clip", disable=not progress,
                                        dynamic_ncols=True))
