@@ -927,7 +927,7 @@ def _train_baseline(config: TrainConfig, corpus: Corpus, run: RunDir, *, info: d
                     progress: bool) -> Path:
     """Fit a classical baseline on pooled log-mel features and save it like a network's run.
 
-    The estimator goes to ``baseline.joblib``; ``checkpoint.pt`` / ``last.pt`` hold the same
+    The estimator goes to `BASELINE_FILE` (arrays + JSON); ``checkpoint.pt`` / ``last.pt`` hold the same
     metadata a network's do (tags, features, config; an empty state_dict) so that evaluation
     and the dashboard treat both alike.
     """
