@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 
-# Markdown, HTML and Streamlit syntax characters. Each becomes a numeric character reference:
-# Markdown and HTML both decode one to the literal character and never read it as syntax.
-_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$&=^\"'@%/;,?")
+# Characters that make Markdown, HTML or Streamlit syntax anywhere in a line. Each becomes a
+# numeric character reference, which Markdown and HTML both decode to the literal character and
+# never read as syntax. ('.', '-', '/' and the like are left as they are: they only matter at
+# the start of a line, which `md` handles, or not at all.)
+_SPECIAL = frozenset("\\`*_{}[]()!|<>~$&")
+_LINE_START = re.compile(r"^\s*(?:[#+=>-]|\d+[.)])")  # a heading, list item, rule or quote if a line began so
 _WORD_JOINER = "\u2060"  # invisible; breaks ':material/x:' and ':smile:' after references are decoded
 _BREAKS = re.compile(r"[\r\n\t\f\v\u2028\u2029]+")
 
@@ -23,11 +26,13 @@ def md(value: object) -> str:
     """``value`` as literal text inside Markdown or HTML (one line; nothing in it is markup).
 
     >>> md("![x](http://h/x.png)")
-    '&#33;&#91;x&#93;&#40;http:\u2060&#47;&#47;h&#47;x&#46;png&#41;'
+    '&#33;&#91;x&#93;&#40;http:\u2060//h/x.png&#41;'
     """
     text = _BREAKS.sub(" ", str(value))
-    out = []
-    for ch in text:
+    start = _LINE_START.match(text)
+    cut = start.end() if start else 0
+    out = [f"&#{ord(ch)};" if start and i == cut - 1 else ch for i, ch in enumerate(text[:cut])]
+    for ch in text[cut:]:
         if ch in _SPECIAL:
             out.append(f"&#{ord(ch)};")
         elif ch == ":":
