@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, loaders, state, widgets
 from dashboard.loaders import RunInfo
-from dashboard.text import md
+from dashboard.text import code, md
 from pipeline.run import rundir as rd
 
 ctx = widgets.context()
@@ -16,7 +16,7 @@ run = widgets.need_run(ctx)
 widgets.header("Compare runs", "Two runs side by side: which tags got better, which got worse", run)
 others = [r.name for r in ctx.runs if r.name != run.name and r.error is None]
 if not others:
-    st.info(f"Only one readable run in `{ctx.root}`: train another to compare (e.g. another model with "
+    st.info(f"Only one readable run in {code(ctx.root)}: train another to compare (e.g. another model with "
             "`python -m pipeline train --model NAME`).", icon=":material/compare_arrows:")
     st.stop()
 c1, c2 = st.columns([1, 2])
