@@ -77,7 +77,9 @@ except PipelineError as exc:  # AudioDecodeError and friends name the file and t
     st.stop()
 except Exception as exc:  # an odd upload must give a message, not a traceback
     log.exception("tagging %s failed", upload.name)
-    st.error(f"Could not tag {code(upload.name)}: {type(exc).__name__}: {md(exc)}", icon=":material/error:")
+    # the type only: an unexpected error's message may name server paths (the log has it all)
+    st.error(f"Could not tag {code(upload.name)}: unexpected {type(exc).__name__} (details in the server log).",
+             icon=":material/error:")
     st.stop()
 
 tags = list(getattr(tagger, "tags", None) or run.manifest.get("tags") or [f"tag {i}" for i in range(len(probs))])
