@@ -217,3 +217,17 @@ def test_dashboard_config_hides_tracebacks_and_icons_are_local() -> None:
     assert setting and setting.group(1) in ("type", "none"), "a traceback shows visitors server paths"
     # a Material page icon makes the browser fetch the favicon from fonts.gstatic.com
     assert ":material/" not in APP.read_text(encoding="utf-8")
+
+
+def test_no_pickle_on_any_read_path() -> None:
+    """Nothing in the product unpickles: no joblib / pickle loads, numpy and torch loads refuse pickles."""
+    unpickling = re.compile(r"joblib\.load|pickle\.loads?\(|read_pickle|allow_pickle\s*=\s*True|weights_only\s*=\s*False")
+    torch_load = re.compile(r"torch\.load\((?:[^()]|\([^()]*\))*\)")
+    hits = []
+    for package in ("pipeline", "dashboard", "models"):
+        for source in sorted((REPO / package).rglob("*.py")):
+            text = source.read_text(encoding="utf-8")
+            hits += [f"{source.relative_to(REPO)}: {m.group(0)}" for m in unpickling.finditer(text)]
+            hits += [f"{source.relative_to(REPO)}: {m.group(0)}" for m in torch_load.finditer(text)
+                     if "weights_only=True" not in m.group(0)]
+    assert not hits, f"a read path that can unpickle: {hits}"
