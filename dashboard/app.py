@@ -6,8 +6,11 @@ live in the URL's query parameters, so a link reopens the same view.
 
 The runs folder is ``--runs`` (after ``--``), else ``$AUTOTAG_RUNS``, else ``data/runs`` of the
 repository. ``.streamlit/config.toml`` (read when streamlit starts in the repository root, as
-``make dashboard`` does) binds the server to localhost and turns usage statistics off; from
-elsewhere pass ``--server.address localhost --browser.gatherUsageStats false``.
+``make dashboard`` does) binds the server to localhost, turns usage statistics off and shows a
+visitor an unexpected error's type only (no traceback, no server paths); from elsewhere pass
+``--server.address localhost --browser.gatherUsageStats false --client.showErrorDetails type``.
+Nothing the pages load leaves the machine (no remote fonts or icons), and every text a run
+supplies is escaped before it is rendered (`dashboard.text`).
 
 Pages live in ``dashboard/views/`` (see `dashboard.widgets.PAGES`); each draws the shared
 sidebar first (`dashboard.widgets.context`), then reads artifacts through the cached loaders
@@ -31,23 +34,24 @@ import streamlit as st  # noqa: E402
 from dashboard import state  # noqa: E402
 from dashboard.widgets import PAGES  # noqa: E402
 
-# No page_icon: a Material icon favicon is fetched from fonts.gstatic.com, and the dashboard stays offline.
-st.set_page_config(page_title="Music tagging dashboard", layout="wide")
+# Emoji icons only: a Material icon as a page icon makes the browser fetch the tab's favicon from
+# fonts.gstatic.com, and the dashboard stays offline (an emoji favicon is an inline SVG).
+st.set_page_config(page_title="Music tagging dashboard", page_icon="🎵", layout="wide")
 
 state.init()
 pages = {
     "Results": [
-        st.Page(PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True),
-        st.Page(PAGES["metrics"], title="Tag metrics", icon=":material/leaderboard:"),
-        st.Page(PAGES["compare"], title="Compare runs", icon=":material/compare_arrows:"),
+        st.Page(PAGES["overview"], title="Overview", icon="📊", default=True),
+        st.Page(PAGES["metrics"], title="Tag metrics", icon="📈"),
+        st.Page(PAGES["compare"], title="Compare runs", icon="⚖️"),
     ],
     "Listen": [
-        st.Page(PAGES["explorer"], title="Clip explorer", icon=":material/headphones:"),
-        st.Page(PAGES["errors"], title="Error analysis", icon=":material/rule:"),
-        st.Page(PAGES["tag"], title="Tag a file", icon=":material/upload_file:"),
+        st.Page(PAGES["explorer"], title="Clip explorer", icon="🎧"),
+        st.Page(PAGES["errors"], title="Error analysis", icon="🔍"),
+        st.Page(PAGES["tag"], title="Tag a file", icon="🏷️"),
     ],
     "Explore": [
-        st.Page(PAGES["map"], title="Tag map", icon=":material/scatter_plot:"),
+        st.Page(PAGES["map"], title="Tag map", icon="🗺️"),
     ],
 }
 page = st.navigation(pages)

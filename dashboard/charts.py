@@ -10,6 +10,7 @@ laid out by hand): plotly validates each property once that way, several times f
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,9 +53,9 @@ def _downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, 
 
 
 def colored_label(text: str, outcome: str) -> str:
-    """An axis label in an outcome's colour (plotly accepts a span with a colour style)."""
+    """An axis label in an outcome's colour (plotly accepts a span with a colour style; ``text`` is escaped)."""
     color = "#6B7280" if outcome == TN else OUTCOME_COLORS[outcome]
-    return f'<span style="color:{color}">{text}</span>'
+    return f'<span style="color:{color}">{html.escape(text)}</span>'
 
 
 def _hidden_axis() -> dict[str, Any]:

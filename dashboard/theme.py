@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 
+from dashboard.text import md
+
 # Outcome of one (clip, tag) pair at a decision threshold.
 TP, FP, FN, TN = "TP", "FP", "FN", "TN"
 OUTCOMES: tuple[str, ...] = (TP, FP, FN, TN)
@@ -60,13 +62,17 @@ def cluster_color(cluster: int) -> str:
 
 
 def chip(text: str, outcome: str, *, title: str | None = None) -> str:
-    """An inline HTML 'chip' in the outcome's colour (text is escaped)."""
+    """An inline HTML 'chip' in the outcome's colour.
+
+    ``text`` (a tag name from a run) is made literal for both HTML and the Markdown around the
+    chip (`dashboard.text.md`): a chip goes through ``st.markdown(..., unsafe_allow_html=True)``.
+    """
     background = OUTCOME_COLORS[outcome]
     color = TEXT if outcome == TN else "#FFFFFF"
-    tip = f' title="{html.escape(title)}"' if title else ""
+    tip = f' title="{html.escape(title, quote=True)}"' if title else ""
     return (f'<span class="tag-chip"{tip} style="display:inline-block;margin:2px 4px 2px 0;'
             f"padding:2px 10px;border-radius:12px;font-size:0.86rem;background:{background};"
-            f'color:{color}">{html.escape(text)}</span>')
+            f'color:{color}">{md(text)}</span>')
 
 
 def legend_html() -> str:

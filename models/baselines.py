@@ -8,7 +8,12 @@
 Every baseline takes a list of per-clip feature matrices of shape (T, n_bins), frames first
 (a log-mel spectrogram; ``bof_lr`` also accepts MFCCs), and a binary label matrix (n, k).
 A tag with a single class in the training labels gets that class as a constant prediction.
-A fitted baseline pickles with joblib (`Baseline.save`, `load_baseline`).
+
+A fitted baseline is saved as arrays and JSON in one ``.npz`` (`Baseline.save`, `load_baseline`),
+never pickled: a run folder may come from anyone, and unpickling it would run its code. Each
+baseline predicts from those arrays alone (a forest's trees as node arrays, k-NN's standardised
+training matrix, the codebook and the regressions' coefficients), so a reloaded baseline
+predicts exactly what the fitted one did, and `load_baseline` validates every array first.
 
 >>> model = get_baseline("rf", n_estimators=100).fit(train_feats, train_labels)
 >>> proba = model.predict_proba(test_feats)  # (n_test, k)
@@ -16,26 +21,31 @@ A fitted baseline pickles with joblib (`Baseline.save`, `load_baseline`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from scipy.fft import dct
+from scipy.special import expit
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from pipeline.errors import DataFormatError, ParameterError, RunDirError
-from pipeline.io import atomic_path
+from pipeline.io import save_npz
 
 logger = logging.getLogger(__name__)
+
+FORMAT = "musictag-baseline"  # the "format" field of a saved baseline's JSON
+FORMAT_VERSION = 1  # bumped when the saved arrays change meaning
 
 
 def _check_features(features: Sequence[np.ndarray], n_bins: int | None = None) -> int:
@@ -96,12 +106,54 @@ def mfcc_from_logmel(logmel: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
     return dct(np.asarray(logmel, dtype=np.float64), type=2, norm="ortho", axis=1)[:, :n_mfcc]
 
 
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and scale of ``x`` (scikit-learn's: a constant column gets scale 1)."""
+    scaler = StandardScaler().fit(x)
+    return scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+
+
+def _standardise(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (np.asarray(x, dtype=np.float64) - mean) / scale
+
+
+class _Saved:
+    """The arrays of a saved baseline, each checked for dtype, shape and finiteness when read."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], path: Path) -> None:
+        self.arrays = arrays
+        self.path = path
+
+    def fail(self, what: str) -> DataFormatError:
+        return DataFormatError(f"{self.path}: {what}; not a baseline this toolkit saved (retrain the run)")
+
+    def get(self, key: str, shape: tuple[int | None, ...], kind: str = "f") -> np.ndarray:
+        """Array ``key`` of ``shape`` (None: any length) and dtype kind ``"f"`` (finite floats) or ``"i"``."""
+        if key not in self.arrays:
+            raise self.fail(f"no '{key}' array")
+        a = self.arrays[key]
+        kinds = "f" if kind == "f" else "iu"
+        if a.dtype.kind not in kinds:
+            raise self.fail(f"'{key}' has dtype {a.dtype}, expected {'floats' if kind == 'f' else 'integers'}")
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            raise self.fail(f"'{key}' has shape {a.shape}, expected {tuple('n' if s is None else s for s in shape)}")
+        if kind == "f" and not np.isfinite(a).all():
+            raise self.fail(f"'{key}' holds NaN or infinite values")
+        return a.astype(np.float64) if kind == "f" else a.astype(np.int64)
+
+    def standardiser(self, prefix: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        mean, scale = self.get(f"{prefix}_mean", (dim,)), self.get(f"{prefix}_scale", (dim,))
+        if (scale <= 0).any():
+            raise self.fail(f"'{prefix}_scale' holds values <= 0")
+        return mean, scale
+
+
 class Baseline:
     """Common interface: ``fit(features, labels) -> self`` and ``predict_proba(features) -> (n, k)``.
 
-    Subclasses turn clips into fixed-size vectors (`_fit_transform`, `_transform`) and fit one
-    model on the tags that have both classes (`_fit_model`, `_predict_model`); this class
-    validates inputs and fills the tags with a single class with that class.
+    Subclasses turn clips into fixed-size vectors (`_fit_transform`, `_transform`), fit one
+    model on the tags that have both classes (`_fit_model`, `_predict_model`) and hand that
+    model over as plain arrays (`_arrays`, `_restore`); this class validates inputs, fills the
+    tags with a single class with that class, and saves and loads.
     """
 
     name = ""
@@ -125,8 +177,8 @@ class Baseline:
             logger.info(
                 "%s: %d tag(s) have one class in training; predicted as constants", self.name, len(self.constant_)
             )
-        x = self._fit_transform(features)
         if len(self.varying_):
+            x = self._fit_transform(features)
             self._fit_model(x, y[:, self.varying_])
         return self
 
@@ -143,9 +195,14 @@ class Baseline:
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Pickle the fitted baseline to ``path`` with joblib (atomically)."""
-        with atomic_path(path) as tmp:
-            joblib.dump(self, tmp)
+        """Save the fitted baseline to ``path`` (``.npz``: its arrays and a JSON record, atomically)."""
+        if self.n_bins_ is None:
+            raise ParameterError(f"baseline {self.name!r} is not fitted; call fit first")
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "options": self.options,
+                "n_bins": self.n_bins_, "n_tags": self.n_tags_, "varying": [int(j) for j in self.varying_],
+                "constant": {str(j): v for j, v in self.constant_.items()}}
+        arrays = self._arrays() if len(self.varying_) else {}
+        save_npz(path, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
 
     # the parts a subclass provides
     def _fit_transform(self, features: Sequence[np.ndarray]) -> np.ndarray:
@@ -160,25 +217,106 @@ class Baseline:
     def _predict_model(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (called only when some tag varies)."""
+        raise NotImplementedError
+
+    def _restore(self, saved: _Saved) -> None:
+        """Take the fitted state back from validated arrays (``n_bins_`` and ``varying_`` are set)."""
+        raise NotImplementedError
+
+
+class _Forest:
+    """A fitted multi-output random forest as node arrays, predicting as scikit-learn's does.
+
+    Node ``i`` of tree ``t`` is row ``offsets[t] + i``; ``left`` / ``right`` hold the children's
+    indices within the tree (-1 at a leaf), ``value`` the class weights of every output (two
+    classes each). A sample goes left where ``x[feature] <= threshold``; the forest averages the
+    trees' leaf class frequencies, in the same order of operations as scikit-learn, so the
+    probabilities are the same to the last bit.
+    """
+
+    KEYS = ("offsets", "left", "right", "feature", "threshold", "value")
+
+    def __init__(self, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, feature: np.ndarray,
+                 threshold: np.ndarray, value: np.ndarray) -> None:
+        self.offsets, self.left, self.right = offsets, left, right
+        self.feature, self.threshold, self.value = feature, threshold, value
+
+    @classmethod
+    def from_sklearn(cls, forest: RandomForestClassifier) -> _Forest:
+        trees = [e.tree_ for e in forest.estimators_]
+        sizes = [t.node_count for t in trees]
+        return cls(
+            offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            left=np.concatenate([t.children_left for t in trees]).astype(np.int64),
+            right=np.concatenate([t.children_right for t in trees]).astype(np.int64),
+            feature=np.concatenate([t.feature for t in trees]).astype(np.int64),
+            threshold=np.concatenate([t.threshold for t in trees]).astype(np.float64),
+            value=np.concatenate([t.value for t in trees]).astype(np.float64),
+        )
+
+    @classmethod
+    def load(cls, saved: _Saved, n_features: int, n_outputs: int) -> _Forest:
+        """Read and check the arrays: every path from a root must end at a leaf inside its tree."""
+        offsets = saved.get("offsets", (None,), "i")
+        if len(offsets) < 2 or offsets[0] != 0 or (np.diff(offsets) < 1).any():
+            raise saved.fail("'offsets' must start at 0 and increase")
+        n = int(offsets[-1])
+        left, right = saved.get("left", (n,), "i"), saved.get("right", (n,), "i")
+        feature, threshold = saved.get("feature", (n,), "i"), saved.get("threshold", (n,))
+        value = saved.get("value", (n, n_outputs, 2))
+        tree = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        local, size = np.arange(n) - offsets[tree], np.diff(offsets)[tree]
+        leaf = left == -1
+        # children after their parent (as scikit-learn builds trees) bound every walk by the tree's size
+        inner_ok = (left > local) & (left < size) & (right > local) & (right < size)
+        inner_ok &= (feature >= 0) & (feature < n_features)
+        if not np.where(leaf, right == -1, inner_ok).all():
+            raise saved.fail("the forest's node arrays do not form trees over "
+                             f"{n_features} features (children must follow their parent within the tree)")
+        if (value < 0).any():
+            raise saved.fail("'value' holds negative class weights")
+        return cls(offsets, left, right, feature, threshold, value)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self.KEYS}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the positive class of each output: (n, n_outputs)."""
+        x = np.asarray(x, dtype=np.float32)  # scikit-learn's trees compare float32 features
+        if not np.isfinite(x).all():
+            raise ParameterError("rf: the pooled statistics hold NaN or infinite values")
+        total = np.zeros((len(x), self.value.shape[1], 2))
+        for lo, hi in zip(self.offsets[:-1], self.offsets[1:]):
+            left, right = self.left[lo:hi], self.right[lo:hi]
+            feature, threshold = self.feature[lo:hi], self.threshold[lo:hi]
+            node = np.zeros(len(x), dtype=np.int64)
+            inner = np.flatnonzero(left[node] != -1)
+            while len(inner):
+                at = node[inner]
+                go_left = x[inner, feature[at]] <= threshold[at]
+                node[inner] = np.where(go_left, left[at], right[at])
+                inner = inner[left[node[inner]] != -1]
+            proba = self.value[lo + node]  # (n, n_outputs, 2), a copy
+            norm = proba.sum(axis=2, keepdims=True)
+            norm[norm == 0.0] = 1.0
+            proba /= norm
+            total += proba
+        total /= len(self.offsets) - 1
+        return total[:, :, 1]
+
 
 class _PooledStatsBaseline(Baseline):
-    """A multi-output scikit-learn classifier on `pooled_statistics`."""
-
-    def _make_estimator(self, n_clips: int) -> Any:
-        raise NotImplementedError
+    """A multi-output classifier on `pooled_statistics`."""
 
     def _transform(self, features: Sequence[np.ndarray]) -> np.ndarray:
         return pooled_statistics(features)
 
-    def _fit_model(self, x: np.ndarray, y: np.ndarray) -> None:
-        # scikit-learn wants a 1-D target when a single tag varies
-        self.estimator_ = self._make_estimator(len(x)).fit(x, y[:, 0] if y.shape[1] == 1 else y)
-
-    def _predict_model(self, x: np.ndarray) -> np.ndarray:
-        proba = self.estimator_.predict_proba(x)
-        proba = proba if isinstance(proba, list) else [proba]  # one output gives one array
-        # every fitted tag has both classes, so column 1 is the positive class
-        return np.stack([p[:, 1] for p in proba], axis=1)
+    @property
+    def _dim(self) -> int:
+        assert self.n_bins_ is not None
+        return 4 * self.n_bins_
 
 
 class RandomForestBaseline(_PooledStatsBaseline):
@@ -214,15 +352,26 @@ class RandomForestBaseline(_PooledStatsBaseline):
             seed=seed,
         )
 
-    def _make_estimator(self, n_clips: int) -> Any:
+    def _fit_model(self, x: np.ndarray, y: np.ndarray) -> None:
         o = self.options
-        return RandomForestClassifier(
+        forest = RandomForestClassifier(
             n_estimators=o["n_estimators"],
             min_samples_leaf=o["min_samples_leaf"],
             max_features=o["max_features"],
             n_jobs=o["n_jobs"],
             random_state=o["seed"],
         )
+        # scikit-learn wants a 1-D target when a single tag varies (its trees still hold one output)
+        self.forest_ = _Forest.from_sklearn(forest.fit(x, y[:, 0] if y.shape[1] == 1 else y))
+
+    def _predict_model(self, x: np.ndarray) -> np.ndarray:
+        return self.forest_.predict(x)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return self.forest_.arrays()
+
+    def _restore(self, saved: _Saved) -> None:
+        self.forest_ = _Forest.load(saved, self._dim, len(self.varying_))
 
 
 class KNNBaseline(_PooledStatsBaseline):
@@ -243,9 +392,34 @@ class KNNBaseline(_PooledStatsBaseline):
             raise ParameterError(f"knn weights must be 'distance' or 'uniform', got {weights!r}")
         super().__init__(n_neighbors=n_neighbors, weights=weights)
 
-    def _make_estimator(self, n_clips: int) -> Any:
-        k = min(self.options["n_neighbors"], n_clips)
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k, weights=self.options["weights"]))
+    def _fit_model(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.mean_, self.scale_ = _standardiser(x)
+        self._index(_standardise(x, self.mean_, self.scale_), y)
+
+    def _index(self, train_x: np.ndarray, train_y: np.ndarray) -> None:
+        """Index the standardised training matrix; fitting k-NN only stores it, so a reload is exact."""
+        self.train_x_, self.train_y_ = train_x, train_y.astype(np.int8)
+        k = min(self.options["n_neighbors"], len(train_x))
+        target = train_y[:, 0] if train_y.shape[1] == 1 else train_y  # 1-D for a single tag, as scikit-learn wants
+        self.estimator_ = KNeighborsClassifier(n_neighbors=k, weights=self.options["weights"]).fit(train_x, target)
+
+    def _predict_model(self, x: np.ndarray) -> np.ndarray:
+        proba = self.estimator_.predict_proba(_standardise(x, self.mean_, self.scale_))
+        proba = proba if isinstance(proba, list) else [proba]  # one output gives one array
+        # every fitted tag has both classes, so column 1 is the positive class
+        return np.stack([p[:, 1] for p in proba], axis=1)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"stats_mean": self.mean_, "stats_scale": self.scale_, "train_x": self.train_x_,
+                "train_y": self.train_y_}
+
+    def _restore(self, saved: _Saved) -> None:
+        self.mean_, self.scale_ = saved.standardiser("stats", self._dim)
+        train_x = saved.get("train_x", (None, self._dim))
+        train_y = saved.get("train_y", (len(train_x), len(self.varying_)), "i")
+        if len(train_x) < 2 or not np.isin(train_y, (0, 1)).all() or (train_y.min(0) == train_y.max(0)).any():
+            raise saved.fail("'train_y' must hold 0/1 labels with both classes for every fitted tag")
+        self._index(train_x, train_y)
 
 
 class BagOfFramesBaseline(Baseline):
@@ -296,6 +470,13 @@ class BagOfFramesBaseline(Baseline):
             seed=seed,
         )
 
+    @property
+    def _frame_dim(self) -> int:
+        o = self.options
+        assert self.n_bins_ is not None
+        coefficients = min(o["n_mfcc"], self.n_bins_) if o["input_kind"] == "logmel" else self.n_bins_
+        return coefficients * (2 if o["deltas"] else 1)
+
     def _frames(self, clip: np.ndarray) -> np.ndarray:  # (T, n_bins) -> (T, D)
         o = self.options
         x = np.asarray(clip, dtype=np.float64)
@@ -321,37 +502,59 @@ class BagOfFramesBaseline(Baseline):
             if bounds[i + 1] > bounds[i]
         ]
         sample = np.concatenate(parts)
-        self.frame_scaler_ = StandardScaler().fit(sample)
+        self.frame_mean_, self.frame_scale_ = _standardiser(sample)
         k = min(o["n_codewords"], len(sample))
         logger.info("bof_lr: fitting a %d-word codebook on %d of %d frames", k, len(sample), total)
-        self.codebook_ = MiniBatchKMeans(n_clusters=k, random_state=o["seed"], n_init=3, batch_size=4096).fit(
-            self.frame_scaler_.transform(sample)
-        )
+        kmeans = MiniBatchKMeans(n_clusters=k, random_state=o["seed"], n_init=3, batch_size=4096)
+        self.codebook_ = kmeans.fit(self._scaled_frames(sample)).cluster_centers_.astype(np.float64)
         hist = self._histograms(features)
-        self.hist_scaler_ = StandardScaler().fit(hist)
-        return self.hist_scaler_.transform(hist)
+        self.hist_mean_, self.hist_scale_ = _standardiser(hist)
+        return _standardise(hist, self.hist_mean_, self.hist_scale_)
+
+    def _scaled_frames(self, frames: np.ndarray) -> np.ndarray:
+        return _standardise(frames, self.frame_mean_, self.frame_scale_).astype(np.float32)
 
     def _histograms(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Square-rooted codeword frequencies per clip: (n, n_codewords)."""
-        k = self.codebook_.n_clusters
+        k = len(self.codebook_)
+        half_norms = 0.5 * (self.codebook_**2).sum(axis=1)  # (k,)
         rows = []
         for f in _progress(features, "bof_lr histograms"):
-            words = self.codebook_.predict(self.frame_scaler_.transform(self._frames(f)))
+            # the nearest codeword minimises |c|^2 / 2 - x.c (|x|^2 is the same for every codeword)
+            words = np.argmin(half_norms - self._scaled_frames(self._frames(f)) @ self.codebook_.T, axis=1)
             rows.append(np.sqrt(np.bincount(words, minlength=k) / len(words)))
         return np.stack(rows)
 
     def _transform(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        return self.hist_scaler_.transform(self._histograms(features))
+        return _standardise(self._histograms(features), self.hist_mean_, self.hist_scale_)
 
     def _fit_model(self, x: np.ndarray, y: np.ndarray) -> None:
         o = self.options
-        self.regressions_ = [
+        regressions = [
             LogisticRegression(C=o["C"], max_iter=1000, random_state=o["seed"]).fit(x, y[:, j])
             for j in range(y.shape[1])
         ]
+        self.coef_ = np.stack([r.coef_[0] for r in regressions]).astype(np.float64)  # (n_varying, k)
+        self.intercept_ = np.array([r.intercept_[0] for r in regressions], dtype=np.float64)
 
     def _predict_model(self, x: np.ndarray) -> np.ndarray:
-        return np.stack([r.predict_proba(x)[:, 1] for r in self.regressions_], axis=1)
+        return expit(x @ self.coef_.T + self.intercept_)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"frame_mean": self.frame_mean_, "frame_scale": self.frame_scale_, "codebook": self.codebook_,
+                "hist_mean": self.hist_mean_, "hist_scale": self.hist_scale_, "coef": self.coef_,
+                "intercept": self.intercept_}
+
+    def _restore(self, saved: _Saved) -> None:
+        dim = self._frame_dim
+        self.frame_mean_, self.frame_scale_ = saved.standardiser("frame", dim)
+        self.codebook_ = saved.get("codebook", (None, dim))
+        k = len(self.codebook_)
+        if not 1 <= k <= self.options["n_codewords"]:
+            raise saved.fail(f"the codebook has {k} words, expected 1 to n_codewords={self.options['n_codewords']}")
+        self.hist_mean_, self.hist_scale_ = saved.standardiser("hist", k)
+        self.coef_ = saved.get("coef", (len(self.varying_), k))
+        self.intercept_ = saved.get("intercept", (len(self.varying_),))
 
 
 BASELINES: dict[str, type[Baseline]] = {
@@ -367,15 +570,75 @@ def get_baseline(name: str, **options: Any) -> Baseline:
         raise ParameterError(f"unknown baseline {name!r}; known baselines: {', '.join(sorted(BASELINES))}")
     try:
         return BASELINES[name](**options)
-    except TypeError as err:  # an option the baseline does not take
+    except TypeError as err:  # an option the baseline does not take, or of the wrong type
         raise ParameterError(f"baseline {name!r}: {err}") from err
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_meta(saved: _Saved) -> dict[str, Any]:
+    """The JSON record of a saved baseline, checked field by field."""
+    raw = saved.get("meta", (None,), "i")
+    try:
+        meta = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise saved.fail(f"its 'meta' record is not JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise saved.fail(f"its 'meta' record is not a {FORMAT!r} record")
+    if meta.get("version") != FORMAT_VERSION:
+        raise RunDirError(f"{saved.path}: saved baseline format version {meta.get('version')!r}; this toolkit "
+                          f"reads version {FORMAT_VERSION} (retrain the run)")
+    n_bins, n_tags, varying, constant = (meta.get(k) for k in ("n_bins", "n_tags", "varying", "constant"))
+    if not (_is_int(n_bins) and n_bins >= 1 and _is_int(n_tags) and n_tags >= 1):
+        raise saved.fail(f"n_bins {n_bins!r} and n_tags {n_tags!r} must be integers >= 1")
+    if not isinstance(varying, list) or not all(_is_int(j) for j in varying) or not isinstance(constant, dict):
+        raise saved.fail("'varying' must be a list of tag indices and 'constant' a mapping")
+    if not all(isinstance(v, (int, float)) and v in (0, 1) for v in constant.values()):
+        raise saved.fail("'constant' predictions must be 0 or 1")
+    try:
+        fixed = sorted(int(j) for j in constant)
+    except ValueError as exc:
+        raise saved.fail(f"'constant' keys must be tag indices ({exc})") from exc
+    if sorted([*varying, *fixed]) != list(range(n_tags)):
+        raise saved.fail(f"'varying' and 'constant' must split the {n_tags} tags between them")
+    if not isinstance(meta.get("options"), dict) or meta.get("name") not in BASELINES:
+        raise saved.fail(f"unknown baseline {meta.get('name')!r} or options {meta.get('options')!r}")
+    return meta
+
+
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
-    """Load a baseline saved with `Baseline.save`."""
-    if not os.path.isfile(path):
+    """Load a baseline saved with `Baseline.save`, validating every array (nothing is unpickled).
+
+    Raises `RunDirError` when there is no file (naming an old pickled ``.joblib`` found beside
+    it, which is never loaded) and `DataFormatError` for anything that is not a saved baseline.
+    """
+    path = Path(path)
+    if not path.is_file():
+        legacy = path.with_suffix(".joblib")
+        if legacy.is_file():
+            raise RunDirError(f"{legacy}: a pickled baseline of an older version, never loaded (a pickle can run "
+                              f"code); retrain the run to save {path.name}")
         raise RunDirError(f"no saved baseline at {path}")
-    obj = joblib.load(path)
-    if not isinstance(obj, Baseline):
-        raise DataFormatError(f"{path}: expected a saved baseline, found a {type(obj).__name__}")
-    return obj
+    try:
+        # allow_pickle=False: numpy refuses object arrays and pickled files instead of running them
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError(f"a single array of shape {np.shape(npz)}")
+        with npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFormatError(f"{path}: not a saved baseline (arrays + JSON): {exc}; retrain the run") from exc
+    saved = _Saved(arrays, path)
+    meta = _read_meta(saved)
+    try:
+        baseline = get_baseline(meta["name"], **meta["options"])
+    except ParameterError as exc:
+        raise saved.fail(f"bad options: {exc}") from exc
+    baseline.n_bins_, baseline.n_tags_ = meta["n_bins"], meta["n_tags"]
+    baseline.varying_ = np.array(sorted(meta["varying"]), dtype=int)
+    baseline.constant_ = {int(j): float(v) for j, v in meta["constant"].items()}
+    if len(baseline.varying_):
+        baseline._restore(saved)
+    return baseline

@@ -1,15 +1,22 @@
-"""Classical baselines: each learns a toy problem whose tags depend on which mel bins have energy."""
+"""Classical baselines: each learns a toy problem whose tags depend on which mel bins have energy.
+
+A saved baseline is arrays + JSON: it reloads to the same predictions, and a file that is not
+one (a pickle, an object array, trees that loop, a record of the wrong shape) is refused unread.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
 from models.baselines import BASELINES, get_baseline, load_baseline, mfcc_from_logmel, pooled_statistics
-from pipeline.errors import ParameterError, RunDirError
+from pipeline.errors import DataFormatError, ParameterError, RunDirError
 
 N_BINS = 24
 LOW, HIGH = slice(2, 6), slice(16, 21)  # tag 0 lights the low bins, tag 1 the high ones
@@ -55,10 +62,14 @@ def test_learns_the_toy_problem_and_keeps_constant_tags(name: str, toy, tmp_path
         assert auc > 0.9, f"{name} tag {tag}: ROC-AUC {auc:.3f}"
     assert (proba[:, 2] == 0).all() and (proba[:, 3] == 1).all()
 
-    path = tmp_path / "baseline.joblib"
+    path = tmp_path / "baseline.npz"
     model.save(path)
-    assert [p.name for p in tmp_path.iterdir()] == ["baseline.joblib"]  # no temporary left behind
-    np.testing.assert_array_equal(load_baseline(path).predict_proba(test_x), proba)
+    assert [p.name for p in tmp_path.iterdir()] == ["baseline.npz"]  # no temporary left behind
+    with np.load(path, allow_pickle=False) as saved:  # plain arrays only: no object array, no pickle
+        assert all(saved[key].dtype.kind in "fiu" for key in saved.files)
+    again = load_baseline(path)
+    assert type(again) is type(model) and again.options == model.options
+    np.testing.assert_array_equal(again.predict_proba(test_x), proba)
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
@@ -136,5 +147,96 @@ def test_bad_options_and_inputs_raise(toy, tmp_path: Path) -> None:
     model.fit(train_x, train_y)
     with pytest.raises(ParameterError, match=r"features\[0\].*24 bins"):
         model.predict_proba([x[:, :10] for x in test_x])
-    with pytest.raises(RunDirError, match="missing.joblib"):
-        load_baseline(tmp_path / "missing.joblib")
+    with pytest.raises(RunDirError, match="missing.npz"):
+        load_baseline(tmp_path / "missing.npz")
+    with pytest.raises(ParameterError, match="not fitted"):
+        get_baseline("rf").save(tmp_path / "unfitted.npz")
+
+
+@pytest.mark.parametrize("n_tags", [1, 2])
+def test_forest_arrays_predict_what_scikit_learn_does(toy, n_tags: int) -> None:
+    """The random forest predicts from its node arrays: bit for bit what the scikit-learn forest gives."""
+    train_x, train_y, test_x, _ = toy
+    model = get_baseline("rf", **FAST["rf"]).fit(train_x, train_y[:, :n_tags])
+    x, y = pooled_statistics(train_x), train_y[:, :n_tags]
+    forest = RandomForestClassifier(n_estimators=60, max_features="sqrt", random_state=0)
+    forest.fit(x, y[:, 0] if n_tags == 1 else y)
+    expected = forest.predict_proba(pooled_statistics(test_x))
+    expected = expected if isinstance(expected, list) else [expected]
+    np.testing.assert_array_equal(model.predict_proba(test_x), np.stack([p[:, 1] for p in expected], axis=1))
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it creates ``marker`` (what a crafted baseline file would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_pickle_where_a_baseline_belongs_is_never_unpickled(tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(_RunsCode(marker))
+    (tmp_path / "baseline.npz").write_bytes(payload)
+    with pytest.raises(DataFormatError, match="not a saved baseline"):
+        load_baseline(tmp_path / "baseline.npz")
+    # an older version's pickle beside the expected file is named, never loaded
+    (tmp_path / "old.joblib").write_bytes(payload)
+    with pytest.raises(RunDirError, match=r"old\.joblib.*never loaded"):
+        load_baseline(tmp_path / "old.npz")
+    # an .npz holding a pickled object array
+    np.savez(tmp_path / "objects.npz", meta=np.array([_RunsCode(marker)], dtype=object))
+    with pytest.raises(DataFormatError, match="pickle"):
+        load_baseline(tmp_path / "objects.npz")
+    assert not marker.exists(), "a pickle in a run folder ran its code"
+
+
+def _tamper(path: Path, out: Path, **changes) -> Path:
+    """Copy a saved baseline with some arrays replaced (``meta`` may be given as a dict)."""
+    with np.load(path, allow_pickle=False) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    for key, value in changes.items():
+        if key == "meta" and isinstance(value, dict):
+            value = np.frombuffer(json.dumps(value).encode(), dtype=np.uint8)
+        arrays[key] = value
+    np.savez(out, **arrays)
+    return out
+
+
+def test_tampered_baselines_are_refused(toy, tmp_path: Path) -> None:
+    train_x, train_y, test_x, _ = toy
+    path = tmp_path / "rf.npz"
+    get_baseline("rf", n_estimators=3).fit(train_x, train_y).save(path)
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(saved["meta"].tobytes())
+        left, feature = saved["left"].copy(), saved["feature"].copy()
+    assert load_baseline(path).predict_proba(test_x).shape == (len(test_x), 2)
+    loop = left.copy()
+    loop[0] = 0  # the root's left child is itself: a walk that never ends
+    far = feature.copy()
+    far[0] = 10_000  # a feature the pooled statistics do not have: reads past the row
+    cases = {
+        "loop": ({"left": loop}, "do not form trees"),
+        "feature": ({"feature": far}, "do not form trees"),
+        "shape": ({"value": np.zeros((2, 2))}, "'value' has shape"),
+        "nan": ({"threshold": np.full(len(left), np.nan)}, "NaN"),
+        "dtype": ({"left": left.astype(np.float64)}, "expected integers"),
+        "missing": ({"meta": {**meta, "format": "other"}}, "record"),
+        "version": ({"meta": {**meta, "version": 99}}, "version 99"),
+        "tags": ({"meta": {**meta, "varying": [0]}}, "split the 2 tags"),
+        "name": ({"meta": {**meta, "name": "os.system"}}, "unknown baseline"),
+        "options": ({"meta": {**meta, "options": {"n_estimators": "many"}}}, "bad options"),
+        "json": ({"meta": np.frombuffer(b"{not json", dtype=np.uint8)}, "not JSON"),
+    }
+    for name, (changes, message) in cases.items():
+        bad = _tamper(path, tmp_path / f"{name}.npz", **changes)
+        error = RunDirError if name == "version" else DataFormatError
+        with pytest.raises(error, match=message):
+            load_baseline(bad)
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(DataFormatError, match="single array"):
+        load_baseline(tmp_path / "single.npy")

@@ -3,6 +3,10 @@
 Uses Debian's ``chromium`` package (``sudo apt-get install chromium``; `.ci/run` installs it),
 never Playwright's own browser download. Screenshots of every step are saved in
 ``test-artifacts/`` (git-ignored) for a person to look at.
+
+The dashboard stays offline: every request a page makes is recorded, and none may leave
+127.0.0.1. A crafted run (HTML and Markdown in its clip ids, tags and names, from
+`test_untrusted_inputs.build_crafted_run`) must render as text: no image, no script, no fetch.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
+from test_untrusted_inputs import HTML, IMAGE, RUN_NAME, build_crafted_run
 
 from benchmarks.synthetic_run import build_synthetic_run, write_tone
 
@@ -53,6 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                   n_bootstrap=20)
     build_synthetic_run(root / "complete", seed=0, **common)
     build_synthetic_run(root / "second", seed=1, **common)
+    build_crafted_run(root)
     return root
 
 
@@ -204,3 +211,50 @@ def test_open_a_clip_from_error_analysis(server: str, page: Any) -> None:
     assert f"clip={clip_id}" in page.url
     assert f"Clip {clip_id}" in page.locator("h3").first.inner_text()
     screenshot(page, "opened-from-error-analysis")
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def record_requests(page: Any) -> list[str]:
+    """Start recording the URL of every request the page makes (documents, scripts, fonts, images, ...)."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    return urls
+
+
+def leaving(urls: list[str]) -> list[str]:
+    """The requests that would leave the machine (inline data: and blob: URLs never do)."""
+    return [u for u in urls if urlsplit(u).scheme not in ("data", "blob", "about")
+            and urlsplit(u).hostname not in LOCAL_HOSTS]
+
+
+def test_no_request_leaves_the_machine(server: str, page: Any) -> None:
+    urls = record_requests(page)
+    for path in PAGES:
+        open_page(page, server, path, "run=complete&vs=second")
+        if path in ("", "tag_metrics", "tag_map", "compare_runs", "clip_explorer"):
+            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+        page.wait_for_timeout(500)  # the favicon and fonts load after the page has drawn
+    assert len(urls) > len(PAGES), "the recorder saw the pages load"
+    assert not leaving(urls), f"requests left the machine: {sorted(set(leaving(urls)))}"
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_a_crafted_run_renders_text_and_fetches_nothing(server: str, page: Any, path: str) -> None:
+    urls = record_requests(page)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    query = urlencode({"run": RUN_NAME, "vs": "complete", "clip": HTML, "tag": IMAGE, "split": "all"})
+    open_page(page, server, path, query)
+    page.wait_for_timeout(1000)
+    screenshot(page, f"crafted-{path or 'overview'}")
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert "onerror" in body, "the crafted names are on the page, as text"
+    injected = page.locator('img[src="x"], img[src*="example.invalid"], img[src$="p.png"], '
+                            '[data-testid="stMain"] [data-testid="stIconMaterial"]:text("home")')
+    assert injected.count() == 0, injected.first.evaluate("e => e.outerHTML")
+    assert not dialogs, f"a script from the run ran: {dialogs}"
+    fetched = [u for u in urls if urlsplit(u).hostname == "example.invalid" or urlsplit(u).path.endswith(("/x", "/p.png"))]
+    assert not fetched, f"the crafted run made the page fetch {fetched}"
+    assert not leaving(urls), f"requests left the machine: {sorted(set(leaving(urls)))}"

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, loaders, state, widgets
+from dashboard.text import code, md
 from dashboard.theme import FN, FP, TN, TP
 from pipeline.run import rundir as rd
 
@@ -59,8 +60,8 @@ truth = preds.truth[row] if preds.truth is not None else np.zeros(len(tags), np.
 outcomes = analysis.outcomes(truth, probs, thresholds)
 
 st.divider()
-st.subheader(f"Clip {clip}")
-st.caption(f"Split **{info['split']}** · file `{info['audio_path'] or '(none)'}` · outcomes at {how}")
+st.subheader(f"Clip {md(clip)}")
+st.caption(f"Split **{md(info['split'])}** · file {code(info['audio_path'] or '(none)')} · outcomes at {how}")
 if preds.truth is None:
     st.caption("This run has no annotations: every predicted tag shows as a false positive.")
 
@@ -94,7 +95,7 @@ if has_audio:
     try:
         mel, mel_fps, duration = loaders.mel_spectrogram(str(path), loaders.stamp(path), **params)
     except Exception as exc:  # any decoder failure becomes a message, not a traceback
-        st.warning(f"Could not decode `{path.name}` for the spectrogram: {exc}")
+        st.warning(f"Could not decode {code(path.name)} for the spectrogram: {md(exc)}")
 taggram = widgets.guarded(loaders.clip_taggram, run, clip, what=rd.TAGGRAMS)
 frame_rate = loaders.frame_rate(run.manifest)
 if frame_rate is None and taggram is not None and duration:
@@ -128,8 +129,9 @@ if widgets.require(run, "embed", stop=False):
         shared = sorted(set(other_tags) & {tags[i] for i in annotated})
         with st.container(border=True):
             c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="center")
-            c1.markdown(f"**{other}** · similarity {similarity:.2f}  \n`{other_info['file']}` ({other_info['split']})")
-            c1.caption("Tags: " + (", ".join(other_tags) or "none") + (f" · shared: {', '.join(shared)}"
-                                                                      if shared else ""))
+            c1.markdown(f"**{md(other)}** · similarity {similarity:.2f}  \n{code(other_info['file'])} "
+                        f"({md(other_info['split'])})")
+            c1.caption("Tags: " + (", ".join(map(md, other_tags)) or "none")
+                       + (f" · shared: {', '.join(map(md, shared))}" if shared else ""))
             widgets.play(other_info["audio_path"], container=c2, compact=True)
             widgets.open_clip_button(other, key=f"similar:{n}", container=c3, switch=False)

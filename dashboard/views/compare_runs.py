@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import charts, loaders, state, widgets
 from dashboard.loaders import RunInfo
+from dashboard.text import code, md
 from pipeline.run import rundir as rd
 
 ctx = widgets.context()
@@ -15,7 +16,7 @@ run = widgets.need_run(ctx)
 widgets.header("Compare runs", "Two runs side by side: which tags got better, which got worse", run)
 others = [r.name for r in ctx.runs if r.name != run.name and r.error is None]
 if not others:
-    st.info(f"Only one readable run in `{ctx.root}`: train another to compare (e.g. another model with "
+    st.info(f"Only one readable run in {code(ctx.root)}: train another to compare (e.g. another model with "
             "`python -m pipeline train --model NAME`).", icon=":material/compare_arrows:")
     st.stop()
 c1, c2 = st.columns([1, 2])
@@ -57,8 +58,8 @@ for col, (metric_name, average) in zip(cols, [("ROC-AUC", "macro"), ("PR-AUC", "
                                               ("PR-AUC", "micro")]):
     value_b = both.loc[(metric_name, average), other.name]
     change = both.loc[(metric_name, average), "change"]
-    col.metric(f"{metric_name} {average}: {other.name}", widgets.fmt(value_b),
-               delta=None if not np.isfinite(change) else f"{change:+.3f} vs {run.name}")
+    col.metric(f"{metric_name} {average}: {md(other.name)}", widgets.fmt(value_b),
+               delta=None if not np.isfinite(change) else f"{change:+.3f} vs {md(run.name)}")
 left, right = st.columns([3, 2])
 with left:
     st.dataframe(both.reset_index().rename(columns={"metric": "Metric", "average": "Average"}), hide_index=True,
@@ -98,8 +99,8 @@ frame = pd.DataFrame({"tag": common, "a": ta.loc[common, metric].to_numpy(float)
 frame["delta"] = frame["b"] - frame["a"]
 only = sorted(set(ta.index) ^ set(tb.index))
 better, worse = int((frame["delta"] > 0).sum()), int((frame["delta"] < 0).sum())
-st.caption(f"{len(common)} shared tags: {better} better and {worse} worse in **{other.name}** than in "
-           f"**{run.name}**." + (f" Tags in only one run: {', '.join(only)}." if only else ""))
+st.caption(f"{len(common)} shared tags: {better} better and {worse} worse in **{md(other.name)}** than in "
+           f"**{md(run.name)}**." + (f" Tags in only one run: {', '.join(map(md, only))}." if only else ""))
 left, right = st.columns(2)
 left.plotly_chart(charts.run_deltas(frame, metric, run.name, other.name), key="deltas")
 right.plotly_chart(charts.run_scatter(frame, metric, run.name, other.name), key="scatter")

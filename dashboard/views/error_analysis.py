@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, widgets
+from dashboard.text import md
 from dashboard.theme import FN, FP, OUTCOME_COLORS
 from pipeline.run import rundir as rd
 
@@ -32,13 +33,13 @@ n_fp = int(((probs >= thresholds[j]) & (truth == 0)).sum())
 n_fn = int(((probs < thresholds[j]) & (truth == 1)).sum())
 
 # Only the chosen section is computed (each lists playable clips, which is the costly part).
-SECTIONS = {"errors": f"Errors on '{tag}'", "issues": "Likely label issues", "contradictions": "Contradictions"}
+SECTIONS = {"errors": f"Errors on '{md(tag)}'", "issues": "Likely label issues", "contradictions": "Contradictions"}
 section = st.segmented_control("Show", list(SECTIONS), format_func=SECTIONS.get, default="errors",
                                key="errors:section", required=True, label_visibility="collapsed")
 
 # ---- the tag's worst errors, playable in place
 if section == "errors":
-    st.caption(f"At {how} on {widgets.split_phrase(split, bold=True)}, '{tag}' has {n_fp:,} false positives and {n_fn:,} false "
+    st.caption(f"At {how} on {widgets.split_phrase(split, bold=True)}, '{md(tag)}' has {n_fp:,} false positives and {n_fn:,} false "
                "negatives. A confident false positive is often a missing annotation: listen and judge.")
     left, right = st.columns(2)
     for column, picked, outcome, title, empty in (
@@ -49,7 +50,7 @@ if section == "errors":
         if not len(picked):
             column.caption(empty)
         for rank, i in enumerate(picked, 1):
-            widgets.clip_card(preds, int(rows[i]), detail=f"#{rank} · p({tag}) = {probs[i]:.3f}",
+            widgets.clip_card(preds, int(rows[i]), detail=f"#{rank} · p({md(tag)}) = {probs[i]:.3f}",
                               key=f"err:{outcome}:{rank}", container=column)
 
 # ---- likely label issues (embed stage)
@@ -57,7 +58,7 @@ if section == "issues":
     issues = widgets.artifact(run, "embed", rd.LABEL_ISSUES, ("clip_id", "tag"))
     if issues is not None:
         f1, f2, f3, f4 = st.columns(4)
-        only_tag = f1.toggle(f"Only '{tag}'", value=False, key="issues:only_tag")
+        only_tag = f1.toggle(f"Only '{md(tag)}'", value=False, key="issues:only_tag")
         only_flagged = f2.toggle("Only flagged", value=False, key="issues:flagged", disabled="flagged" not in issues,
                                  help="Keep the pairs that confident learning (cleanlab) flags as label errors.")
         kinds = sorted(issues["kind"].astype(str).unique()) if "kind" in issues else []
@@ -78,7 +79,7 @@ if section == "issues":
         if order:
             view = view.sort_values(order, ascending=order == "rank", kind="stable")
         st.caption(f"{len(view):,} candidate label issues (clip, tag pairs where the model confidently disagrees "
-                   f"with the annotation) on {widgets.split_phrase(split)}" + (f" for '{tag}'" if only_tag else "") +
+                   f"with the annotation) on {widgets.split_phrase(split)}" + (f" for '{md(tag)}'" if only_tag else "") +
                    ", most likely first.")
         if view.empty:
             st.caption("None match the filters.")
@@ -89,9 +90,9 @@ if section == "issues":
             annotated = int(getattr(issue, "annotated", preds.truth[row, tags.index(issue.tag)]
                                     if issue.tag in tags else 0))
             verdict = "annotated but the model disagrees" if annotated else "not annotated but the model hears it"
-            detail = (f"#{getattr(issue, 'rank', n)} · **{issue.tag}**: {verdict}"
+            detail = (f"#{md(getattr(issue, 'rank', n))} · **{md(issue.tag)}**: {verdict}"
                       + (f" · p = {issue.probability:.3f}" if hasattr(issue, "probability") else "")
-                      + (f" · {issue.kind}" if hasattr(issue, "kind") else ""))
+                      + (f" · {md(issue.kind)}" if hasattr(issue, "kind") else ""))
             widgets.clip_card(preds, row, detail=detail, key=f"issue:{n}")
         columns = [c for c in ("rank", "clip_id", "split", "tag", "annotated", "probability", "score", "kind", "flagged")
                    if c in view]
@@ -130,7 +131,7 @@ if section == "contradictions":
             hit = hit[np.argsort(-np.asarray(strength), kind="stable")]
             st.markdown(f"**{len(hit):,} clips** with contradictory predictions; the most confident:")
             for n, i in enumerate(hit[:n_show], 1):
-                widgets.clip_card(preds, int(rows[i]), detail=f"predicted together: {flagged[i]}", key=f"contra:{n}")
+                widgets.clip_card(preds, int(rows[i]), detail=f"predicted together: {md(flagged[i])}", key=f"contra:{n}")
             with st.expander("All flagged clips"):
                 st.dataframe(pd.DataFrame({"clip_id": preds.clips["clip_id"].to_numpy()[rows[hit]],
                                            "contradictions": flagged[hit]}), hide_index=True, width="stretch")

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, loaders, widgets
+from dashboard.text import code, md
 from pipeline.run import rundir as rd
 
 ctx = widgets.context()
@@ -19,10 +20,10 @@ model = manifest.get("model") or {}
 
 widgets.header("Overview", "What was trained, on what, and how well it tags", run)
 if manifest.get("synthetic"):
-    st.info(manifest.get("description") or "This run holds synthetic data for benchmarks and development; "
+    st.info(md(manifest["description"]) if manifest.get("description") else "This run holds synthetic data for benchmarks and development; "
             "its figures are not results.", icon=":material/science:")
 if run.missing:
-    st.warning(f"This run is incomplete: stage(s) {', '.join(f'**{s}**' for s in run.missing)} missing. "
+    st.warning(f"This run is incomplete: stage(s) {', '.join(f'**{md(s)}**' for s in run.missing)} missing. "
                "Pages that need them say so.", icon=":material/hourglass_empty:")
 
 # ---- headline numbers
@@ -33,14 +34,14 @@ table = loaders.headline_table(metrics if isinstance(metrics, dict) else manifes
 tags = manifest.get("tags") or []
 cols = st.columns(5)
 cols[0].metric("Clips", f"{corpus.get('n_clips', 0):,}" if corpus.get("n_clips") else "–",
-               help=f"Corpus '{corpus.get('name', '?')}' ({corpus.get('source', '?')})")
+               help=f"Corpus '{md(corpus.get('name', '?'))}' ({md(corpus.get('source', '?'))})")
 cols[1].metric("Tags", len(tags) or "–")
 for col, metric in zip(cols[2:4], ("ROC-AUC", "PR-AUC")):
     row = table[(table["metric"] == metric) & (table["average"] == "macro")].iloc[0]
     ci = f"95% CI {row['low']:.3f}–{row['high']:.3f}" if np.isfinite(row["low"]) else None
     col.metric(f"{metric} (macro)", widgets.fmt(row["value"]), help=ci, delta=ci, delta_color="off",
                delta_arrow="off")
-cols[4].metric("Model", model.get("name", "–"),
+cols[4].metric("Model", md(model.get("name", "–")),
                help=f"{model.get('params'):,} parameters" if isinstance(model.get("params"), int) else None)
 
 left, right = st.columns([3, 2])
@@ -66,11 +67,11 @@ with right:
         st.caption("The manifest records no split sizes.")
     labels = corpus.get("labels") or {}
     st.markdown(
-        f"**Corpus** `{corpus.get('name', '?')}` from `{corpus.get('root', '?')}` "
-        f"(source: {corpus.get('source', '?')}). "
-        + (f"Top-{labels.get('top_n')} tags" if labels.get("top_n") else "All tags")
+        f"**Corpus** {code(corpus.get('name', '?'))} from {code(corpus.get('root', '?'))} "
+        f"(source: {md(corpus.get('source', '?'))}). "
+        + (f"Top-{md(labels.get('top_n'))} tags" if labels.get("top_n") else "All tags")
         + (", synonyms merged" if labels.get("merge_synonyms") else "")
-        + (f", split: {labels.get('split')}" if labels.get("split") else "") + ".")
+        + (f", split: {md(labels.get('split'))}" if labels.get("split") else "") + ".")
 
 # ---- training curves and tag frequencies
 st.subheader("Training")
@@ -99,11 +100,13 @@ st.subheader("Model card")
 features = manifest.get("features") or {}
 params = model.get("params")
 card = {
-    "Model": f"`{model.get('name', '–')}`" + (f", {params:,} parameters" if isinstance(params, int) else ""),
-    "Architecture options": ", ".join(f"{k}={v}" for k, v in (model.get("kwargs") or {}).items()) or "defaults",
-    "Input features": ", ".join(f"{k}={v}" for k, v in features.items() if v is not None) or "–",
-    "Corpus": f"{corpus.get('name', '?')} ({corpus.get('n_clips', '?')} clips, source: {corpus.get('source', '?')})",
-    f"Tags ({len(tags)})": ", ".join(tags) if tags else "–",
+    "Model": code(model.get("name", "–")) + (f", {params:,} parameters" if isinstance(params, int) else ""),
+    "Architecture options": ", ".join(f"{md(k)}={md(v)}" for k, v in (model.get("kwargs") or {}).items())
+    or "defaults",
+    "Input features": ", ".join(f"{md(k)}={md(v)}" for k, v in features.items() if v is not None) or "–",
+    "Corpus": f"{md(corpus.get('name', '?'))} ({md(corpus.get('n_clips', '?'))} clips, "
+              f"source: {md(corpus.get('source', '?'))})",
+    f"Tags ({len(tags)})": ", ".join(md(t) for t in tags) if tags else "–",
 }
 with st.container(border=True):
     st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))

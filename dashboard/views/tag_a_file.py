@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts, loaders, widgets
+from dashboard.text import code, md
 from dashboard.theme import TN, TP
 from pipeline.errors import PipelineError
 from pipeline.run import rundir as rd
@@ -46,14 +47,14 @@ except ImportError as exc:
 if problem is None and not run.has("predict"):
     problem = widgets.stage_message(run, "predict")
 if problem is None and not run.file(rd.ONNX_MODEL).is_file():
-    problem = (f"Run **{run.name}** has no exported model (`{rd.ONNX_MODEL}`), so it cannot tag new files. "
-               f"Export it with `python -m pipeline predict {run.path}`.")
+    problem = (f"Run **{md(run.name)}** has no exported model (`{rd.ONNX_MODEL}`), so it cannot tag new files. "
+               f"Export it with {code(f'python -m pipeline predict {run.path}')}.")
 tagger = None
 if problem is None:
     try:
         tagger = loaders.onnx_tagger(str(run.path), run.stamp(rd.ONNX_MODEL))
     except (PipelineError, OSError, ValueError, RuntimeError, KeyError) as exc:
-        problem = f"Could not load the tagger of run **{run.name}**: {exc}"
+        problem = f"Could not load the tagger of run **{md(run.name)}**: {md(exc)}"
 if problem:
     st.warning(problem, icon=":material/block:")
     st.caption("Choose another run in the sidebar.")
@@ -67,23 +68,25 @@ if upload is None:
     st.stop()
 data = upload.getvalue()
 if not data:
-    st.error(f"`{upload.name}` is empty (0 bytes).")
+    st.error(f"{code(upload.name)} is empty (0 bytes).")
     st.stop()
 try:
     probs, taggram = tag_upload(str(run.path), run.stamp(rd.ONNX_MODEL), upload.name, data)
 except PipelineError as exc:  # AudioDecodeError and friends name the file and the reason
-    st.error(f"Could not tag `{upload.name}`: {exc}", icon=":material/error:")
+    st.error(f"Could not tag {code(upload.name)}: {md(exc)}", icon=":material/error:")
     st.stop()
 except Exception as exc:  # an odd upload must give a message, not a traceback
     log.exception("tagging %s failed", upload.name)
-    st.error(f"Could not tag `{upload.name}`: {type(exc).__name__}: {exc}", icon=":material/error:")
+    # the type only: an unexpected error's message may name server paths (the log has it all)
+    st.error(f"Could not tag {code(upload.name)}: unexpected {type(exc).__name__} (details in the server log).",
+             icon=":material/error:")
     st.stop()
 
 tags = list(getattr(tagger, "tags", None) or run.manifest.get("tags") or [f"tag {i}" for i in range(len(probs))])
 thresholds, how = widgets.thresholds(run, tags)
 predicted = probs >= thresholds
 st.audio(data, format=loaders.audio_mime(upload.name))
-st.success(f"**{upload.name}**: " + (", ".join(f"{tags[i]} ({probs[i]:.2f})"
+st.success(f"**{md(upload.name)}**: " + (", ".join(f"{md(tags[i])} ({probs[i]:.2f})"
                                               for i in np.argsort(-probs, kind="stable") if predicted[i])
                                      or f"no tag reaches {how}"), icon=":material/sell:")
 

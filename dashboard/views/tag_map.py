@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, loaders, widgets
+from dashboard.text import md
 from pipeline.run import rundir as rd
 
 MAX_CLIP_POINTS = 12_000  # clips drawn on the clip map (a seeded sample above this keeps it quick)
@@ -47,7 +48,7 @@ else:
     unavailable = {name: info for name, info in view_info.items()
                    if isinstance(info, dict) and not info.get("available", True)}
     for name, info in unavailable.items():
-        st.caption(f"The **{name}** view is not available: {info.get('reason') or 'not built'}.")
+        st.caption(f"The **{md(name)}** view is not available: {md(info.get('reason') or 'not built')}.")
     if not chosen:
         st.caption("Choose at least one view.")
     else:

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, loaders, widgets
+from dashboard.text import md
 from pipeline.run import rundir as rd
 
 ctx = widgets.context()
@@ -85,14 +86,14 @@ st.dataframe(
     })
 undefined = table.loc[table["roc_auc"].isna(), "tag"].tolist()
 if undefined:
-    st.caption(f"No ROC-AUC for {', '.join(undefined)}: no positive or no negative clip in {widgets.split_phrase(split)}.")
+    st.caption(f"No ROC-AUC for {', '.join(map(md, undefined))}: no positive or no negative clip in {widgets.split_phrase(split)}.")
 
 # ---- curves of the chosen tag
-st.subheader(f"Curves of '{tag}'")
+st.subheader(f"Curves of '{md(tag)}'")
 j = tags.index(tag)
 curve = analysis.curves(truth[:, j], probs[:, j])
 if not len(curve["fpr"]):
-    st.caption(f"'{tag}' has no positive or no negative clip in {widgets.split_phrase(split)}, so it has no curves.")
+    st.caption(f"'{md(tag)}' has no positive or no negative clip in {widgets.split_phrase(split)}, so it has no curves.")
 else:
     points = {f"threshold in use {thresholds[j]:.2f}":
               analysis.operating_point(truth[:, j], probs[:, j], float(thresholds[j]))}

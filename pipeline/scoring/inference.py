@@ -25,7 +25,7 @@ from pipeline.scoring.tagger import AGGREGATES, chunk_clip
 
 log = logging.getLogger(__name__)
 
-BASELINE_FILE = "baseline.joblib"  # a classical baseline's fitted estimator, beside its checkpoint.pt
+BASELINE_FILE = "baseline.npz"  # a classical baseline's fitted arrays + JSON (never a pickle), beside checkpoint.pt
 
 
 def chunk_frames_of(features: np.ndarray, chunk_frames: int, hop: int | None = None, *,

@@ -42,7 +42,7 @@ def train_baseline(config: TrainConfig, corpus: Corpus, labels: LabelConfig, run
     """Fit a classical baseline on pooled log-mel features and save it like a network's run.
 
     ``labels`` is the label config resolved for ``corpus``. The estimator goes to
-    ``baseline.joblib``; ``checkpoint.pt`` / ``last.pt`` hold the same metadata a network's
+    ``baseline.npz`` (arrays + JSON, no pickle); ``checkpoint.pt`` / ``last.pt`` hold the same metadata a network's
     do (tags, features, resolved config; an empty state_dict) so that evaluation and the
     dashboard treat both alike.
     """
