@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
         from pipeline.run.rundir import RunDir
 
         run = RunDir(args.run)
-        run.require("predict")
+        run.require("score")
         manifest = run.manifest()
         seconds = len(load_audio(path)) / 16000
         print(f"run: {args.run} (model {manifest.get('model', {}).get('name')}, {len(manifest.get('tags', []))} tags)")
@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
         for name, times in in_process(tagger, path, args.repeat).items():
             print(f"  ONNX  {name:<36} {_fmt(times)}")
         start = time.perf_counter()
-        from pipeline.scoring.predict import TorchTagger
+        from pipeline.scoring.inference import TorchTagger
 
         torch_tagger = TorchTagger(args.run)
         print(f"  torch import + checkpoint load             {time.perf_counter() - start:7.3f} s")

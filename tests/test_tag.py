@@ -10,14 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.scoring.tagger import (
-    TaggramPlan,
-    compute_taggrams,
-    frame_hop_from_lengths,
-    plan_taggram,
-    sigmoid,
-    top_tags,
-)
+from pipeline.scoring.chunks import sigmoid
+from pipeline.scoring.tagger import top_tags
+from pipeline.scoring.taggram import TaggramPlan, compute_taggrams, frame_hop_from_lengths, plan_taggram
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -38,7 +38,8 @@ from pipeline.errors import ParameterError, PipelineError, RunDirError
 from pipeline.io import atomic_path, write_csv
 from pipeline.paths import data_root
 from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, RunDir
-from pipeline.scoring.inference import BASELINE_FILE, aggregate_chunks, load_checkpoint
+from pipeline.scoring.chunks import aggregate_chunks
+from pipeline.scoring.inference import BASELINE_FILE, load_checkpoint
 from pipeline.sources.corpus import Corpus, corpus_record, load_corpus
 from pipeline.sources.labels import LabelConfig
 from pipeline.training.loaders import ClipChunksDataset, EpochSampler, RandomChunkDataset, eval_loader, train_loader

@@ -1,4 +1,4 @@
-"""The predict stage on a real tiny trained run: predictions, taggrams, ONNX export, idempotence."""
+"""The score stage on a real tiny trained run: one pass, predictions, taggrams, embeddings, ONNX, repair."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run.rundir import (
+    CLIP_EMBEDDINGS,
     MANIFEST,
     ONNX_MODEL,
     PREDICTIONS,
@@ -21,6 +22,7 @@ from pipeline.run.rundir import (
     TAGGRAMS_INDEX,
     TRUE_PREFIX,
     RunDir,
+    list_runs,
     prob_column,
     true_column,
 )
@@ -55,30 +57,45 @@ def test_predictions_schema_and_invariants(tiny_run: Path, corpus, predictions: 
     rows = [corpus.clip_ids.index(c) for c in predictions["clip_id"]]
     np.testing.assert_array_equal(truth.to_numpy(), corpus.labels[rows])
     assert list(predictions["split"]) == [str(corpus.split[i]) for i in rows]
+    # audio paths are relative to the corpus root, so the run folder and the corpus can move
     paths = [Path(p) for p in predictions["audio_path"]]
-    assert all(p.is_absolute() and p.is_file() for p in paths)
-    assert [p.name for p in paths] == [corpus.audio_path(i).name for i in rows]
+    assert not any(p.is_absolute() for p in paths) and all((corpus.root / p).is_file() for p in paths)
+    assert [str(p) for p in predictions["audio_path"]] == [corpus.rel_paths[i] for i in rows]
     assert all(c.startswith((PROB_PREFIX, TRUE_PREFIX)) for c in predictions.columns[3:])
 
 
-def test_predictions_equal_evaluation_scores(tiny_run: Path, corpus, predictions: pd.DataFrame) -> None:
-    """predictions.parquet holds the clip scores evaluation computes (same chunks, same aggregation)."""
+def test_one_pass_gives_the_models_clip_scores_and_embeddings(tiny_run: Path, corpus,
+                                                              predictions: pd.DataFrame) -> None:
+    """predictions.parquet and clip_embeddings.npy hold, for each clip, the mean over its chunks of the
+    network's sigmoid outputs and of its penultimate layer, computed here independently with torch."""
+    import torch
+
     from pipeline.features.cache import build_cache
+    from pipeline.scoring.chunks import chunk_clip
     from pipeline.scoring.inference import load_run
 
     run_model = load_run(tiny_run)
     cache = build_cache(corpus, run_model.features, progress=False)
-    ids = list(predictions["clip_id"][:6])
-    want = run_model.predict_many([np.asarray(cache.read(c)) for c in ids])
-    got = predictions[[prob_column(t) for t in run_model.tags]].to_numpy()[:6]
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    embeddings = np.load(tiny_run / CLIP_EMBEDDINGS)
+    assert embeddings.shape == (len(predictions), run_model.model.embedding_dim) and embeddings.dtype == np.float32
+    got = predictions[[prob_column(t) for t in run_model.tags]].to_numpy()
+    for row in (0, 7, 21):
+        feats = np.asarray(cache.read(predictions["clip_id"][row]))
+        chunks = torch.from_numpy(chunk_clip(feats, run_model.chunk_frames, normalizer=run_model.normalizer))
+        with torch.no_grad():
+            want_probs = torch.sigmoid(run_model.model(chunks)).mean(0).numpy()
+            want_emb = run_model.model.embed(chunks).mean(0).numpy()
+        np.testing.assert_allclose(got[row], want_probs, atol=1e-5)
+        np.testing.assert_allclose(embeddings[row], want_emb, rtol=1e-4, atol=1e-5)
+    weights = np.load(tiny_run / "output_weights.npy")
+    np.testing.assert_array_equal(weights, run_model.model.classifier.weight.detach().numpy())
 
 
 def test_taggrams_cover_each_clip(tiny_run: Path, corpus, predictions: pd.DataFrame) -> None:
     from pipeline.features.audio import load_audio
     from pipeline.scoring.tagger import Taggrams
 
-    entry = RunDir(tiny_run).manifest()["stages"]["predict"]
+    entry = RunDir(tiny_run).manifest()["stages"]["score"]
     plan = entry["taggram"]
     assert plan["fps"] == pytest.approx(62.5 / plan["hop"]) and plan["hop_s"] == pytest.approx(1 / plan["fps"])
     index = pd.read_parquet(tiny_run / TAGGRAMS_INDEX)
@@ -110,12 +127,13 @@ def test_taggram_follows_the_model_over_time(tiny_run: Path, corpus, predictions
     import torch
 
     from pipeline.features.cache import build_cache
+    from pipeline.scoring.chunks import sigmoid
     from pipeline.scoring.inference import load_run
-    from pipeline.scoring.tagger import Taggrams, sigmoid
+    from pipeline.scoring.tagger import Taggrams
 
     run_model = load_run(tiny_run)
     cache = build_cache(corpus, run_model.features, progress=False)
-    plan = RunDir(tiny_run).manifest()["stages"]["predict"]["taggram"]
+    plan = RunDir(tiny_run).manifest()["stages"]["score"]["taggram"]
     assert plan["mode"] == "frames" and plan["window"] == plan["hop"]  # musicnn's own frames: one pass
     clip_id = predictions["clip_id"][0]
     features = run_model.normalizer(np.asarray(cache.read(clip_id)))  # (T, n_bins)
@@ -130,12 +148,12 @@ def test_taggram_follows_the_model_over_time(tiny_run: Path, corpus, predictions
 
 
 def test_onnx_model_matches_torch(tiny_run: Path, corpus) -> None:
-    from pipeline.scoring.predict import TorchTagger
+    from pipeline.scoring.inference import TorchTagger
     from pipeline.scoring.tagger import OnnxTagger
 
-    entry = RunDir(tiny_run).manifest()["stages"]["predict"]
+    entry = RunDir(tiny_run).manifest()["stages"]["score"]
     assert entry["onnx"]["max_abs_diff"] < 1e-4
-    assert entry["backend"] == "onnxruntime"  # on a CPU, the stage itself ran the exported model
+    assert entry["backend"] == "torch (cpu)"  # the one scoring path; ONNX serves the torch-free tagger
     config = json.loads((tiny_run / TAGGER).read_text())
     assert config["onnx"] == ONNX_MODEL and config["tags"] == corpus.tags
     onnx, torch_tagger = OnnxTagger(tiny_run), TorchTagger(tiny_run)
@@ -149,28 +167,28 @@ def test_onnx_model_matches_torch(tiny_run: Path, corpus) -> None:
 
 
 def test_rerun_is_idempotent_and_force_recomputes(tiny_run: Path, tmp_path: Path) -> None:
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    before = RunDir(run).manifest()["stages"]["predict"]
+    before = RunDir(run).manifest()["stages"]["score"]
     mtimes = {f: (run / f).stat().st_mtime_ns for f in before["files"]}
-    again = predict_run(run, progress=False)
+    again = score_run(run, progress=False)
     assert again["finished"] == before["finished"]
     assert {f: (run / f).stat().st_mtime_ns for f in before["files"]} == mtimes
     # a changed option is not up to date; nor is a --force run
-    redone = predict_run(run, aggregate="max", progress=False)
+    redone = score_run(run, aggregate="max", progress=False)
     assert redone["aggregate"] == "max" and (run / PREDICTIONS).stat().st_mtime_ns != mtimes[PREDICTIONS]
-    forced = predict_run(run, aggregate="max", force=True, progress=False)
+    forced = score_run(run, aggregate="max", force=True, progress=False)
     assert forced["finished"] >= redone["finished"] and set(forced["files"]) == set(before["files"])
 
 
 def test_partial_runs_are_refused(tiny_run: Path, tmp_path: Path) -> None:
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
     from pipeline.scoring.tagger import OnnxTagger, Taggrams
 
     with pytest.raises(RunDirError, match="not a run directory"):
-        predict_run(tmp_path / "nothing", progress=False)
+        score_run(tmp_path / "nothing", progress=False)
     # training that never finished: a manifest without a complete train stage
     run = tmp_path / "unfinished"
     shutil.copytree(tiny_run, run)
@@ -178,20 +196,20 @@ def test_partial_runs_are_refused(tiny_run: Path, tmp_path: Path) -> None:
     del manifest["stages"]["train"]
     (run / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(RunDirError, match="stage 'train' is missing or incomplete"):
-        predict_run(run, progress=False)
-    # a predict stage that lost a file is not half-loaded
+        score_run(run, progress=False)
+    # a score stage that lost a file is not half-loaded
     run = tmp_path / "lost"
     shutil.copytree(tiny_run, run)
     (run / TAGGRAMS).unlink()
     for reader in (OnnxTagger, Taggrams):
-        with pytest.raises(RunDirError, match="stage 'predict' is missing or incomplete"):
+        with pytest.raises(RunDirError, match="stage 'score' is missing or incomplete"):
             reader(run)
 
 
 def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A recomputation that dies half-way never leaves old and new files posing as one stage."""
-    import pipeline.scoring.predict as predict
+    import pipeline.scoring.score as score
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -200,21 +218,22 @@ def test_killed_rerun_leaves_an_incomplete_stage(tiny_run: Path, tmp_path: Path,
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(predict, "_write_predictions", killed)
+        m.setattr(score, "write_predictions", killed)
         with pytest.raises(KeyboardInterrupt):
-            predict.predict_run(run, force=True, progress=False)
-    assert not RunDir(run).stage_done("predict")
+            score.score_run(run, force=True, progress=False)
+    assert not RunDir(run).stage_done("score")
     from pipeline.scoring.tagger import Taggrams
 
-    with pytest.raises(RunDirError, match="stage 'predict' is missing or incomplete"):
+    with pytest.raises(RunDirError, match="stage 'score' is missing or incomplete"):
         Taggrams(run)
-    entry = predict.predict_run(run, progress=False)  # the next run completes it
-    assert RunDir(run).stage_done("predict") and entry["n_clips"] == len(pd.read_parquet(run / PREDICTIONS))
+    entry = score.score_run(run, progress=False)  # the next run completes it
+    assert RunDir(run).stage_done("score") and entry["n_clips"] == len(pd.read_parquet(run / PREDICTIONS))
 
 
 def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.scoring.predict as predict
+    import pipeline.scoring.export as export
+    import pipeline.scoring.score as score
     from pipeline.cli.tag import open_tagger
     from pipeline.scoring.tagger import OnnxTagger
 
@@ -224,8 +243,8 @@ def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, 
     def unexportable(*args: object, **kwargs: object) -> dict:
         raise RuntimeError("torchscript: no; dynamo: no")
 
-    monkeypatch.setattr(predict, "export_onnx", unexportable)
-    entry = predict.predict_run(run, force=True, progress=False)
+    monkeypatch.setattr(export, "export_onnx", unexportable)
+    entry = score.score_run(run, force=True, progress=False)
     assert ONNX_MODEL not in entry["files"] and not (run / ONNX_MODEL).exists()
     assert entry["backend"].startswith("torch") and entry["onnx"] == {"error": "torchscript: no; dynamo: no"}
     assert json.loads((run / TAGGER).read_text())["onnx"] is None
@@ -237,18 +256,22 @@ def test_a_model_that_cannot_be_exported_still_gets_predictions(tiny_run: Path, 
     assert type(open_tagger(run)).__name__ == "TorchTagger"  # the tag command falls back to torch
 
 
-def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path: Path, corpus,
+def test_baseline_run_gets_scores_without_taggrams(tiny_run: Path, tmp_path: Path, corpus,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.cli.main import main
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
     from pipeline.training.train import TrainConfig, train
 
     run = tmp_path / "knn"
     train(TrainConfig(model="knn", top_n=20), corpus.root, run, progress=False)
-    entry = predict_run(run, progress=False)
-    assert entry["files"] == [PREDICTIONS] and entry["taggram"] is None
+    entry = score_run(run, progress=False)
+    assert entry["files"] == [PREDICTIONS, CLIP_EMBEDDINGS] and entry["taggram"] is None
     frame = pd.read_parquet(run / PREDICTIONS)
-    assert len(frame) == len(corpus) and frame.filter(like=PROB_PREFIX).to_numpy().max() <= 1
+    probs = frame.filter(like=PROB_PREFIX).to_numpy()
+    assert len(frame) == len(corpus) and probs.max() <= 1
+    # a baseline's clips are embedded by their predicted tag logits
+    p = np.clip(probs.astype(np.float64), 1e-6, 1 - 1e-6)
+    np.testing.assert_allclose(np.load(run / CLIP_EMBEDDINGS), np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)
     audio = str(corpus.audio_path(0))
     assert main(["tag", audio, "--run", str(run), "--top", "2", "--taggram", str(tmp_path / "g.csv")]) == 0
     out = capsys.readouterr().out
@@ -256,23 +279,23 @@ def test_baseline_run_gets_predictions_without_taggrams(tiny_run: Path, tmp_path
 
 
 def test_bad_options_name_the_parameter(tiny_run: Path) -> None:
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
 
     with pytest.raises(ParameterError, match="aggregate"):
-        predict_run(tiny_run, aggregate="median")
+        score_run(tiny_run, aggregate="median")
     with pytest.raises(ParameterError, match="batch size"):
-        predict_run(tiny_run, batch_clips=0)
+        score_run(tiny_run, batch_clips=0)
     with pytest.raises(ParameterError, match="taggram hop"):
-        predict_run(tiny_run, taggram_hop_s=0)
+        score_run(tiny_run, taggram_hop_s=0)
 
 
-def test_predict_command_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_command_line(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.cli.main import main
 
-    assert main(["predict", str(tiny_run), "--no-progress"]) == 0
+    assert main(["score", str(tiny_run), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert f"predictions for {len(pd.read_parquet(tiny_run / PREDICTIONS))} clips" in out
-    assert "frames per second" in out and "model.onnx" in out
+    assert f"scores for {len(pd.read_parquet(tiny_run / PREDICTIONS))} clips" in out
+    assert "frames per second" in out and "model.onnx" in out and "embeddings:" in out
 
 
 # ----------------------------------------------------------------------------- ONNX export of the zoo
@@ -284,7 +307,8 @@ def test_every_model_exports_with_dynamic_batch_and_time(name: str, tmp_path: Pa
 
     from models.registry import get_model
     from models.zoo import small_kwargs
-    from pipeline.scoring.predict import export_onnx, model_frame_hop
+    from pipeline.scoring.export import export_onnx
+    from pipeline.scoring.inference import model_frame_hop
 
     torch.manual_seed(0)
     model = get_model(name, n_tags=3, **small_kwargs(name)).eval()
@@ -301,8 +325,9 @@ def test_shift_and_stitch_with_a_real_model() -> None:
 
     from models.registry import get_model
     from models.zoo import small_kwargs
-    from pipeline.scoring.predict import TorchNetwork, model_frame_hop
-    from pipeline.scoring.tagger import compute_taggrams, plan_taggram, sigmoid
+    from pipeline.scoring.chunks import sigmoid
+    from pipeline.scoring.inference import TorchNetwork, model_frame_hop
+    from pipeline.scoring.taggram import compute_taggrams, plan_taggram
 
     torch.manual_seed(0)
     model = get_model("shortchunk_res", n_tags=3, **small_kwargs("shortchunk_res")).eval()
@@ -325,3 +350,133 @@ def test_shift_and_stitch_with_a_real_model() -> None:
         want = sigmoid(net.frame_logits(shifted))
         got = grams[:, k::plan.shifts]
         np.testing.assert_allclose(got, want[:, :got.shape[1]], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- repair
+
+
+@pytest.mark.parametrize("name, damage", [(ONNX_MODEL, "truncate"), (ONNX_MODEL, "empty"), (PREDICTIONS, "empty"),
+                                          (CLIP_EMBEDDINGS, "truncate")])
+def test_a_damaged_score_file_is_rebuilt_not_reported_up_to_date(tiny_run: Path, tmp_path: Path, name: str,
+                                                                  damage: str) -> None:
+    from pipeline.scoring.score import score_run
+    from pipeline.scoring.tagger import OnnxTagger
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = RunDir(run).manifest()["stages"]["score"]
+    data = (run / name).read_bytes()
+    (run / name).write_bytes(data[:len(data) // 3] if damage == "truncate" else b"")
+    if name == ONNX_MODEL:  # the torch-free tagger names the file instead of a traceback
+        with pytest.raises(RunDirError, match="unreadable ONNX model.*python -m pipeline score"):
+            OnnxTagger(run)
+    entry = score_run(run, progress=False)
+    assert entry["finished"] >= before["finished"] and entry["checksums"] == before["checksums"]
+    assert (run / name).read_bytes() == data  # rebuilt, identical
+    OnnxTagger(run)  # loads again
+    assert score_run(run, progress=False)["finished"] == entry["finished"]  # and now up to date
+
+
+def test_rescoring_forgets_what_was_built_from_the_old_scores(demo_run: Path, tmp_path: Path) -> None:
+    from pipeline.scoring.score import score_run
+
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    assert RunDir(run).stage_done("evaluate") and RunDir(run).stage_done("embed")
+    score_run(run, progress=False)  # everything intact: a no-op that keeps them
+    assert RunDir(run).stage_done("evaluate") and RunDir(run).stage_done("embed")
+    score_run(run, aggregate="max", progress=False)
+    assert RunDir(run).missing_stages() == ["evaluate", "embed"]
+
+
+# ----------------------------------------------------------------------------- any run on any corpus
+
+
+@pytest.fixture(scope="module")
+def folder_corpus(tiny_run: Path, corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 20 demo mp3s whose tags.csv labels half the model's tags and one tag it does not know."""
+    root = tmp_path_factory.mktemp("folder") / "my music"
+    (root / "songs").mkdir(parents=True)
+    known = corpus.tags[: len(corpus.tags) // 2]
+    lines = ["path,tags"]
+    for i in range(20):
+        shutil.copyfile(corpus.audio_path(i), root / "songs" / f"song{i:02d}.mp3")
+        tags = [t for t in known if corpus.labels[i, corpus.tags.index(t)]] + (["kazoo"] if i % 3 == 0 else [])
+        lines.append(f'songs/song{i:02d}.mp3,"{";".join(tags)}"')
+    (root / "tags.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_score_any_run_on_any_corpus_then_evaluate_and_embed(tiny_run: Path, folder_corpus: Path, corpus,
+                                                             tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli.main import main
+    from pipeline.scoring.score import score_run
+
+    out = tmp_path / "runs" / "mine"
+    assert main(["score", str(tiny_run), "--corpus", str(folder_corpus), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "scores for 20 clips" in printed and f"{len(corpus.tags) // 2} of the model's tags" in printed
+    run = RunDir(out)
+    manifest = run.manifest()
+    assert manifest["origin"]["run"] == str(tiny_run.resolve()) and manifest["tags"] == corpus.tags
+    assert Path(manifest["corpus"]["root"]) == folder_corpus.resolve() and run.stage_done("train")
+    entry = manifest["stages"]["score"]
+    assert entry["labelled_tags"] == corpus.tags[: len(corpus.tags) // 2]
+    frame = pd.read_parquet(out / PREDICTIONS)
+    assert len(frame) == 20 and frame["audio_path"].str.startswith("songs/").all()
+    assert [c for c in frame.columns if c.startswith(TRUE_PREFIX)] == [true_column(t) for t in entry["labelled_tags"]]
+    # the same model gives the same scores to the same audio, whichever run folder holds it
+    own = pd.read_parquet(tiny_run / PREDICTIONS).set_index("clip_id")
+    ids = [corpus.clip_ids[i] for i in range(20)]
+    np.testing.assert_allclose(frame[[prob_column(t) for t in corpus.tags]].to_numpy(),
+                               own.loc[ids, [prob_column(t) for t in corpus.tags]].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.load(out / CLIP_EMBEDDINGS),
+                               np.load(tiny_run / CLIP_EMBEDDINGS)[[own.index.get_loc(c) for c in ids]], atol=1e-5)
+    # a rerun is a no-op; evaluate works on the labelled tags, embed on everything
+    assert score_run(tiny_run, corpus_dir=folder_corpus, out_dir=out, progress=False)["finished"] == entry["finished"]
+    split = "test" if (frame["split"] == "test").any() else "valid"
+    assert main(["evaluate", str(out), "--split", split, "--bootstrap", "0"]) == 0
+    per_tag = pd.read_csv(out / "per_tag.csv")
+    assert per_tag["tag"].tolist() == entry["labelled_tags"]
+    assert main(["embed", str(out), "--neighbors", "3", "--no-progress"]) == 0
+    assert run.missing_stages() == [] and out.name in [r.name for r in list_runs(out.parent)]
+
+
+def test_a_corpus_without_labels_is_scored_and_embedded_but_not_evaluated(
+        tiny_run: Path, folder_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli.main import main
+
+    bare = tmp_path / "bare"
+    shutil.copytree(folder_corpus / "songs", bare)
+    out = tmp_path / "bare-run"
+    assert main(["score", str(tiny_run), "--corpus", str(bare), "--out", str(out), "--no-progress"]) == 0
+    assert "0 of the model's tags" in capsys.readouterr().out
+    assert main(["evaluate", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "labels none of the model's" in err
+    assert main(["embed", str(out), "--neighbors", "3", "--no-progress"]) == 0
+    assert pd.read_parquet(out / "label_issues.parquet").empty
+
+
+def test_score_copy_errors_are_one_line(tiny_run: Path, folder_corpus: Path, corpus, tmp_path: Path) -> None:
+    from pipeline.scoring.score import score_run
+
+    with pytest.raises(ParameterError, match="--corpus and --out go together"):
+        score_run(tiny_run, corpus_dir=folder_corpus, progress=False)
+    with pytest.raises(ParameterError, match="is the run itself"):
+        score_run(tiny_run, corpus_dir=folder_corpus, out_dir=tiny_run, progress=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ParameterError, match="is a file"):
+        score_run(tiny_run, corpus_dir=folder_corpus, out_dir=tmp_path / "file", progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ParameterError, match="not empty and not a run"):
+        score_run(tiny_run, corpus_dir=folder_corpus, out_dir=other, progress=False)
+    from pipeline.scoring.score import prepare_scored_copy
+
+    scored = prepare_scored_copy(tiny_run, folder_corpus, tmp_path / "scored").path
+    assert prepare_scored_copy(tiny_run, folder_corpus, scored).path == scored  # the same copy: reused
+    with pytest.raises(RunDirError, match="already holds another run"):
+        score_run(tiny_run, corpus_dir=corpus.root, out_dir=scored, progress=False)
