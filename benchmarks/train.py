@@ -169,6 +169,7 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
     """Train every CNN (same budget) and every baseline on the corpus; evaluate each on the test split."""
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.run.rundir import RunDir
+    from pipeline.scoring.score import score_run
     from pipeline.training.train import BASELINES, train
 
     results = []
@@ -180,6 +181,7 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
         reuse = rd.stage_done("train") and rd.manifest().get("config") == config.to_dict()
         if not reuse:
             train(config, corpus_dir, out, force=True, progress=False)
+        score_run(out, progress=False)  # train -> score -> evaluate
         ev = evaluate_run(out, n_bootstrap=200, progress=False)
         manifest = rd.manifest()
         h, ci = ev.headline, ev.ci
