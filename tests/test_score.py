@@ -480,3 +480,23 @@ def test_score_copy_errors_are_one_line(tiny_run: Path, folder_corpus: Path, cor
     assert prepare_scored_copy(tiny_run, folder_corpus, scored).path == scored  # the same copy: reused
     with pytest.raises(RunDirError, match="already holds another run"):
         score_run(tiny_run, corpus_dir=corpus.root, out_dir=scored, progress=False)
+
+
+def test_every_figure_comes_from_the_same_scores(demo_run: Path) -> None:
+    """per_tag.csv's AUCs are those of predictions.parquet's test rows; the clip map embeds its rows."""
+    from sklearn.metrics import roc_auc_score
+
+    frame = pd.read_parquet(demo_run / PREDICTIONS)
+    test = frame[frame["split"] == "test"]
+    per_tag = pd.read_csv(demo_run / "per_tag.csv").set_index("tag")
+    checked = 0
+    for tag in per_tag.index:
+        truth = test[true_column(tag)].to_numpy()
+        if 0 < truth.sum() < len(truth):
+            assert per_tag.loc[tag, "roc_auc"] == pytest.approx(roc_auc_score(truth, test[prob_column(tag)]), abs=1e-5)
+            checked += 1
+    assert checked >= 3
+    projections = pd.read_parquet(demo_run / "clip_embeddings.parquet")
+    assert projections["clip_id"].tolist() == frame["clip_id"].tolist()
+    entry = RunDir(demo_run).manifest()["stages"]
+    assert entry["evaluate"]["predictions_sha256"] == entry["score"]["checksums"][PREDICTIONS]["sha256"]

@@ -137,8 +137,10 @@ def prepare_scored_copy(source_dir: str | Path, corpus_dir: str | Path, out_dir:
                 and str(manifest.get("corpus", {}).get("root")) == str(corpus.root))
         if not same:
             raise RunDirError(f"--out {out.path} already holds another run; choose a new folder or delete it")
-        return out
-    if out.path.is_dir() and any(out.path.iterdir()):
+        if out.stage_done("train"):
+            return out
+        # else a copy killed before it was recorded: copy again
+    elif out.path.is_dir() and any(out.path.iterdir()):
         raise ParameterError(f"--out {out.path} is a folder that is not empty and not a run; choose a new folder")
     ckpt = load_checkpoint(source.path)  # refuses a broken checkpoint before anything is written
     files = [rd.CHECKPOINT] + [f for f in (rd.HISTORY, BASELINE_FILE) if (source / f).is_file()]
