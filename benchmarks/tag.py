@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time 'python -m pipeline tag' on a 30 s clip as a whole process (median wall time of "
                     "subprocesses), the same through the torch checkpoint, and the in-process time after load.")
     p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
-                   help="a run directory whose predict stage is complete")
+                   help="a run directory whose score stage is complete")
     p.add_argument("--file", type=Path, default=None, metavar="F",
                    help=f"audio file to tag (default: the 29.1 s MagnaTagATune clip {MTT_CLIP.name} when present, "
                         "else a generated 30 s mp3)")

@@ -341,7 +341,7 @@ def taggram_store(array_path: str, index_path: str, array_stamp: Stamp,
 def clip_taggram(run: RunInfo, clip_id: str) -> np.ndarray | None:
     """One clip's taggram [n_frames, n_tags] as float32, None when the run has none for it."""
     if not (run.file(rd.TAGGRAMS).is_file() and run.file(rd.TAGGRAMS_INDEX).is_file()):
-        return None  # a predict stage may skip taggrams (the manifest says why)
+        return None  # a score stage may skip taggrams (the manifest says why)
     array, spans = taggram_store(str(run.file(rd.TAGGRAMS)), str(run.file(rd.TAGGRAMS_INDEX)),
                                  run.stamp(rd.TAGGRAMS), run.stamp(rd.TAGGRAMS_INDEX))
     span = spans.get(clip_id)

@@ -185,7 +185,7 @@ def guarded(fn: Callable[..., T], *args: Any, what: str = "") -> T | None:
 
 
 def predictions(run: RunInfo, *, stop: bool = True) -> Predictions | None:
-    """The run's predictions (predict stage) or a message."""
+    """The run's predictions (score stage) or a message."""
     if not require(run, "score", stop=stop):
         return None
     preds = guarded(loaders.load_predictions, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS),

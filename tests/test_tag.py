@@ -218,6 +218,29 @@ def test_bad_options_and_runs(tiny_run: Path, audio_files: dict[str, Path], tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("keep", [0, 100])
+def test_a_truncated_or_empty_onnx_model_is_one_line_then_repaired(tiny_run: Path, audio_files: dict[str, Path],
+                                                                   tmp_path: Path, keep: int,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from pipeline.cli.main import main
+    from pipeline.run.rundir import ONNX_MODEL
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    model = run / ONNX_MODEL
+    model.write_bytes(model.read_bytes()[:keep])
+    wav = str(audio_files["short.wav"])
+    assert main(["tag", wav, "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unreadable ONNX model" in err and "python -m pipeline score" in err
+    assert main(["score", str(run), "--no-progress"]) == 0  # detected and rebuilt, not "up to date"
+    assert model.read_bytes() == (tiny_run / ONNX_MODEL).read_bytes()
+    assert main(["tag", wav, "--run", str(run)]) == 0
+
+
+@pytest.mark.slow
 def test_torch_flag_agrees_with_onnx(tiny_run: Path, audio_files: dict[str, Path],
                                      capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.cli.main import main

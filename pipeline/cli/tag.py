@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "A file that cannot be decoded is reported and skipped; the exit status is then 1.")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files to tag")
     p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
-                   help="a run directory whose predict stage is complete")
+                   help="a run directory whose score stage is complete")
     p.add_argument("--top", type=int, default=10, metavar="K", help="tags printed per file (default 10)")
     p.add_argument("--taggram", type=Path, metavar="OUT",
                    help="also write each file's taggram (tag activations over time) to OUT.png (a heat map) or "
