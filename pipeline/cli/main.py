@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a tagger (a CNN from the model zoo, or a classical baseline)",
     "score": "score every clip once: probabilities, taggrams, embeddings (any run on any corpus)",
     "evaluate": "evaluate a run's scores: ROC-AUC / PR-AUC overall and per tag, with confidence intervals",
-    "embed": "precompute clip and tag embeddings, projections and label issues for a run",
+    "embed": "clip and tag maps, neighbours and label issues, from a run's scores",
     "tag": "tag audio files with a trained run and print the top tags",
     "demo": "build the whole demo from nothing: corpus, features, training, artifacts",
 }
