@@ -1,6 +1,6 @@
 """``python -m benchmarks label_issues RUN_DIR``: how well each ranking finds the dropped tags.
 
-Needs a run on a corpus with ``truth.csv`` (the demo corpus) and a complete predict stage.
+Needs a run on a corpus with ``truth.csv`` (the demo corpus) and a complete score stage.
 Prints precision@k and recall@k of every label-issue method against the truth, beside a
 random ranking (the base rate) and the same methods on as many in-sample train clips, so the
 effect of out-of-sample probabilities is visible.
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score the label-issue rankings of a run against its corpus's truth.csv (demo corpus): "
                     "precision@k and recall@k of finding annotations that differ from the truth, per method, "
                     "on the out-of-sample valid+test clips and on the in-sample train clips.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run with a complete predict stage")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run with a complete score stage")
     p.add_argument("--ks", default="50,200", help="cut-offs, comma separated (default 50,200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random ranking (default 0)")
     return p
@@ -31,18 +31,19 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     import pandas as pd
 
-    from pipeline.analysis.embed import read_predictions
     from pipeline.analysis.label_issues import METHODS, find_label_issues, load_truth, score_against_truth
     from pipeline.errors import ParameterError
     from pipeline.run import rundir as rd
+    from pipeline.scoring.results import read_predictions
 
     ks = tuple(int(k) for k in args.ks.split(","))
     run = rd.RunDir(args.run_dir)
-    run.require("predict")
+    run.require("score")
     record = run.manifest().get("corpus", {})
     merge = record.get("labels", {}).get("merge_synonyms")
     merge = record.get("source") == "mtt" if merge is None else bool(merge)
-    predictions, tags, probs, annotated = read_predictions(run)
+    scores = read_predictions(run)
+    predictions, tags, probs, annotated = scores.frame, scores.tags, scores.probs, scores.truth
     clip_ids = predictions["clip_id"].tolist()
     split = predictions["split"].astype(str).to_numpy()
     truth = load_truth(record.get("root", ""), clip_ids, tags, merge=merge)

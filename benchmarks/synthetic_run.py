@@ -52,8 +52,8 @@ ALL_STAGES: tuple[str, ...] = tuple(rd.STAGE_FILES)
 # What this builder can honestly write for each stage (no checkpoint, no ONNX model).
 SYNTHETIC_STAGE_FILES: dict[str, tuple[str, ...]] = {
     "train": (rd.HISTORY,),
+    "score": (rd.PREDICTIONS, rd.TAGGRAMS, rd.TAGGRAMS_INDEX, rd.ONNX_MODEL, rd.TAGGER),
     "evaluate": (rd.METRICS, rd.PER_TAG),
-    "predict": (rd.PREDICTIONS, rd.TAGGRAMS, rd.TAGGRAMS_INDEX, rd.ONNX_MODEL, rd.TAGGER),
     "embed": (rd.CLIP_EMBEDDINGS, rd.CLIP_PROJECTIONS, rd.CLIP_NEIGHBORS, rd.TAG_EMBEDDINGS,
               rd.TAG_PROJECTIONS, rd.TAG_VIEWS, rd.LABEL_ISSUES),
 }
@@ -223,7 +223,7 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
         run.mark_stage("train", SYNTHETIC_STAGE_FILES["train"], synthetic=True, note="no checkpoint: nothing was trained")
     if "evaluate" in stages:
         _write_evaluation(run, tags, annotated, probs, split, n_bootstrap, seed)
-    if "predict" in stages:
+    if "score" in stages:
         frame = pd.DataFrame({"clip_id": clip_ids, "split": split, "audio_path": audio_path})
         tag_cols = {}
         for j, tag in enumerate(tags):
@@ -233,7 +233,7 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
         write_parquet(run / rd.PREDICTIONS, frame)
         _write_taggrams(run, clip_ids, logits, seconds, frame_rate, rng)
         _write_tagger(run, tags, seed)
-        run.mark_stage("predict", SYNTHETIC_STAGE_FILES["predict"], synthetic=True, n_clips=n,
+        run.mark_stage("score", SYNTHETIC_STAGE_FILES["score"], synthetic=True, n_clips=n,
                        taggram={"mode": "synthetic", "fps": frame_rate, "hop_s": 1.0 / frame_rate})
     if "embed" in stages:
         _write_embed(run, tags, clip_ids, split, full, annotated, probs, embedding_dim, neighbors, seed, rng)

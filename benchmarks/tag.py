@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time 'python -m pipeline tag' on a 30 s clip as a whole process (median wall time of "
                     "subprocesses), the same through the torch checkpoint, and the in-process time after load.")
     p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
-                   help="a run directory whose predict stage is complete")
+                   help="a run directory whose score stage is complete")
     p.add_argument("--file", type=Path, default=None, metavar="F",
                    help=f"audio file to tag (default: the 29.1 s MagnaTagATune clip {MTT_CLIP.name} when present, "
                         "else a generated 30 s mp3)")
@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
         from pipeline.run.rundir import RunDir
 
         run = RunDir(args.run)
-        run.require("predict")
+        run.require("score")
         manifest = run.manifest()
         seconds = len(load_audio(path)) / FeatureConfig.sample_rate
         print(f"run: {args.run} (model {manifest.get('model', {}).get('name')}, {len(manifest.get('tags', []))} tags)")
@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
         for name, times in in_process(tagger, path, args.repeat).items():
             print(f"  ONNX  {name:<36} {_fmt(times)}")
         start = time.perf_counter()
-        from pipeline.scoring.predict import TorchTagger
+        from pipeline.scoring.inference import TorchTagger
 
         torch_tagger = TorchTagger(args.run)
         print(f"  torch import + checkpoint load             {time.perf_counter() - start:7.3f} s")

@@ -153,6 +153,7 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
     from models.registry import list_models
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.run.rundir import RunDir
+    from pipeline.scoring.score import score_run
     from pipeline.training.config import BASELINES
     from pipeline.training.train import train
 
@@ -165,6 +166,7 @@ def compare(corpus_dir: Path, runs: Path, *, budget: float, epochs: int | None,
         reuse = rd.stage_done("train") and rd.manifest().get("config") == config.to_dict()
         if not reuse:
             train(config, corpus_dir, out, force=True, progress=False)
+        score_run(out, progress=False)  # train -> score -> evaluate
         ev = evaluate_run(out, n_bootstrap=200, progress=False)
         manifest = rd.manifest()
         h, ci = ev.headline, ev.ci

@@ -119,8 +119,8 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 
 def frame_rate(manifest: dict[str, Any]) -> float | None:
-    """Taggram frames per second from the manifest (predict stage entry), None when not recorded."""
-    predict = manifest.get("stages", {}).get("predict") or {}
+    """Taggram frames per second from the manifest (score stage entry), None when not recorded."""
+    predict = manifest.get("stages", {}).get("score") or {}
     places = [predict, predict.get("taggram") or {}, manifest.get("taggram") or {}]
     for place in places:
         if not isinstance(place, dict):
@@ -342,7 +342,7 @@ def taggram_store(array_path: str, index_path: str, array_stamp: Stamp,
 def clip_taggram(run: RunInfo, clip_id: str) -> np.ndarray | None:
     """One clip's taggram [n_frames, n_tags] as float32, None when the run has none for it."""
     if not (run.file(rd.TAGGRAMS).is_file() and run.file(rd.TAGGRAMS_INDEX).is_file()):
-        return None  # a predict stage may skip taggrams (the manifest says why)
+        return None  # a score stage may skip taggrams (the manifest says why)
     array, spans = taggram_store(str(run.file(rd.TAGGRAMS)), str(run.file(rd.TAGGRAMS_INDEX)),
                                  run.stamp(rd.TAGGRAMS), run.stamp(rd.TAGGRAMS_INDEX))
     span = spans.get(clip_id)
@@ -509,7 +509,7 @@ def warm(run: RunInfo) -> None:
     Errors are left for the page that needs the artifact to report.
     """
     jobs = []
-    if run.has("predict"):
+    if run.has("score"):
         jobs.append((load_predictions, (str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS))))
         if run.file(rd.TAGGRAMS).is_file() and run.file(rd.TAGGRAMS_INDEX).is_file():
             jobs.append((taggram_store, (str(run.file(rd.TAGGRAMS)), str(run.file(rd.TAGGRAMS_INDEX)),
@@ -522,7 +522,7 @@ def warm(run: RunInfo) -> None:
             fn(*args)
         except (RunDirError, OSError, ValueError, KeyError) as exc:
             log.info("not preloading %s: %s", args[0], exc)
-    if run.has("predict"):
+    if run.has("score"):
         # Per-tag AUCs of every split but the evaluated one (per_tag.csv has those): a few hundred
         # ms at MagnaTagATune scale, better spent in the first load than when a user picks a split.
         evaluated = None

@@ -34,13 +34,13 @@ T = TypeVar("T")
 STAGE_COMMANDS = {
     "train": "python -m pipeline train --corpus CORPUS --out {path}",
     "evaluate": "python -m pipeline evaluate {path}",
-    "predict": "python -m pipeline predict {path}",
+    "score": "python -m pipeline score {path}",
     "embed": "python -m pipeline embed {path}",
 }
 STAGE_PURPOSE = {
     "train": "training history",
     "evaluate": "metrics",
-    "predict": "predictions and taggrams",
+    "score": "scores, taggrams and clip embeddings",
     "embed": "embeddings, tag maps and label issues",
 }
 
@@ -186,8 +186,8 @@ def guarded(fn: Callable[..., T], *args: Any, what: str = "") -> T | None:
 
 
 def predictions(run: RunInfo, *, stop: bool = True) -> Predictions | None:
-    """The run's predictions (predict stage) or a message."""
-    if not require(run, "predict", stop=stop):
+    """The run's predictions (score stage) or a message."""
+    if not require(run, "score", stop=stop):
         return None
     preds = guarded(loaders.load_predictions, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS),
                     what=rd.PREDICTIONS)

@@ -1,4 +1,4 @@
-"""The whole demo from nothing: corpus, features, training, evaluation, predictions, embeddings.
+"""The whole demo from nothing: corpus, features, training, scores, evaluation, embeddings.
 
 Every stage is idempotent, so a second call reuses what exists and finishes in seconds.
 """
@@ -42,7 +42,7 @@ def build_demo(config: DemoConfig) -> Path:
     """Run every stage of the demo (each skipped when already complete); return the run directory."""
     from pipeline.analysis.embed import run_embed
     from pipeline.analysis.evaluate import evaluate_run, summary
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
     from pipeline.sources.demo import build_demo_corpus
     from pipeline.training.config import demo_train_config
     from pipeline.training.train import train
@@ -69,16 +69,17 @@ def build_demo(config: DemoConfig) -> Path:
         train(train_config, config.corpus_dir, run.path, resume=True,
               progress=config.progress)
 
+    # The stages run in data-flow order: train -> score -> evaluate -> embed. Scoring is a no-op
+    # when its files are intact; recomputing it forgets evaluate and embed, which then rebuild.
+    log.info("step 3/%d: scores, taggrams, embeddings and ONNX export (one pass over the corpus)", steps)
+    score_run(run.path, progress=config.progress)
     if run.stage_done("evaluate"):
-        log.info("step 3/%d: evaluation: reusing metrics.json", steps)
+        log.info("step 4/%d: evaluation: reusing metrics.json", steps)
     else:
-        log.info("step 3/%d: evaluation on the test split", steps)
+        log.info("step 4/%d: evaluation on the test split", steps)
         evaluation = evaluate_run(run.path, progress=config.progress)
         print(summary(evaluation, run.path, "test"))
-
-    log.info("step 4/%d: predictions, taggrams and ONNX export", steps)
-    predict_run(run.path, progress=config.progress)
-    log.info("step 5/%d: clip and tag embeddings, maps and label issues", steps)
+    log.info("step 5/%d: clip and tag maps, neighbours and label issues", steps)
     run_embed(run.path, progress=config.progress)
 
     log.info("demo ready in %.0f s: run directory %s", time.monotonic() - started, run.path)

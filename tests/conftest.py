@@ -37,14 +37,14 @@ def real_audio() -> dict[str, Path]:
 
 
 def build_tiny_run(base: Path) -> Path:
-    """A demo corpus of 40 clips x 3.5 s, a narrow musicnn trained one epoch, and its predict stage.
+    """A demo corpus of 40 clips x 3.5 s, a narrow musicnn trained one epoch, and its score stage.
 
     Idempotent: every stage reuses what an earlier call built.
     """
     import torch
 
     from pipeline.run.rundir import RunDir
-    from pipeline.scoring.predict import predict_run
+    from pipeline.scoring.score import score_run
     from pipeline.sources.demo import build_demo_corpus
     from pipeline.training.config import TrainConfig
     from pipeline.training.train import train
@@ -56,19 +56,19 @@ def build_tiny_run(base: Path) -> Path:
         config = TrainConfig.from_overrides(model=TINY_MODEL, model_kwargs={"width": 0.125}, epochs=1, batch_size=8, top_n=20,
                                             seed=0)
         train(config, corpus, run, force=True, progress=False)
-    predict_run(run, progress=False)
+    score_run(run, progress=False)
     return run
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real trained run with its predict stage (built once per session)."""
+    """A real trained run with its score stage (built once per session): train -> score."""
     return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
 
 
 @pytest.fixture(scope="session")
 def demo_run(tiny_run: Path) -> Path:
-    """The tiny run with every stage complete (evaluate and embed added), as the dashboard reads it."""
+    """The tiny run with every stage complete, in data-flow order: train -> score -> evaluate -> embed."""
     from pipeline.analysis.embed import EmbedConfig, run_embed
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.run.rundir import RunDir

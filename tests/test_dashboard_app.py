@@ -41,9 +41,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                   n_bootstrap=20)
     build_synthetic_run(root / "complete", seed=0, **common)
     build_synthetic_run(root / "second", seed=1, **common)
-    build_synthetic_run(root / "noembed", seed=2, stages=("train", "evaluate", "predict"), **common)
+    build_synthetic_run(root / "noembed", seed=2, stages=("train", "evaluate", "score"), **common)
     build_synthetic_run(root / "partial", seed=3, **common)
-    (root / "partial" / rd.PREDICTIONS).unlink()  # the manifest still lists the predict stage
+    (root / "partial" / rd.PREDICTIONS).unlink()  # the manifest still lists the score stage
     build_synthetic_run(root / "noaudio", seed=4, **common)
     shutil.rmtree(root / "noaudio" / "audio")
     (root / "broken").mkdir()
@@ -311,7 +311,7 @@ def test_tag_a_file_without_a_model_says_so(runs: Path, monkeypatch: pytest.Monk
     assert at.file_uploader  # noembed has a model: the uploader is there
     at = app(runs, monkeypatch, "tag_a_file", run="partial")
     assert not at.file_uploader
-    assert "python -m pipeline predict" in texts(at)
+    assert "python -m pipeline score" in texts(at)
 
 
 def test_compare_runs_shows_per_tag_deltas(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,7 +83,7 @@ TAGS = ["rock", "guitar", "piano", "classical", "techno", "synth", "slow", "fast
 
 
 def _write_run(path: Path, *, n: int = 48, seed: int = 0) -> tuple[rd.RunDir, np.ndarray]:
-    """A run directory whose predict stage is done, of a classical baseline (no network needed)."""
+    """A run directory whose score stage is done, of a classical baseline (no network needed)."""
     import torch
 
     rng = np.random.default_rng(seed)
@@ -105,8 +105,17 @@ def _write_run(path: Path, *, n: int = 48, seed: int = 0) -> tuple[rd.RunDir, np
     torch.save({"kind": "baseline", "model_name": "knn", "model_kwargs": {}, "tags": TAGS, "features": {},
                 "normalizer": {}, "chunk_frames": 1}, path / rd.CHECKPOINT)
     frame.to_parquet(path / rd.PREDICTIONS, index=False)
-    run.mark_stage("predict", files=(rd.PREDICTIONS,))
+    np.save(path / rd.CLIP_EMBEDDINGS, np.log(probs / (1 - probs)).astype(np.float32))  # a baseline's: logits
+    files = [rd.PREDICTIONS, rd.CLIP_EMBEDDINGS]
+    run.mark_stage("score", files=tuple(files), checksums={f: {"sha256": _sha256(path / f)} for f in files},
+                   embedding={"source": "predicted tag logits (baseline run: no network)"})
     return run, truth
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check_embed_artifacts(run: rd.RunDir, predictions: pd.DataFrame, tags: list[str], *, neighbors: int) -> None:
@@ -227,13 +236,13 @@ def test_semantic_view_added_then_kept(tmp_path: Path):
     assert dropped["rebuilt"] == ["tags"] and "semantic" not in dropped["tags"]["views"]
 
 
-def test_embed_requires_the_predict_stage(tmp_path: Path):
+def test_embed_requires_the_score_stage(tmp_path: Path):
     from pipeline.analysis.embed import run_embed
 
     run = rd.RunDir(tmp_path / "run")
     (tmp_path / "run").mkdir()
     run.update_manifest(tags=TAGS)
-    with pytest.raises(RunDirError, match="predict"):
+    with pytest.raises(RunDirError, match="stage 'score' is missing.*python -m pipeline score"):
         run_embed(run.path)
 
 
@@ -258,8 +267,8 @@ def embedded(tiny_run: Path) -> dict:
 def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
     import torch
 
-    from pipeline.analysis.evaluate import _features_source
-    from pipeline.scoring.inference import chunk_frames_of, load_run
+    from pipeline.scoring.chunks import chunk_clip
+    from pipeline.scoring.inference import feature_cache, load_run
     from pipeline.sources.loader import corpus_from_record
 
     run = rd.RunDir(tiny_run)
@@ -271,9 +280,9 @@ def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
     # The stored embedding of a clip is the mean of model.embed over its chunks.
     run_model = load_run(tiny_run)
     corpus = corpus_from_record(run.manifest()["corpus"])
-    cache = _features_source(run_model, corpus, workers=None, progress=False)
+    cache = feature_cache(run_model, corpus)
     clip = predictions["clip_id"].iloc[3]
-    chunks = chunk_frames_of(np.asarray(cache.read(clip)), run_model.chunk_frames, normalizer=run_model.normalizer)
+    chunks = chunk_clip(np.asarray(cache.read(clip)), run_model.chunk_frames, normalizer=run_model.normalizer)
     with torch.no_grad():
         expected = run_model.model.embed(torch.from_numpy(chunks)).mean(dim=0).numpy()
     emb = np.load(run / rd.CLIP_EMBEDDINGS)
@@ -311,7 +320,7 @@ def test_an_audio_file_finds_itself_among_the_corpus_clips(tiny_run: Path, embed
     run_model = load_run(tiny_run)
     for row in (0, 5):
         clip, audio = predictions["clip_id"].iloc[row], predictions["audio_path"].iloc[row]
-        path = Path(audio) if Path(audio).is_absolute() else corpus_root / audio
+        path = corpus_root / audio  # relative to the corpus root
         vector = embed_audio_file(tiny_run, path, run_model=run_model)
         nearest = nearest_clips_to_vector(tiny_run, vector, k=3)
         assert list(nearest.columns) == ["rank", "clip_id", "similarity"]

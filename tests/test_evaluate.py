@@ -1,4 +1,4 @@
-"""Evaluation and inference: chunking audio of any length, metrics files, baselines, CLI, errors."""
+"""Evaluation and inference: chunking audio of any length, metrics from the stored scores, baselines, CLI, errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from pipeline.analysis.metrics import HEADLINE_AUCS, PER_TAG_COLUMNS
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run.rundir import METRICS, PER_TAG, RunDir
-from pipeline.scoring.inference import chunk_frames_of
+from pipeline.scoring.chunks import aggregate_chunks, chunk_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,17 +26,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_chunks_cover_the_clip_and_align_the_last_to_its_end() -> None:
     features = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)  # (T=10, 2)
-    chunks = chunk_frames_of(features, 4)
+    chunks = chunk_clip(features, 4)
     assert chunks.shape == (3, 2, 4)
     assert chunks[:, 0, 0].tolist() == [0, 4, 6]  # starts 0, 4 and 10 - 4
     assert chunks[-1, 0, -1] == 9
-    assert chunk_frames_of(features, 4, hop=2).shape == (4, 2, 4)  # 0, 2, 4, 6
-    assert chunk_frames_of(features, 10).shape == (1, 2, 10)
+    assert chunk_clip(features, 4, hop=2).shape == (4, 2, 4)  # 0, 2, 4, 6
+    assert chunk_clip(features, 10).shape == (1, 2, 10)
 
 
 def test_short_clip_is_padded_after_normalisation() -> None:
     features = np.full((3, 2), 5.0, dtype=np.float32)
-    chunks = chunk_frames_of(features, 8, normalizer=lambda x: x - 5.0 + 1.0)
+    chunks = chunk_clip(features, 8, normalizer=lambda x: x - 5.0 + 1.0)
     assert chunks.shape == (1, 2, 8)
     assert chunks[0, :, :3].tolist() == [[1, 1, 1], [1, 1, 1]]
     assert not chunks[0, :, 3:].any()  # padding is zero, the normalised mean
@@ -45,9 +45,22 @@ def test_short_clip_is_padded_after_normalisation() -> None:
 @pytest.mark.parametrize("bad, match", [(np.zeros((0, 3)), "T >= 1"), (np.zeros(5), "T >= 1")])
 def test_chunking_rejects_bad_features(bad: np.ndarray, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
-        chunk_frames_of(bad, 4)
+        chunk_clip(bad, 4)
     with pytest.raises(ParameterError, match="chunk_frames"):
-        chunk_frames_of(np.zeros((5, 2)), 0)
+        chunk_clip(np.zeros((5, 2)), 0)
+    with pytest.raises(ParameterError, match="hop"):
+        chunk_clip(np.zeros((5, 2)), 2, hop=0)
+
+
+def test_aggregation_of_chunk_rows() -> None:
+    values = np.array([[0.1, 1.0], [0.3, 3.0], [0.5, 2.0], [0.9, 4.0]], dtype=np.float32)
+    np.testing.assert_allclose(aggregate_chunks(values, [3, 1]), [[0.3, 2.0], [0.9, 4.0]], rtol=1e-6)
+    np.testing.assert_allclose(aggregate_chunks(values, [3, 1], "max"), [[0.5, 3.0], [0.9, 4.0]])
+    assert aggregate_chunks(values[:0], []).shape == (0, 2)
+    with pytest.raises(ParameterError, match="aggregate"):
+        aggregate_chunks(values, [4], "median")
+    with pytest.raises(ParameterError, match="counts sum to 3"):
+        aggregate_chunks(values, [2, 1])
 
 
 def test_mean_and_max_aggregation_of_any_length() -> None:
@@ -63,7 +76,7 @@ def test_mean_and_max_aggregation_of_any_length() -> None:
     assert mean.shape == top.shape == (3, 4)
     assert np.all(top >= mean - 1e-6) and np.all((mean > 0) & (mean < 1))
     # the clip-level mean is the mean of the chunks' probabilities
-    chunks = torch.from_numpy(chunk_frames_of(clips[2], 32))
+    chunks = torch.from_numpy(chunk_clip(clips[2], 32))
     with torch.no_grad():
         expected = torch.sigmoid(model(chunks)).mean(0).numpy()
     np.testing.assert_allclose(mean[2], expected, rtol=1e-5, atol=1e-6)
@@ -90,6 +103,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 base / "musicnn", progress=False)
     rf = train(TrainConfig.from_overrides(model="rf", model_kwargs={"n_estimators": 20}, **common), corpus, base / "rf",
                progress=False)
+    from pipeline.scoring.score import score_run
+
+    for run in (net, rf):  # train -> score -> evaluate
+        score_run(run, progress=False)
     return {"corpus": corpus, "net": net, "rf": rf}
 
 
@@ -118,11 +135,15 @@ def test_evaluate_writes_metrics_and_per_tag(trained: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_evaluation_matches_inference_scores(trained: dict[str, Path]) -> None:
+def test_evaluation_matches_inference_scores(trained: dict[str, Path], tmp_path: Path) -> None:
+    """Evaluate measures the model's own clip scores (read from predictions.parquet, not recomputed)."""
+    import shutil
+
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.analysis.metrics import auc_scores
     from pipeline.features.cache import build_cache
     from pipeline.scoring.inference import load_run
+    from pipeline.scoring.score import score_run
     from pipeline.sources.loader import corpus_from_record
 
     run = trained["net"]
@@ -132,9 +153,20 @@ def test_evaluation_matches_inference_scores(trained: dict[str, Path]) -> None:
     rows = corpus.indices("test")
     probs = np.stack([rm.predict(np.asarray(cache.read(corpus.clip_ids[i]))) for i in rows])
     ev = evaluate_run(run, n_bootstrap=0, progress=False, write=False)
-    assert ev.headline["roc_auc_macro"] == pytest.approx(auc_scores(corpus.labels[rows], probs)["roc_auc_macro"])
-    mx = evaluate_run(run, n_bootstrap=0, aggregate="max", progress=False, write=False)
-    assert np.isfinite(mx.headline["roc_auc_macro"])
+    assert ev.headline["roc_auc_macro"] == pytest.approx(auc_scores(corpus.labels[rows], probs)["roc_auc_macro"],
+                                                         abs=1e-6)
+    # the max aggregation is chosen when scoring; evaluate measures whichever scores the run holds
+    maxed = tmp_path / "max"
+    shutil.copytree(run, maxed)
+    score_run(maxed, aggregate="max", progress=False)
+    mx = evaluate_run(maxed, n_bootstrap=0, progress=False)
+    top = np.stack([rm.predict(np.asarray(cache.read(corpus.clip_ids[i])), aggregate="max") for i in rows])
+    assert mx.headline["roc_auc_macro"] == pytest.approx(auc_scores(corpus.labels[rows], top)["roc_auc_macro"],
+                                                         abs=1e-6)
+    assert json.loads((maxed / METRICS).read_text())["aggregate"] == "max"
+    # evaluate runs no network: it works with the checkpoint unreadable
+    (maxed / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert evaluate_run(maxed, n_bootstrap=0, progress=False, write=False).headline == mx.headline
 
 
 @pytest.mark.slow
@@ -176,11 +208,20 @@ def test_evaluate_errors(trained: dict[str, Path], tmp_path: Path) -> None:
         evaluate_run(tmp_path / "nothing")
     with pytest.raises(ParameterError, match="split"):
         evaluate_run(trained["net"], split="dev")
-    with pytest.raises(ParameterError, match="aggregate"):
-        evaluate_run(trained["net"], aggregate="median")
+    with pytest.raises(ParameterError, match="bootstrap"):
+        evaluate_run(trained["net"], n_bootstrap=-1)
     RunDir(tmp_path / "partial").update_manifest(tags=["a"])
     with pytest.raises(RunDirError, match="stage 'train'"):
         evaluate_run(tmp_path / "partial")
+    import shutil
+
+    unscored = tmp_path / "unscored"
+    shutil.copytree(trained["net"], unscored)
+    manifest = json.loads((unscored / "manifest.json").read_text())
+    del manifest["stages"]["score"]
+    (unscored / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunDirError, match="stage 'score' is missing.*python -m pipeline score"):
+        evaluate_run(unscored)
 
 
 @pytest.mark.slow
@@ -208,5 +249,8 @@ def test_default_demo_model_learns(tmp_path_factory: pytest.TempPathFactory) -> 
     corpus = build_demo_corpus(base / "demo", clips=160, seconds=5.0, seed=1, workers=2, progress=False)
     config = demo_train_config(top_n=20, epochs=20, workers=0, max_minutes=None)
     run = train(config, corpus, base / "run", progress=False)
+    from pipeline.scoring.score import score_run
+
+    score_run(run, progress=False)
     ev = evaluate_run(run, n_bootstrap=100, progress=False)
     assert ev.headline["roc_auc_macro"] > 0.7, ev.headline

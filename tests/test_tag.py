@@ -10,14 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.scoring.tagger import (
-    TaggramPlan,
-    compute_taggrams,
-    frame_hop_from_lengths,
-    plan_taggram,
-    sigmoid,
-    top_tags,
-)
+from pipeline.scoring.chunks import sigmoid
+from pipeline.scoring.tagger import top_tags
+from pipeline.scoring.taggram import TaggramPlan, compute_taggrams, frame_hop_from_lengths, plan_taggram
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -220,6 +215,29 @@ def test_bad_options_and_runs(tiny_run: Path, audio_files: dict[str, Path], tmp_
     assert "--top must be >= 1" in capsys.readouterr().err
     assert main(["tag", wav, "--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", [0, 100])
+def test_a_truncated_or_empty_onnx_model_is_one_line_then_repaired(tiny_run: Path, audio_files: dict[str, Path],
+                                                                   tmp_path: Path, keep: int,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from pipeline.cli.main import main
+    from pipeline.run.rundir import ONNX_MODEL
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    model = run / ONNX_MODEL
+    model.write_bytes(model.read_bytes()[:keep])
+    wav = str(audio_files["short.wav"])
+    assert main(["tag", wav, "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unreadable ONNX model" in err and "python -m pipeline score" in err
+    assert main(["score", str(run), "--no-progress"]) == 0  # detected and rebuilt, not "up to date"
+    assert model.read_bytes() == (tiny_run / ONNX_MODEL).read_bytes()
+    assert main(["tag", wav, "--run", str(run)]) == 0
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def _pickled_baseline_run(path: Path, marker: Path) -> Path:
     frame = pd.DataFrame({"clip_id": ["a"], "split": ["test"], "audio_path": ["a.wav"],
                           **{rd.prob_column(t): [0.5] for t in tags}})
     frame.to_parquet(path / rd.PREDICTIONS, index=False)
-    run.mark_stage("predict", files=(rd.PREDICTIONS,))
+    run.mark_stage("score", files=(rd.PREDICTIONS,))
     return path
 
 

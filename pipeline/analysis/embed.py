@@ -1,17 +1,20 @@
-"""The embed stage: clip embeddings and neighbours, tag views, label issues, into the run directory.
+"""The embed stage: clip maps and neighbours, tag views, label issues, into the run directory.
 
-Three parts, each rebuilt only when what it depends on changed (the stage records a key per
-part in the manifest):
+Everything here is built from what the score stage wrote (`pipeline.scoring.results`); no
+network runs, so the maps, views and issues describe the very scores evaluation measured. Three
+parts, each rebuilt only when what it depends on changed (the stage records a key per part in
+the manifest, made of the score files' digests and the part's options):
 
-- clips: the penultimate-layer embedding (``model.embed``) of every clip in predictions.parquet,
-  the mean over the clip's chunks; seeded UMAP and t-SNE coordinates; each clip's k nearest
-  clips by cosine similarity. A classical baseline has no network: its clips are embedded by
-  their predicted tag logits instead (recorded as the embedding's source).
-- tags: the co-occurrence, semantic, acoustic and prediction views of `pipeline.analysis.tag_views`,
-  projected, clustered and compared. The co-occurrence view learns from the train clips'
-  annotations (the ``true:`` columns of predictions.parquet, so the corpus folder is not needed).
-- issues: `pipeline.analysis.label_issues` on the out-of-sample (valid and test) predictions, scored
-  against the corpus's ``truth.csv`` when it has one (the demo corpus).
+- clips: seeded UMAP and t-SNE coordinates of clip_embeddings.npy (the penultimate layer, mean
+  over a clip's chunks; a classical baseline's predicted tag logits) and each clip's k nearest
+  clips by cosine similarity.
+- tags: the co-occurrence, semantic, acoustic (output_weights.npy) and prediction views of
+  `pipeline.analysis.tag_views`, projected, clustered and compared. The co-occurrence view learns
+  from the train clips' annotations (the ``true:`` columns of predictions.parquet, so the corpus
+  folder is not needed).
+- issues: `pipeline.analysis.label_issues` on the out-of-sample (valid and test) predictions of
+  the tags the corpus labels, scored against the corpus's ``truth.csv`` when it has one (the
+  demo corpus).
 
 Files are those of ``STAGE_FILES["embed"]`` in `pipeline.run.rundir`, each written atomically;
 the stage is recorded in the manifest only when all are in place.
@@ -30,11 +33,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.analysis.label_issues import DEFAULT_METHOD, DEFAULT_SPLITS, MAX_ISSUES, METHODS
+from pipeline.analysis.label_issues import DEFAULT_METHOD, DEFAULT_SPLITS, ISSUE_COLUMNS, MAX_ISSUES, METHODS
 from pipeline.analysis.projection import TSNE_MAX_POINTS, cosine_neighbors, nearest_to_vector, project_2d
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import save_npy, save_npz, write_json, write_parquet
+from pipeline.io import save_npz, write_json, write_parquet
 from pipeline.run import rundir as rd
+from pipeline.scoring.results import (
+    Predictions,
+    read_clip_embeddings,
+    read_output_weights,
+    read_predictions,
+    rescore_hint,
+    score_entry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +71,6 @@ class EmbedConfig:
     issue_method: str = DEFAULT_METHOD  # label-issue score (see pipeline.analysis.label_issues.METHODS)
     issue_splits: tuple[str, ...] | None = DEFAULT_SPLITS  # splits scored for label issues (None: all)
     max_issues: int | None = MAX_ISSUES  # label issues kept, highest scores first
-    batch_size: int = 64  # about how many chunks go through the network at once
-    device: str | None = None  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
-    workers: int | None = 0  # feature-loading workers (0: in the main process)
 
     def __post_init__(self) -> None:
         if self.neighbors < 1:
@@ -73,8 +81,6 @@ class EmbedConfig:
             raise ParameterError(f"issue_method must be one of {METHODS}, got {self.issue_method!r}")
         if self.max_issues is not None and self.max_issues < 1:
             raise ParameterError(f"max_issues must be >= 1 or None, got {self.max_issues}")
-        if self.batch_size < 1:
-            raise ParameterError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.issue_splits is not None:
             self.issue_splits = tuple(self.issue_splits)
 
@@ -94,108 +100,23 @@ def _word_vectors_stamp(spec: str | None) -> Any:
 
 
 def part_keys(run: rd.RunDir, config: EmbedConfig) -> dict[str, str]:
-    """A key per part from its inputs and options; a part whose key is unchanged is reused."""
-    predictions = _file_stamp(run / rd.PREDICTIONS)
-    checkpoint = _file_stamp(run / rd.CHECKPOINT) if (run / rd.CHECKPOINT).is_file() else None
+    """A key per part from its inputs (the score files' digests) and options; an unchanged key is reused."""
+    digests = {f: d.get("sha256") for f, d in (score_entry(run).get("checksums") or {}).items()}
+    predictions, embeddings = digests.get(rd.PREDICTIONS), digests.get(rd.CLIP_EMBEDDINGS)
     inputs = {
-        "clips": [predictions, checkpoint, config.seed, config.neighbors, config.tsne, config.tsne_max_clips],
-        "tags": [predictions, checkpoint, config.seed, _word_vectors_stamp(config.word_vectors),
+        "clips": [embeddings, config.seed, config.neighbors, config.tsne, config.tsne_max_clips],
+        "tags": [predictions, digests.get(rd.OUTPUT_WEIGHTS), config.seed, _word_vectors_stamp(config.word_vectors),
                  config.word_vectors_limit, config.agreement_k],
         "issues": [predictions, config.issue_method, config.issue_splits, config.max_issues],
     }
     return {part: hashlib.sha1(json.dumps(v, default=str).encode()).hexdigest()[:16] for part, v in inputs.items()}
 
 
-# ----------------------------------------------------------------------------- inputs
-def read_predictions(run: rd.RunDir) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:
-    """predictions.parquet and its tags, probabilities [n, k] and annotations [n, k]."""
-    path = run / rd.PREDICTIONS
-    frame = pd.read_parquet(path)
-    tags = [c[len(rd.PROB_PREFIX):] for c in frame.columns if c.startswith(rd.PROB_PREFIX)]
-    lacking = [c for c in ("clip_id", "split") if c not in frame.columns]
-    lacking += [rd.true_column(t) for t in tags if rd.true_column(t) not in frame.columns]
-    if lacking or not tags:
-        raise RunDirError(f"{path}: lacks columns {lacking or ['prob:<tag>']}; rerun 'python -m pipeline predict'")
-    frame["clip_id"] = frame["clip_id"].astype(str)
-    probs = frame[[rd.prob_column(t) for t in tags]].to_numpy(dtype=np.float32)
-    truth = frame[[rd.true_column(t) for t in tags]].to_numpy().astype(np.uint8)
-    return frame, tags, probs, truth
-
-
-def _logits(probs: np.ndarray) -> np.ndarray:
-    p = np.clip(probs.astype(np.float64), 1e-6, 1 - 1e-6)
-    return (np.log(p) - np.log1p(-p)).astype(np.float32)
-
-
-class _Network:
-    """The run's network and what embedding clips needs, loaded once for the clip and tag parts."""
-
-    def __init__(self, run: rd.RunDir, config: EmbedConfig) -> None:
-        from pipeline.scoring.inference import is_baseline_checkpoint, load_checkpoint
-
-        self.run, self.config = run, config
-        self.checkpoint = load_checkpoint(run.path)
-        self.is_baseline = is_baseline_checkpoint(self.checkpoint)
-
-    def classifier_weights(self) -> np.ndarray | None:
-        """Output-layer weight rows [n_tags, D] (None for a baseline)."""
-        if self.is_baseline:
-            return None
-        weight = self.checkpoint["state_dict"].get("classifier.weight")
-        if weight is None:
-            return None
-        return weight.float().cpu().numpy()
-
-    def embed_clips(self, clip_ids: list[str], progress: bool) -> np.ndarray:
-        """Penultimate-layer embeddings [n, D], the mean over each clip's chunks."""
-        import torch
-        from tqdm.auto import tqdm
-
-        from pipeline.analysis.evaluate import _features_source
-        from pipeline.device import autocast, pick_device, pick_precision
-        from pipeline.scoring.inference import aggregate_chunks, load_run
-        from pipeline.sources.loader import corpus_from_record
-        from pipeline.training.loaders import ClipChunksDataset, eval_loader
-
-        device = pick_device(self.config.device or "auto")
-        run_model = load_run(self.run.path, device)
-        model = run_model.model
-        assert model is not None
-        corpus = corpus_from_record(self.run.manifest()["corpus"])
-        # Cache workers (only used if the cache was deleted and must be rebuilt) are chosen by the cache.
-        cache = _features_source(run_model, corpus, workers=None, progress=progress)
-        absent = [c for c in clip_ids if c not in cache]
-        if absent:
-            raise RunDirError(f"{self.run.path}: {len(absent)} clip(s) of predictions.parquet have no cached "
-                              f"features (e.g. {absent[:3]}); rerun 'python -m pipeline predict {self.run.path}'")
-        dataset = ClipChunksDataset(cache, clip_ids, np.zeros((len(clip_ids), 1), np.float32),
-                                    chunk_frames=run_model.chunk_frames, normalizer=run_model.normalizer)
-        clip_frames = max((cache.n_frames(c) for c in clip_ids[:32]), default=run_model.chunk_frames)
-        per_clip = max(1, -(-clip_frames // run_model.chunk_frames))
-        loader = eval_loader(dataset, batch_size=max(1, self.config.batch_size // per_clip),
-                             workers=self.config.workers or 0, pin_memory=device.type == "cuda", seed=self.config.seed)
-        precision = pick_precision(device)
-        out = np.zeros((len(clip_ids), model.embedding_dim), dtype=np.float32)
-        with torch.no_grad(), tqdm(total=len(clip_ids), desc="embed clips", unit="clip", disable=not progress) as bar:
-            for chunks, counts, _, rows in loader:
-                with autocast(device, precision):
-                    emb = model.embed(chunks.to(device, non_blocking=True))
-                out[rows.numpy()] = aggregate_chunks(emb.float().cpu().numpy(), counts, "mean")
-                bar.update(len(counts))
-        return out
-
-
 # ----------------------------------------------------------------------------- parts
-def build_clip_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFrame, probs: np.ndarray,
-                    network: _Network, progress: bool) -> dict[str, Any]:
-    """Write clip_embeddings.npy / .parquet and clip_neighbors.parquet; return the part's facts."""
-    clip_ids = predictions["clip_id"].tolist()
-    t0 = time.perf_counter()
-    if network.is_baseline:
-        embeddings, source = _logits(probs), "predicted tag logits (baseline run: no network)"
-    else:
-        embeddings, source = network.embed_clips(clip_ids, progress), "penultimate layer (model.embed), chunk mean"
-    t_embed = time.perf_counter() - t0
+def build_clip_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions, source: str) -> dict[str, Any]:
+    """Write clip_embeddings.parquet and clip_neighbors.parquet; return the part's facts."""
+    clip_ids = scores.clip_ids
+    embeddings = np.asarray(read_clip_embeddings(run, len(clip_ids)), dtype=np.float32)
     n = len(clip_ids)
     run_tsne = n <= config.tsne_max_clips if config.tsne is None else config.tsne
     log.info("projecting %d clip embeddings (UMAP%s)", n, " and t-SNE" if run_tsne else "; t-SNE skipped")
@@ -204,7 +125,7 @@ def build_clip_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFra
     t_project = time.perf_counter() - t0
     tsne = coords["tsne"] if coords["tsne"] is not None else np.full((n, 2), np.nan, dtype=np.float32)
     projections = pd.DataFrame({
-        "clip_id": clip_ids, "split": predictions["split"].astype(str).tolist(),
+        "clip_id": clip_ids, "split": scores.split.tolist(),
         "umap_x": coords["umap"][:, 0], "umap_y": coords["umap"][:, 1], "tsne_x": tsne[:, 0], "tsne_y": tsne[:, 1]})
     k = min(config.neighbors, n - 1)
     if k >= 1:
@@ -216,15 +137,13 @@ def build_clip_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFra
     else:
         neighbors = pd.DataFrame({"clip_id": pd.Series(dtype=str), "rank": pd.Series(dtype=np.int64),
                                   "neighbor_id": pd.Series(dtype=str), "similarity": pd.Series(dtype=np.float32)})
-    save_npy(run / rd.CLIP_EMBEDDINGS, embeddings.astype(np.float32))
     write_parquet(run / rd.CLIP_PROJECTIONS, projections[list(CLIP_PROJECTION_COLUMNS)])
     write_parquet(run / rd.CLIP_NEIGHBORS, neighbors[list(NEIGHBOR_COLUMNS)])
     return {"n_clips": n, "dim": int(embeddings.shape[1]), "source": source, "tsne": bool(run_tsne),
-            "neighbors": k, "seconds": {"embed": round(t_embed, 2), "project": round(t_project, 2)}}
+            "neighbors": k, "seconds": {"project": round(t_project, 2)}}
 
 
-def build_tag_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFrame, tags: list[str],
-                   probs: np.ndarray, annotated: np.ndarray, network: _Network) -> dict[str, Any]:
+def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> dict[str, Any]:
     """Write tag_embeddings.npz, tag_projections.parquet and tag_views.json; return the part's facts."""
     from pipeline.analysis.tag_views import (
         acoustic_view,
@@ -236,9 +155,10 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFram
     )
 
     t0 = time.perf_counter()
+    tags, probs, annotated = scores.tags, scores.probs, scores.truth
     tag_array = np.asarray(tags, dtype=object)
-    train = (predictions["split"] == "train").to_numpy()
-    rows = np.flatnonzero(train) if train.any() else np.arange(len(predictions))
+    train = scores.split == "train"
+    rows = np.flatnonzero(train) if train.any() else np.arange(len(scores.frame))
     if not train.any():
         log.warning("no train clips in predictions; the co-occurrence view learns from every clip")
     views, unavailable = [], {}
@@ -252,7 +172,7 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFram
         views.append(semantic_view(tags, vectors, source))
     else:
         unavailable["semantic"] = "no word vectors given (python -m pipeline embed RUN --word-vectors FILE)"
-    weights = network.classifier_weights()
+    weights = read_output_weights(run)
     if weights is not None:
         views.append(acoustic_view(weights, tags, source="output-layer weights (classifier.weight rows)"))
     else:
@@ -269,16 +189,20 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFram
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def build_issue_part(run: rd.RunDir, config: EmbedConfig, predictions: pd.DataFrame, tags: list[str],
-                     probs: np.ndarray, annotated: np.ndarray) -> dict[str, Any]:
-    """Write label_issues.parquet; score it against the corpus's truth.csv when there is one."""
+def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> dict[str, Any]:
+    """Write label_issues.parquet (tags the corpus labels); score it against the corpus's truth.csv if any."""
     from pipeline.analysis.label_issues import find_label_issues
 
     t0 = time.perf_counter()
-    clip_ids = predictions["clip_id"].tolist()
-    split = predictions["split"].astype(str).to_numpy()
-    issues = find_label_issues(clip_ids, split, tags, annotated, probs, splits=config.issue_splits,
-                               method=config.issue_method, max_issues=config.max_issues)
+    clip_ids, split = scores.clip_ids, scores.split
+    cols = np.flatnonzero(scores.labelled)
+    tags, probs, annotated = scores.labelled_tags, scores.probs[:, cols], scores.truth[:, cols]
+    if tags:
+        issues = find_label_issues(clip_ids, split, tags, annotated, probs, splits=config.issue_splits,
+                                   method=config.issue_method, max_issues=config.max_issues)
+    else:  # a corpus without labels for any of the model's tags has no annotation to doubt
+        log.info("the corpus labels none of the model's tags: no label issues")
+        issues = pd.DataFrame({c: pd.Series(dtype=object) for c in ISSUE_COLUMNS})
     write_parquet(run / rd.LABEL_ISSUES, issues)
     scored_splits = sorted(set(issues["split"])) if len(issues) else []
     info: dict[str, Any] = {"method": config.issue_method, "splits": scored_splits, "n_issues": len(issues),
@@ -318,7 +242,7 @@ def score_issues_against_corpus_truth(run: rd.RunDir, issues: pd.DataFrame, clip
 # ----------------------------------------------------------------------------- the stage
 def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: bool = False,
               progress: bool = True) -> dict[str, Any]:
-    """Build (or reuse) the embed stage of a run whose predict stage is complete.
+    """Build (or reuse) the embed stage of a run whose score stage is complete.
 
     Parameters
     ----------
@@ -332,7 +256,7 @@ def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: 
     """
     config = EmbedConfig(**asdict(config)) if config is not None else EmbedConfig()
     run = rd.RunDir(run_dir)
-    run.require("predict")
+    run.require("score")
     previous = run.manifest().get("stages", {}).get("embed", {}) if run.stage_done("embed") else {}
     if config.word_vectors is None:
         # Word vectors are a large external file: a rerun without --word-vectors keeps the semantic view.
@@ -347,21 +271,19 @@ def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: 
         log.info("%s: embed stage is up to date (use --force to rebuild)", run.path)
         return {**previous, "rebuilt": []}
 
-    predictions, tags, probs, annotated = read_predictions(run)
+    scores = read_predictions(run)
     manifest_tags = run.manifest().get("tags")
-    if manifest_tags and list(manifest_tags) != tags:
-        raise RunDirError(f"{run / rd.PREDICTIONS}: its tags differ from the manifest's; rerun the predict stage")
-    network = _Network(run, config) if {"clips", "tags"} & set(todo) else None
+    if manifest_tags and list(manifest_tags) != scores.tags:
+        raise RunDirError(f"{run / rd.PREDICTIONS}: its tags differ from the manifest's; rerun '{rescore_hint(run)}'")
     facts = {p: previous.get(p) for p in PARTS}
     log.info("%s: building embed parts %s (reusing %s)", run.path, todo, [p for p in PARTS if p not in todo])
     if "clips" in todo:
-        assert network is not None
-        facts["clips"] = build_clip_part(run, config, predictions, probs, network, progress)
+        source = (score_entry(run).get("embedding") or {}).get("source", "clip_embeddings.npy")
+        facts["clips"] = build_clip_part(run, config, scores, source)
     if "tags" in todo:
-        assert network is not None
-        facts["tags"] = build_tag_part(run, config, predictions, tags, probs, annotated, network)
+        facts["tags"] = build_tag_part(run, config, scores)
     if "issues" in todo:
-        facts["issues"] = build_issue_part(run, config, predictions, tags, probs, annotated)
+        facts["issues"] = build_issue_part(run, config, scores)
     run.mark_stage("embed", keys=keys, config=asdict(config), rebuilt=todo, **facts)
     return run.manifest()["stages"]["embed"]
 
@@ -371,11 +293,8 @@ def load_clip_embeddings(run_dir: str | Path) -> tuple[np.ndarray, list[str]]:
     """A run's clip embeddings [n, D] and their clip ids (rows aligned); needs the embed stage."""
     run = rd.RunDir(run_dir)
     run.require("embed")
-    embeddings = np.load(run / rd.CLIP_EMBEDDINGS, mmap_mode="r")
     ids = pd.read_parquet(run / rd.CLIP_PROJECTIONS, columns=["clip_id"])["clip_id"].astype(str).tolist()
-    if len(ids) != len(embeddings):
-        raise RunDirError(f"{run.path}: {rd.CLIP_EMBEDDINGS} has {len(embeddings)} rows for {len(ids)} clips")
-    return embeddings, ids
+    return read_clip_embeddings(run, len(ids)), ids
 
 
 def similar_clips(run_dir: str | Path, clip_id: str, k: int = DEFAULT_NEIGHBORS) -> pd.DataFrame:
@@ -401,35 +320,18 @@ def similar_clips(run_dir: str | Path, clip_id: str, k: int = DEFAULT_NEIGHBORS)
                          "neighbor_id": [ids[i] for i in idx], "similarity": sim})
 
 
-def clip_embedding(run_model: Any, features: np.ndarray) -> np.ndarray:
-    """One clip's embedding [D] from its features [T, n_bins], as the embed stage computes it.
-
-    ``run_model`` is a `pipeline.scoring.inference.RunModel` (``load_run``): a network gives the mean of
-    ``model.embed`` over the clip's chunks; a classical baseline its predicted tag logits.
-    """
-    if run_model.is_baseline:
-        return _logits(run_model.predict(features)[None, :])[0]
-    import torch
-
-    from pipeline.scoring.inference import chunk_frames_of
-
-    chunks = chunk_frames_of(features, run_model.chunk_frames, normalizer=run_model.normalizer)
-    with torch.no_grad():
-        emb = run_model.model.embed(torch.from_numpy(chunks).to(run_model.device))
-    return emb.float().mean(dim=0).cpu().numpy()
-
-
 def embed_audio_file(run_dir: str | Path, path: str | Path, *, run_model: Any = None) -> np.ndarray:
     """The embedding [D] of any audio file (e.g. an upload), comparable with the run's clip embeddings.
 
-    Pass a loaded ``run_model`` (`pipeline.scoring.inference.load_run`) to avoid reloading it per file;
+    Computed by `pipeline.scoring.inference.RunModel.embed`, the score stage's own pass. Pass a
+    loaded ``run_model`` (`pipeline.scoring.inference.load_run`) to avoid reloading it per file;
     a broken file raises `pipeline.errors.AudioDecodeError`.
     """
     if run_model is None:
         from pipeline.scoring.inference import load_run
 
         run_model = load_run(run_dir)
-    return clip_embedding(run_model, run_model.features_of(path))
+    return run_model.embed(run_model.features_of(path))
 
 
 def nearest_clips_to_vector(run_dir: str | Path, vector: np.ndarray, k: int = DEFAULT_NEIGHBORS) -> pd.DataFrame:

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipeline embed",
         description=(
-            "Precompute what the dashboard shows about embeddings for a run whose predict stage is done: "
-            "clip embeddings (the network's penultimate layer, mean over a clip's chunks) with seeded 2-D UMAP and "
+            "Precompute what the dashboard shows about embeddings for a run whose score stage is done (no network "
+            "runs: everything comes from the scores): the clip embeddings' (the network's penultimate layer, mean "
+            "over a clip's chunks) seeded 2-D UMAP and "
             "t-SNE projections and each clip's nearest clips by cosine similarity; tag embeddings in four views "
             "(cooccurrence: Word2Vec on the train clips' tag lists; semantic: pretrained word vectors of the tag "
             "names, with --word-vectors; acoustic: the output layer's weight rows; prediction: correlation of the "
@@ -37,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
             "neighbourhood agreement; and likely label issues (cleanlab, on the valid and test clips), scored "
             "against truth.csv when the corpus has one. Idempotent: parts whose inputs and options are unchanged "
             "are reused."),
-        epilog="Writes clip_embeddings.npy, clip_embeddings.parquet, clip_neighbors.parquet, tag_embeddings.npz, "
+        epilog="Writes clip_embeddings.parquet, clip_neighbors.parquet, tag_embeddings.npz, "
                "tag_projections.parquet, tag_views.json and label_issues.parquet (see pipeline/run/rundir.py).")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory with a complete predict stage")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory with a complete score stage")
     p.add_argument("--word-vectors", default=None, metavar="PATH_OR_NAME",
                    help="pretrained word vectors for the semantic view: GoogleNews-vectors-negative300.bin, any "
                         "word2vec (.bin or text) or GloVe text file, a gensim .kv file, or a gensim-data name such "
@@ -72,10 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "predictions; train-split predictions agree with the annotations the model was fitted to)")
     p.add_argument("--max-issues", type=int, default=d.max_issues, metavar="N",
                    help=f"label issues kept, highest score first (default {d.max_issues})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="chunks per forward pass (default %(default)s)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default auto)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="feature-loading workers (default 0: the main process)")
     p.add_argument("--force", action="store_true", help="rebuild every part even when it is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -89,7 +86,7 @@ def main(argv: list[str]) -> int:
         seed=args.seed, neighbors=args.neighbors, tsne=args.tsne, tsne_max_clips=args.tsne_max_clips,
         word_vectors="" if args.no_word_vectors else args.word_vectors, word_vectors_limit=args.word_vectors_limit,
         agreement_k=args.agreement_k, issue_method=args.issue_method, issue_splits=args.issue_splits,
-        max_issues=args.max_issues, batch_size=args.batch_size, device=args.device, workers=args.workers)
+        max_issues=args.max_issues)
     stage = run_embed(args.run_dir, config, force=args.force, progress=not args.no_progress)
     rebuilt = stage.get("rebuilt", [])
     print(f"{args.run_dir}: embed stage {'built: ' + ', '.join(rebuilt) if rebuilt else 'up to date'}")

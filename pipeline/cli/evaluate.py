@@ -7,25 +7,21 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.scoring.inference import AGGREGATES
     from pipeline.sources.corpus import SPLITS
 
     p = argparse.ArgumentParser(
         prog="python -m pipeline evaluate",
-        description="Evaluate a trained run: ROC-AUC and PR-AUC (macro, micro, support-weighted) with bootstrap "
+        description="Evaluate a run's scores (predictions.parquet, from 'python -m pipeline score'; no network "
+                    "runs): ROC-AUC and PR-AUC (macro, micro, support-weighted) with bootstrap "
                     "95% confidence intervals, and per tag support, ROC-AUC, PR-AUC, precision / recall / F1 at "
                     "0.5 and at per-tag thresholds tuned on the validation split. Writes metrics.json and "
                     "per_tag.csv into the run directory and the headline figures into its manifest.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run directory (python -m pipeline train)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a scored run directory (python -m pipeline score)")
     p.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate (default test)")
-    p.add_argument("--aggregate", default="mean", choices=AGGREGATES,
-                   help="how a clip's chunk probabilities are combined (default mean)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples of the confidence intervals; 0 skips them (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default auto)")
-    p.add_argument("--workers", type=int, default=None, help="feature-cache workers if the cache must be rebuilt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (kept for symmetry; nothing is long)")
     return p
 
 
@@ -33,8 +29,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.analysis.evaluate import evaluate_run, summary
 
-    evaluation = evaluate_run(args.run_dir, split=args.split, aggregate=args.aggregate, n_bootstrap=args.bootstrap,
-                              seed=args.seed, device=args.device, workers=args.workers,
+    evaluation = evaluate_run(args.run_dir, split=args.split, n_bootstrap=args.bootstrap, seed=args.seed,
                               progress=not args.no_progress)
     print(summary(evaluation, args.run_dir, args.split))
     print(f"wrote {args.run_dir / 'metrics.json'} and {args.run_dir / 'per_tag.csv'}")

@@ -18,9 +18,9 @@ COMMANDS: dict[str, str] = {
     "data": "build a corpus: the synthesized demo (data demo) or MagnaTagATune (data mtt)",
     "features": "compute and cache log-mel / MFCC / waveform features for a corpus",
     "train": "train a tagger (a CNN from the model zoo, or a classical baseline)",
-    "evaluate": "evaluate a run: ROC-AUC / PR-AUC overall and per tag, with confidence intervals",
-    "predict": "precompute predictions and taggrams for every clip of a run",
-    "embed": "precompute clip and tag embeddings, projections and label issues for a run",
+    "score": "score every clip once: probabilities, taggrams, embeddings (any run on any corpus)",
+    "evaluate": "evaluate a run's scores: ROC-AUC / PR-AUC overall and per tag, with confidence intervals",
+    "embed": "clip and tag maps, neighbours and label issues, from a run's scores",
     "tag": "tag audio files with a trained run and print the top tags",
     "demo": "build the whole demo from nothing: corpus, features, training, artifacts",
 }

@@ -26,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline tag",
         description="Tag audio files (mp3, wav, flac, ogg; any length, even shorter than the model's input) with "
                     "a trained run and print each file's most probable tags. Uses the run's ONNX model "
-                    "(written by 'python -m pipeline predict RUN_DIR'), so it starts fast and needs no GPU. "
+                    "(written by 'python -m pipeline score RUN_DIR'), so it starts fast and needs no GPU. "
                     "A file that cannot be decoded is reported and skipped; the exit status is then 1.")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files to tag")
     p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
-                   help="a run directory whose predict stage is complete")
+                   help="a run directory whose score stage is complete")
     p.add_argument("--top", type=int, default=10, metavar="K", help="tags printed per file (default 10)")
     p.add_argument("--taggram", type=Path, metavar="OUT",
                    help="also write each file's taggram (tag activations over time) to OUT.png (a heat map) or "
@@ -53,8 +53,8 @@ def open_tagger(run_dir: Path, *, use_torch: bool = False, threads: int | None =
     from pipeline.run.rundir import TAGGER, RunDir
 
     run = RunDir(run_dir)
-    run.require("predict")
-    entry = run.manifest()["stages"]["predict"]
+    run.require("score")
+    entry = run.manifest()["stages"]["score"]
     has_onnx = TAGGER in entry.get("files", [])
     if has_onnx:
         from pipeline.scoring.tagger import read_tagger_config
@@ -65,7 +65,7 @@ def open_tagger(run_dir: Path, *, use_torch: bool = False, threads: int | None =
             log.warning("%s has no ONNX model (%s); tagging with the torch checkpoint", run_dir,
                         config.get("onnx_error") or "not exported")
     if use_torch or not has_onnx:
-        from pipeline.scoring.predict import TorchTagger
+        from pipeline.scoring.inference import TorchTagger
 
         return TorchTagger(run_dir)
     from pipeline.scoring.tagger import OnnxTagger

@@ -14,11 +14,15 @@ checkpoint.pt, last.pt best-on-validation and last state (state_dict + config), 
 history.csv            epoch, train_loss, valid_roc_auc, valid_pr_auc, lr, seconds
 metrics.json           headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CIs
 per_tag.csv            tag, support, roc_auc, pr_auc, precision, recall, f1, threshold, ...
-predictions.parquet    clip_id, split, audio_path, ``prob:<tag>`` and ``true:<tag>`` per tag
+predictions.parquet    clip_id, split, audio_path (relative to the corpus root), ``prob:<tag>`` per
+                       tag and ``true:<tag>`` per tag the corpus labels (score stage info
+                       ``labelled_tags``; every tag on the run's own corpus)
 taggrams.npy           float16 [total_frames, n_tags], clips stacked along time
 taggrams_index.parquet clip_id, offset, n_frames (rows of taggrams.npy per clip)
-clip_embeddings.npy    float32 [n_clips, D], rows aligned with clip_embeddings.parquet
-                       (penultimate layer, mean over a clip's chunks; a baseline run: tag logits)
+clip_embeddings.npy    float32 [n_clips, D], rows aligned with predictions.parquet (score stage:
+                       penultimate layer, mean over a clip's chunks; a baseline run: tag logits)
+output_weights.npy     float32 [n_tags, D], the output layer's weight rows (network runs; the
+                       embed stage's acoustic tag view)
 clip_embeddings.parquet clip_id, split, umap_x, umap_y, tsne_x, tsne_y (same rows as
                        predictions.parquet; tsne_* are NaN when t-SNE was skipped: --no-tsne or
                        more clips than --tsne-max-clips; stage info ``clips.tsne`` says which)
@@ -37,7 +41,7 @@ label_issues.parquet   clip_id, split, tag, annotated (0/1), probability, score 
                        higher = likelier wrong), rank (1 = likeliest), kind ("missing": annotated
                        0 / "wrong": annotated 1), flagged (cleanlab's confident-learning cut);
                        valid and test clips by default (out-of-sample)
-model.onnx             the best checkpoint exported for fast CPU tagging
+model.onnx             the best checkpoint exported for fast CPU tagging (network runs)
 tagger.json            what tagging needs besides the network: tags, features, normaliser,
                        chunk length, taggram plan (pipeline.scoring.tagger)
 """
@@ -63,6 +67,7 @@ PREDICTIONS = "predictions.parquet"
 TAGGRAMS = "taggrams.npy"
 TAGGRAMS_INDEX = "taggrams_index.parquet"
 CLIP_EMBEDDINGS = "clip_embeddings.npy"
+OUTPUT_WEIGHTS = "output_weights.npy"
 CLIP_PROJECTIONS = "clip_embeddings.parquet"
 CLIP_NEIGHBORS = "clip_neighbors.parquet"
 TAG_EMBEDDINGS = "tag_embeddings.npz"
@@ -79,10 +84,10 @@ TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1
 # The stages that fill a run, in order, and the files each one writes.
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, LAST_CHECKPOINT, HISTORY),
+    # every (model, corpus) is scored once; evaluate and embed read what this stage wrote
+    "score": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, CLIP_EMBEDDINGS, OUTPUT_WEIGHTS, ONNX_MODEL, TAGGER),
     "evaluate": (METRICS, PER_TAG),
-    "predict": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, ONNX_MODEL, TAGGER),
-    "embed": (CLIP_EMBEDDINGS, CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS,
-              TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
+    "embed": (CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS, TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
 }
 
 

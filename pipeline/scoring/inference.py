@@ -1,144 +1,111 @@
-"""Predicting tags with a trained run: load its model, chunk features, aggregate over a clip.
+"""A trained run ready to score: its checkpoint, its network on torch, its feature cache.
 
-A clip of any length is cut into chunks of the model's input length (the last chunk aligned
-to the clip's end, a clip shorter than one chunk zero-padded after normalisation), each chunk
-is scored, and the chunk probabilities are aggregated by their mean or their max, as in the
-RWTH thesis and in Won et al. 2020. Evaluation, the predict / tag stages and the dashboard's
-"tag a file" all go through this module, so they agree with what validation measured.
+`TorchNetwork` is the torch side of `pipeline.scoring.network.score_clips`, the one pass every
+clip score goes through; `RunModel` wraps a run's network (or classical baseline) with its
+feature config, normaliser and chunk length; `TorchTagger` is the torch reference (and
+fallback) of the ONNX tagger; `feature_cache` gives the run's features of a corpus.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run.rundir import CHECKPOINT, RunDir
-from pipeline.scoring.tagger import AGGREGATES, chunk_clip
+from pipeline.scoring.chunks import check_aggregate
+from pipeline.scoring.network import ClipScores, score_clips
+from pipeline.scoring.tagger import BaseTagger, read_tagger_config
+from pipeline.scoring.taggram import TaggramPlan, frame_hop_from_lengths, plan_taggram
 
 log = logging.getLogger(__name__)
 
 BASELINE_FILE = "baseline.npz"  # a classical baseline's fitted arrays + JSON (never a pickle), beside checkpoint.pt
+DEFAULT_TAGGRAM_HOP_S = 0.5  # the taggram hop wanted, in seconds (a model whose own frames are finer keeps them)
+DEFAULT_MAX_BATCH = 64  # chunks (or taggram inputs) per forward pass
 
 
-def chunk_frames_of(features: np.ndarray, chunk_frames: int, hop: int | None = None, *,
-                    normalizer: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Cut a clip's features into model inputs.
+class TorchNetwork:
+    """A `pipeline.scoring.network.EmbeddingNetwork` running a torch model on ``device`` (float32, no grad).
 
-    Parameters
-    ----------
-    features : np.ndarray [shape=(T, n_bins)]  one clip (any T >= 1)
-    chunk_frames : frames per chunk (the model's input length)
-    hop : frames between chunk starts (default ``chunk_frames``: no overlap); the last chunk is
-        aligned to the clip's end so the whole clip is covered without padding
-    normalizer : applied to each chunk before padding (so padding is the normalised mean, zero)
-
-    Returns
-    -------
-    np.ndarray [shape=(n_chunks, n_bins, chunk_frames), dtype=float32]  a clip shorter than
-        ``chunk_frames`` gives one chunk, zero-padded at the end
-
-    Examples
-    --------
-    >>> chunk_frames_of(np.ones((10, 2)), 4).shape
-    (3, 2, 4)
+    ``embed_logits`` relies on the zoo's contract ``forward(x) == classifier(embed(x))``
+    (`models.registry.Tagger`): one forward gives a chunk's embedding and its logits.
     """
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[0] < 1:
-        raise ParameterError(f"features must have shape (T >= 1, n_bins), got {features.shape}")
-    if chunk_frames < 1:
-        raise ParameterError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    hop = chunk_frames if hop is None else hop
-    if hop < 1:
-        raise ParameterError(f"hop must be >= 1, got {hop}")
-    return chunk_clip(features, chunk_frames, hop=hop, normalizer=normalizer)
 
+    def __init__(self, model: torch.nn.Module, device: torch.device | str) -> None:
+        self.model = model.eval()
+        self.device = torch.device(device)
 
-def aggregate_chunks(probs: np.ndarray, counts: Sequence[int], aggregate: str = "mean") -> np.ndarray:
-    """Aggregate per-chunk probabilities (n_chunks_total, k) into per-clip ones (n_clips, k)."""
-    if aggregate not in AGGREGATES:
-        raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-    bounds = np.cumsum([0, *counts])
-    reduce = np.mean if aggregate == "mean" else np.max
-    return np.stack([reduce(probs[a:b], axis=0) for a, b in zip(bounds[:-1], bounds[1:])]) if len(counts) else \
-        np.zeros((0, probs.shape[1]), dtype=np.float32)
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
+    @torch.no_grad()
+    def logits(self, x: np.ndarray) -> np.ndarray:  # (N, n_bins, T) -> (N, n_tags)
+        return self.model(self._tensor(x)).float().cpu().numpy()
 
-def _batches_of_chunks(chunked: Iterator[np.ndarray], batch_size: int) -> Iterator[tuple[np.ndarray, list[int]]]:
-    """Group clips' chunk stacks into batches of about ``batch_size`` chunks (whole clips only)."""
-    pending: list[np.ndarray] = []
-    size = 0
-    for chunks in chunked:
-        pending.append(chunks)
-        size += len(chunks)
-        if size >= batch_size:
-            yield np.concatenate(pending), [len(c) for c in pending]
-            pending, size = [], 0
-    if pending:
-        yield np.concatenate(pending), [len(c) for c in pending]
+    @torch.no_grad()
+    def frame_logits(self, x: np.ndarray) -> np.ndarray:  # (N, n_bins, T) -> (N, T', n_tags)
+        return self.model.frame_logits(self._tensor(x)).float().cpu().numpy()
 
-
-@torch.no_grad()
-def chunk_probabilities(model: torch.nn.Module, chunks: np.ndarray, device: torch.device | str,
-                        *, autocast: Any = None) -> np.ndarray:
-    """Sigmoid outputs of ``model`` for a stack of chunks (N, n_bins, chunk_frames) -> (N, n_tags)."""
-    x = torch.from_numpy(np.ascontiguousarray(chunks)).to(device, non_blocking=True)
-    if autocast is not None:
-        with autocast():
-            logits = model(x)
-    else:
-        logits = model(x)
-    return torch.sigmoid(logits.float()).cpu().numpy()
+    @torch.no_grad()
+    def embed_logits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # -> (N, D), (N, n_tags)
+        emb = self.model.embed(self._tensor(x))
+        return emb.float().cpu().numpy(), self.model.classifier(emb).float().cpu().numpy()
 
 
 def predict_clips(model: torch.nn.Module, features_list: Iterable[np.ndarray], *,
                   normalizer: Callable[[np.ndarray], np.ndarray] | None, chunk_frames: int,
-                  device: torch.device | str = "cpu", aggregate: str = "mean", hop: int | None = None,
-                  batch_size: int = 64, progress: bool = False, total: int | None = None) -> np.ndarray:
-    """Clip-level tag probabilities for many clips of any lengths.
+                  device: torch.device | str = "cpu", aggregate: str = "mean",
+                  batch_size: int = DEFAULT_MAX_BATCH) -> np.ndarray:
+    """Clip-level tag probabilities (n_clips, n_tags) of a torch model for clips of any lengths.
 
-    Parameters
-    ----------
-    features_list : clips' features, each [shape=(T_i, n_bins)] (a generator is fine)
-    batch_size : about how many chunks go through the model at once
-
-    Returns
-    -------
-    np.ndarray [shape=(n_clips, n_tags), dtype=float32]
+    A thin wrapper of `pipeline.scoring.network.score_clips` for code holding a bare model.
     """
-    if aggregate not in AGGREGATES:
-        raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     was_training = model.training
-    model.eval()
-    chunked = (chunk_frames_of(f, chunk_frames, hop, normalizer=normalizer) for f in features_list)
-    total = total if total is not None else (len(features_list) if hasattr(features_list, "__len__") else None)
-    bar = tqdm(total=total, desc="predict", unit="clip", disable=not progress, leave=False)
-    out: list[np.ndarray] = []
     try:
-        for chunks, counts in _batches_of_chunks(chunked, batch_size):
-            out.append(aggregate_chunks(chunk_probabilities(model, chunks, device), counts, aggregate))
-            bar.update(len(counts))
+        scores = score_clips(TorchNetwork(model, device), list(features_list), chunk_frames=chunk_frames,
+                             normalizer=normalizer, aggregate=aggregate, max_batch=batch_size)
     finally:
-        bar.close()
         model.train(was_training)
-    if not out:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(out).astype(np.float32)
+    return scores.probs
 
 
 def predict_clip(model: torch.nn.Module, features: np.ndarray, *,
                  normalizer: Callable[[np.ndarray], np.ndarray] | None, chunk_frames: int,
-                 device: torch.device | str = "cpu", aggregate: str = "mean", hop: int | None = None) -> np.ndarray:
+                 device: torch.device | str = "cpu", aggregate: str = "mean") -> np.ndarray:
     """Tag probabilities (n_tags,) of one clip of any length (see `predict_clips`)."""
     return predict_clips(model, [features], normalizer=normalizer, chunk_frames=chunk_frames, device=device,
-                         aggregate=aggregate, hop=hop, batch_size=1 << 30)[0]
+                         aggregate=aggregate)[0]
+
+
+def model_frame_hop(model: torch.nn.Module, *, n_bins: int, chunk_frames: int) -> int | None:
+    """Input frames between two of ``model.frame_logits``'s frames, or None when its frames do not follow time.
+
+    Output lengths are probed on torch's "meta" device (shapes only, no arithmetic), falling
+    back to real forward passes on the CPU for a model whose layers the meta device lacks.
+    """
+    def probe(net: torch.nn.Module, device: str) -> int | None:
+        def n_out(t: int) -> int:
+            with torch.no_grad():
+                return int(net.frame_logits(torch.zeros(1, n_bins, t, device=device)).shape[1])
+        return frame_hop_from_lengths(n_out, chunk_frames, limit=4 * chunk_frames)
+
+    try:
+        return probe(copy.deepcopy(model).to("meta").eval(), "meta")
+    except (NotImplementedError, RuntimeError, TypeError) as exc:
+        log.debug("meta-device probe failed (%s); probing on the CPU", exc)
+        return probe(copy.deepcopy(model).cpu().eval(), "cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# loading a run
 
 
 def _torch_load(path: Path) -> dict[str, Any]:
@@ -183,9 +150,15 @@ def load_run_model(run_dir: str | Path, device: torch.device | str | None = None
     return model.to(torch.device(device) if device is not None else torch.device("cpu")), ckpt
 
 
+def _logits_of(probs: np.ndarray) -> np.ndarray:
+    """Logits of probabilities, clipped away from 0 and 1 (a baseline's clip embedding)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return (np.log(p) - np.log1p(-p)).astype(np.float32)
+
+
 @dataclass
 class RunModel:
-    """A trained run ready to tag features or audio files: a network or a classical baseline."""
+    """A trained run ready to score features or audio files: a network or a classical baseline."""
 
     checkpoint: dict[str, Any]
     model: torch.nn.Module | None = None
@@ -199,10 +172,19 @@ class RunModel:
         self.features = FeatureConfig.from_dict(self.checkpoint["features"])
         self.normalizer = Normalizer.from_dict(self.checkpoint["normalizer"])
         self.chunk_frames = int(self.checkpoint["chunk_frames"])
+        self.net = TorchNetwork(self.model, self.device) if self.model is not None else None
 
     @property
     def is_baseline(self) -> bool:
         return self.model is None
+
+    def taggram_plan(self, hop_s: float = DEFAULT_TAGGRAM_HOP_S) -> TaggramPlan | None:
+        """The taggram plan of the run's network (see `pipeline.scoring.taggram`); None for a baseline."""
+        if self.model is None:
+            return None
+        hop = model_frame_hop(self.model, n_bins=self.features.n_bins, chunk_frames=self.chunk_frames)
+        return plan_taggram(hop, chunk_frames=self.chunk_frames, input_fps=self.features.frames_per_second,
+                            hop_s=hop_s)
 
     def features_of(self, path: str | Path) -> np.ndarray:
         """Decode an audio file and compute the run's features (T, n_bins); `AudioDecodeError` if broken."""
@@ -211,17 +193,23 @@ class RunModel:
 
         return compute_features(load_audio(Path(path), sample_rate=self.features.sample_rate), self.features)
 
-    def predict_many(self, features_list: Iterable[np.ndarray], *, aggregate: str = "mean",
-                     batch_size: int = 64, progress: bool = False, total: int | None = None) -> np.ndarray:
-        """Probabilities (n_clips, n_tags) for clips' features of any lengths (a generator is fine)."""
+    def score(self, clips: Sequence[np.ndarray], *, aggregate: str = "mean", plan: TaggramPlan | None = None,
+              max_batch: int = DEFAULT_MAX_BATCH) -> ClipScores:
+        """Probabilities, embeddings and (with ``plan``) taggrams of clips' raw features, in one pass.
+
+        A classical baseline gives its probabilities and, as embeddings, their logits (no taggrams).
+        """
+        check_aggregate(aggregate)
         if self.baseline is not None:
-            if aggregate not in AGGREGATES:
-                raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-            return np.asarray(self.baseline.predict_proba(list(features_list)), dtype=np.float32)
-        assert self.model is not None
-        return predict_clips(self.model, features_list, normalizer=self.normalizer, chunk_frames=self.chunk_frames,
-                             device=self.device, aggregate=aggregate, batch_size=batch_size, progress=progress,
-                             total=total)
+            probs = np.asarray(self.baseline.predict_proba(list(clips)), dtype=np.float32)
+            return ClipScores(probs=probs, embeddings=_logits_of(probs))
+        assert self.net is not None
+        return score_clips(self.net, clips, chunk_frames=self.chunk_frames, normalizer=self.normalizer,
+                           aggregate=aggregate, embeddings=True, plan=plan, max_batch=max_batch)
+
+    def predict_many(self, features_list: Iterable[np.ndarray], *, aggregate: str = "mean") -> np.ndarray:
+        """Probabilities (n_clips, n_tags) for clips' features of any lengths."""
+        return self.score(list(features_list), aggregate=aggregate).probs
 
     def predict(self, features: np.ndarray, *, aggregate: str = "mean") -> np.ndarray:
         """Probabilities (n_tags,) of one clip's features (T, n_bins)."""
@@ -231,9 +219,15 @@ class RunModel:
         """Probabilities (n_tags,) of an audio file of any length."""
         return self.predict(self.features_of(path), aggregate=aggregate)
 
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        """One clip's embedding [D] from its features [T, n_bins], as the score stage computes it."""
+        embeddings = self.score([features]).embeddings
+        assert embeddings is not None
+        return embeddings[0]
+
 
 def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> RunModel:
-    """Load any trained run (network or classical baseline) for prediction."""
+    """Load any trained run (network or classical baseline) for scoring."""
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir)
     if is_baseline_checkpoint(ckpt):
@@ -242,3 +236,59 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> R
         return RunModel(checkpoint=ckpt, baseline=load_baseline(run_dir / BASELINE_FILE))
     model, ckpt = load_run_model(run_dir, device)
     return RunModel(checkpoint=ckpt, model=model, device=next(model.parameters()).device)
+
+
+def feature_cache(run_model: RunModel, corpus: Any, *, cache_root: str | Path | None = None,
+                  workers: int | None = None, progress: bool = False) -> Any:
+    """The run's feature cache of ``corpus`` (built by training for its own corpus; built here otherwise).
+
+    ``cache_root`` defaults to the one the run was trained with (its checkpoint's config).
+    """
+    from pipeline.features.cache import build_cache
+
+    if cache_root is None:
+        cache_root = (run_model.checkpoint.get("config") or {}).get("cache_root")
+    kwargs: dict[str, Any] = {"workers": workers, "progress": progress}
+    if cache_root:
+        kwargs["cache_root"] = Path(cache_root)
+    return build_cache(corpus, run_model.features, **kwargs)
+
+
+class TorchTagger(BaseTagger):
+    """Tag audio with a run's torch checkpoint: the reference (and fallback) for `OnnxTagger`.
+
+    Same interface as `pipeline.scoring.tagger.OnnxTagger`; slower to start (torch and the model
+    are loaded). The taggram plan is the one the score stage recorded, else computed.
+    """
+
+    def __init__(self, run_dir: str | Path, *, device: str | None = None,
+                 taggram_hop_s: float = DEFAULT_TAGGRAM_HOP_S) -> None:
+        from pipeline.device import pick_device
+
+        if not taggram_hop_s > 0:
+            raise ParameterError(f"taggram hop must be > 0 seconds, got {taggram_hop_s}")
+        self.run_dir = Path(run_dir)
+        run_model = load_run(self.run_dir, pick_device(device or "auto"))
+        self.run_model = run_model
+        self.tags = run_model.tags
+        self.features = run_model.features
+        self.normalizer = run_model.normalizer
+        self.chunk_frames = run_model.chunk_frames
+        self.aggregate = "mean"
+        if run_model.net is None:  # a classical baseline: probabilities, no taggram
+            self.plan = None  # type: ignore[assignment]
+            return
+        self.net = run_model.net
+        try:
+            config = read_tagger_config(self.run_dir)
+            self.plan = TaggramPlan.from_dict(config["taggram"])
+            self.aggregate = str(config.get("aggregate", "mean"))
+        except RunDirError:
+            plan = run_model.taggram_plan(taggram_hop_s)
+            assert plan is not None
+            self.plan = plan
+
+    def tag_features(self, features: np.ndarray, *, taggram: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.run_model.is_baseline:
+            return self.run_model.predict(features, aggregate=self.aggregate), None
+        return super().tag_features(features, taggram=taggram)

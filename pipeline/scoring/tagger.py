@@ -1,264 +1,41 @@
-"""Fast tagging with a run's exported model (ONNX Runtime, no torch), and the taggram arithmetic.
+"""Fast tagging with a run's exported model (ONNX Runtime, no torch), and a run's stored taggrams.
 
 ``python -m pipeline tag`` and the dashboard's "Tag a file" page go through `OnnxTagger`, which
-reads what the predict stage wrote beside the checkpoint (``model.onnx`` and ``tagger.json``:
+reads what the score stage wrote beside the checkpoint (``model.onnx`` and ``tagger.json``:
 tags, feature config, normaliser, chunk length, taggram plan) and runs it with ONNX Runtime.
 Start-up cost is most of a short tagging job, so this module imports only numpy (and the
 light run-directory contract) at the top; ONNX Runtime, the audio decoder and the feature code
 are imported when a tagger is built, and torch, pandas, librosa and scikit-learn are never
-imported on this path (a test checks it). The predict stage runs the same code with torch or
-ONNX Runtime behind the `Network` protocol.
+imported on this path (a test checks it).
 
-Clip probabilities are computed as `pipeline.scoring.inference` computes them for evaluation: chunks
-of the model's input length (the last one aligned to the clip's end, a clip shorter than a
-chunk zero-padded after normalisation), the mean (or max) of the chunks' sigmoids.
-
-Taggrams
---------
-A taggram is a clip's tag activations over time, [shape=(n_frames, n_tags)], frame ``j``
-describing about ``[j * hop_s, (j + 1) * hop_s)`` of the clip (its ``window_s`` of context is
-centred there). It is the sigmoid of the model's ``frame_logits`` over the whole clip, whose
-frames are ``P`` input frames apart (the model's frame hop: 320 frames, 5.1 s for ``fcn``;
-128, 2 s for ``shortchunk_res``). Where ``P`` is longer than the wanted hop, the clip is also
-run shifted by ``hop, 2 hop, ...`` (``P / hop`` passes) and the passes are interleaved
-("shift and stitch", as in fully convolutional segmentation), so the hop is ``hop`` without
-changing what one frame sees. A model whose frame logits do not follow time at all (one frame
-whatever the input length) gets a sliding window of its input length instead, ``hop`` apart
-("windows" mode). Either way a clip of ``T`` input frames has ``ceil(T / hop)`` taggram frames.
+A tagger scores through `pipeline.scoring.network.score_clips`, the pass the score stage runs
+with torch, so its clip probabilities and taggrams are the stage's (the export is checked
+against torch when it is written). How taggrams are computed is in `pipeline.scoring.taggram`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from pipeline.errors import RunDirError
 from pipeline.run.rundir import TAGGER as TAGGER_FILE  # light: json and paths only
+from pipeline.scoring.chunks import AGGREGATES, Network, chunk_clip, sigmoid
+from pipeline.scoring.network import score_clips
+from pipeline.scoring.taggram import TaggramPlan, compute_taggrams, frame_hop_from_lengths, plan_taggram
 
 log = logging.getLogger(__name__)
 
+SCORE_STAGE = "score"  # the stage that writes model.onnx, tagger.json and the taggrams
 TAGGER_FORMAT = 1
 INPUT_NAME = "features"  # the ONNX model's input: normalised features (B, n_bins, T)
 OUTPUT_NAMES = ("logits", "frame_logits")  # (B, n_tags) and (B, T', n_tags)
-AGGREGATES: tuple[str, ...] = ("mean", "max")
-TAGGRAM_MODES: tuple[str, ...] = ("frames", "windows")
-
-
-class Network(Protocol):
-    """What the taggram and chunk code needs from a model, whatever runs it (torch or ONNX)."""
-
-    def logits(self, x: np.ndarray) -> np.ndarray:  # (N, n_bins, T) -> (N, n_tags)
-        ...
-
-    def frame_logits(self, x: np.ndarray) -> np.ndarray:  # (N, n_bins, T) -> (N, T', n_tags)
-        ...
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, float32, without overflow warnings for large negative logits."""
-    x = np.asarray(x, dtype=np.float32)
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
-
-
-# --------------------------------------------------------------------------------------------
-# chunks and clip probabilities
-
-
-def chunk_starts(n_frames: int, chunk_frames: int, hop: int | None = None) -> list[int]:
-    """Start frames of a clip's chunks: ``hop`` apart, the last aligned to the clip's end."""
-    hop = chunk_frames if hop is None else hop
-    starts = list(range(0, max(n_frames - chunk_frames, 0) + 1, hop))
-    if n_frames > chunk_frames and starts[-1] + chunk_frames < n_frames:
-        starts.append(n_frames - chunk_frames)
-    return starts
-
-
-def chunk_clip(features: np.ndarray, chunk_frames: int, *, hop: int | None = None,
-               normalizer: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Cut one clip's features (T, n_bins) into model inputs (n_chunks, n_bins, chunk_frames).
-
-    The one chunking of the project (`pipeline.scoring.inference.chunk_frames_of` validates and calls it):
-    each chunk is normalised, then a clip shorter than a chunk is zero-padded at the end.
-    """
-    n_frames, n_bins = features.shape
-    starts = chunk_starts(n_frames, chunk_frames, hop)
-    out = np.zeros((len(starts), n_bins, chunk_frames), dtype=np.float32)
-    for i, start in enumerate(starts):
-        chunk = features[start:start + chunk_frames]
-        chunk = normalizer(chunk) if normalizer is not None else chunk.astype(np.float32)
-        out[i, :, :len(chunk)] = chunk.T
-    return out
-
-
-def clip_probabilities(net: Network, clips: Sequence[np.ndarray], *, chunk_frames: int,
-                       normalizer: Callable[[np.ndarray], np.ndarray] | None, aggregate: str = "mean",
-                       max_batch: int = 256) -> np.ndarray:
-    """Tag probabilities (n_clips, n_tags) of clips' raw features (each (T_i, n_bins)).
-
-    Each clip is cut into chunks (`chunk_clip`), every chunk scored, and a clip's chunk
-    probabilities combined by their ``mean`` or ``max``, as `pipeline.scoring.inference` does for
-    evaluation. Chunks of all clips go through the network together, ``max_batch`` at a time.
-    """
-    if aggregate not in AGGREGATES:
-        from pipeline.errors import ParameterError
-
-        raise ParameterError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-    chunked = [chunk_clip(f, chunk_frames, normalizer=normalizer) for f in clips]
-    chunks = np.concatenate(chunked)  # (total_chunks, n_bins, chunk_frames)
-    probs = np.concatenate([sigmoid(net.logits(chunks[i:i + max_batch])) for i in range(0, len(chunks), max_batch)])
-    bounds = np.cumsum([0] + [len(c) for c in chunked])
-    reduce = np.mean if aggregate == "mean" else np.max
-    return np.stack([reduce(probs[a:b], axis=0) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
-
-
-# --------------------------------------------------------------------------------------------
-# taggrams
-
-
-@dataclass(frozen=True)
-class TaggramPlan:
-    """How taggrams are computed for one model (see the module docstring).
-
-    mode : ``"frames"`` (sigmoid of ``frame_logits``, shift-and-stitch when ``window > hop``)
-        or ``"windows"`` (sigmoid of the logits of sliding chunks)
-    window : input frames between two of the model's frames (its frame hop ``P``), or the
-        chunk length in ``"windows"`` mode; a multiple of ``hop``
-    hop : input frames between two taggram frames
-    input_fps : frames per second of the model's input features
-    """
-
-    mode: str
-    window: int
-    hop: int
-    input_fps: float
-
-    def __post_init__(self) -> None:
-        assert self.mode in TAGGRAM_MODES and self.hop >= 1 and self.window >= 1
-        assert self.mode == "windows" or self.window % self.hop == 0
-
-    @property
-    def shifts(self) -> int:
-        """Shifted passes of the whole clip ("frames" mode)."""
-        return self.window // self.hop if self.mode == "frames" else 1
-
-    @property
-    def fps(self) -> float:
-        """Taggram frames per second."""
-        return self.input_fps / self.hop
-
-    @property
-    def hop_s(self) -> float:
-        return self.hop / self.input_fps
-
-    @property
-    def window_s(self) -> float:
-        return self.window / self.input_fps
-
-    def n_frames(self, n_input_frames: int) -> int:
-        """Taggram frames of a clip of ``n_input_frames`` feature frames: ``ceil(T / hop)``."""
-        return max(1, -(-int(n_input_frames) // self.hop))
-
-    def to_dict(self) -> dict[str, Any]:
-        """What the manifest and tagger.json record (with the derived rates, for readers)."""
-        return {**asdict(self), "shifts": self.shifts, "fps": self.fps, "hop_s": self.hop_s,
-                "window_s": self.window_s}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TaggramPlan:
-        return cls(mode=str(d["mode"]), window=int(d["window"]), hop=int(d["hop"]), input_fps=float(d["input_fps"]))
-
-
-def plan_taggram(frame_hop: int | None, *, chunk_frames: int, input_fps: float, hop_s: float = 0.5,
-                 max_shifts: int = 16) -> TaggramPlan:
-    """Choose a taggram plan for a model whose ``frame_logits`` are ``frame_hop`` input frames apart.
-
-    Parameters
-    ----------
-    frame_hop : the model's frame hop ``P`` in input frames; ``None`` when its frame logits do
-        not follow time (then sliding windows of ``chunk_frames`` are used)
-    hop_s : the taggram hop wanted, in seconds. A model whose frames are already at most this
-        far apart keeps its own; otherwise the hop is the divisor of ``P`` closest to it
-    max_shifts : at most this many shifted passes per clip (each costs one forward pass)
-
-    Examples
-    --------
-    >>> plan_taggram(320, chunk_frames=1818, input_fps=62.5, hop_s=0.5).hop  # fcn: 5.1 s frames
-    32
-    """
-    target = max(1.0, hop_s * input_fps)  # in input frames
-    if frame_hop is None:
-        return TaggramPlan("windows", window=int(chunk_frames), hop=int(min(round(target), chunk_frames)),
-                           input_fps=input_fps)
-    shifts = 1
-    if frame_hop > target:
-        divisors = [d for d in range(1, min(frame_hop, max_shifts) + 1) if frame_hop % d == 0]
-        shifts = min(divisors, key=lambda d: abs(math.log(frame_hop / d / target)))
-    return TaggramPlan("frames", window=int(frame_hop), hop=int(frame_hop // shifts), input_fps=input_fps)
-
-
-def _padded(x: np.ndarray, left: int, length: int) -> np.ndarray:
-    """(B, n_bins, T) -> (B, n_bins, length): ``left`` zero frames, ``x``, zeros to ``length``."""
-    out = np.zeros((*x.shape[:-1], length), dtype=np.float32)
-    out[..., left:left + x.shape[-1]] = x
-    return out
-
-
-def taggram_inputs(x: np.ndarray, plan: TaggramPlan, chunk_frames: int) -> np.ndarray:
-    """The model inputs that give the taggrams of a batch of equal-length clips.
-
-    x : np.ndarray [shape=(B, n_bins, T)]  normalised features
-    Returns np.ndarray [shape=(B * shifts, n_bins, L)] ("frames": the clip shifted by
-    ``k * hop``, zero-padded) or [shape=(B * n_frames, n_bins, chunk_frames)] ("windows").
-    The zeros are the normalised mean, as in `chunk_clip`.
-    """
-    b, n_bins, t = x.shape
-    left = (plan.window - plan.hop) // 2  # centre frame j's context on [j * hop, (j + 1) * hop)
-    if plan.mode == "frames":
-        # each pass is long enough to reach past the clip's end by a whole model frame, and no
-        # shorter than a chunk (the length the model was trained on)
-        length = max(t + plan.window, chunk_frames)
-        xp = _padded(x, left, left + (plan.shifts - 1) * plan.hop + length)
-        passes = [xp[..., k * plan.hop:k * plan.hop + length] for k in range(plan.shifts)]
-        return np.stack(passes, axis=1).reshape(b * plan.shifts, n_bins, length)
-    n = plan.n_frames(t)
-    left = (chunk_frames - plan.hop) // 2
-    xp = _padded(x, left, left + (n - 1) * plan.hop + chunk_frames)
-    windows = np.lib.stride_tricks.sliding_window_view(xp, chunk_frames, axis=-1)[..., ::plan.hop, :][..., :n, :]
-    # (B, n_bins, n, chunk) -> (B, n, n_bins, chunk)
-    return np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(b * n, n_bins, chunk_frames)
-
-
-def stitch_taggrams(outputs: np.ndarray, plan: TaggramPlan, n_clips: int, n_input_frames: int) -> np.ndarray:
-    """Turn the network's outputs on `taggram_inputs` into taggrams (B, n_frames, n_tags), float32.
-
-    outputs : frame logits [shape=(B * shifts, T', n_tags)] ("frames") or logits
-        [shape=(B * n_frames, n_tags)] ("windows")
-    """
-    n = plan.n_frames(n_input_frames)
-    if plan.mode == "windows":
-        return sigmoid(outputs.reshape(n_clips, n, -1))
-    s = plan.shifts
-    out = outputs.reshape(n_clips, s, outputs.shape[1], outputs.shape[2])
-    # pass k's frame i is taggram frame i * shifts + k
-    out = out.transpose(0, 2, 1, 3).reshape(n_clips, outputs.shape[1] * s, outputs.shape[2])
-    assert out.shape[1] >= n, f"model gave {out.shape[1]} taggram frames, {n} needed"
-    return sigmoid(out[:, :n])
-
-
-def compute_taggrams(net: Network, x: np.ndarray, plan: TaggramPlan, *, chunk_frames: int,
-                     max_batch: int = 64) -> np.ndarray:
-    """Taggrams (B, ceil(T / hop), n_tags) float32 of a batch of equal-length normalised clips (B, n_bins, T)."""
-    inputs = taggram_inputs(x, plan, chunk_frames)
-    run = net.frame_logits if plan.mode == "frames" else net.logits
-    outputs = np.concatenate([run(inputs[i:i + max_batch]) for i in range(0, len(inputs), max_batch)])
-    return stitch_taggrams(outputs, plan, x.shape[0], x.shape[-1])
 
 
 def top_tags(probs: np.ndarray, tags: list[str], k: int) -> list[tuple[str, float]]:
@@ -276,7 +53,7 @@ class OnnxNetwork:
 
     Parameters
     ----------
-    path : an ONNX model exported by the predict stage (input `INPUT_NAME`, outputs `OUTPUT_NAMES`)
+    path : an ONNX model exported by the score stage (input `INPUT_NAME`, outputs `OUTPUT_NAMES`)
     threads : intra-op threads (default: ``OMP_NUM_THREADS`` if set, else ONNX Runtime's choice)
     """
 
@@ -287,7 +64,15 @@ class OnnxNetwork:
         threads = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         options.intra_op_num_threads = max(0, threads)
         options.log_severity_level = 3  # ORT's notes about unused initialisers are noise to a user
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        path = Path(path)
+        if not path.is_file():
+            raise RunDirError(f"{path}: no such ONNX model; rebuild it with 'python -m pipeline score {path.parent}'")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own classes (InvalidProtobuf, Fail, ...) for a broken file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RunDirError(f"{path}: unreadable ONNX model ({first}); rebuild it with "
+                              f"'python -m pipeline score {path.parent}'") from exc
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         # ONNX Runtime computes only what the requested output needs
@@ -298,17 +83,16 @@ class OnnxNetwork:
 
 
 def read_tagger_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run's tagger.json; a `RunDirError` unless the predict stage is complete."""
-    from pipeline.errors import RunDirError
+    """A run's tagger.json; a `RunDirError` unless the score stage is complete."""
     from pipeline.run.rundir import RunDir
 
     run = RunDir(run_dir)
-    run.require("predict")
+    run.require(SCORE_STAGE)
     path = run / TAGGER_FILE
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable tagger config: {exc}; rerun 'python -m pipeline predict "
+        raise RunDirError(f"{path}: unreadable tagger config: {exc}; rerun 'python -m pipeline score "
                           f"{run.path} --force'") from exc
     if config.get("format") != TAGGER_FORMAT:
         raise RunDirError(f"{path}: tagger format {config.get('format')!r}, this toolkit reads {TAGGER_FORMAT}")
@@ -343,12 +127,9 @@ class BaseTagger:
 
     def tag_features(self, features: np.ndarray, *, taggram: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (n_tags,) and taggram (ceil(T / hop), n_tags) of raw features (T, n_bins)."""
-        probs = clip_probabilities(self.net, [features], chunk_frames=self.chunk_frames, normalizer=self.normalizer,
-                                   aggregate=self.aggregate)[0]
-        if not taggram:
-            return probs, None
-        x = np.ascontiguousarray(self.normalizer(features).T[None])  # (1, n_bins, T)
-        return probs, compute_taggrams(self.net, x, self.plan, chunk_frames=self.chunk_frames)[0]
+        scores = score_clips(self.net, [features], chunk_frames=self.chunk_frames, normalizer=self.normalizer,
+                             aggregate=self.aggregate, plan=self.plan if taggram else None)
+        return scores.probs[0], scores.taggrams[0] if scores.taggrams is not None else None
 
     def tag_audio(self, y: np.ndarray, *, taggram: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Tag mono audio ``y`` (float32 at ``self.features.sample_rate``) of any length.
@@ -384,11 +165,11 @@ class OnnxTagger(BaseTagger):
 
     Parameters
     ----------
-    run_dir : a run directory whose predict stage is complete (it wrote model.onnx and tagger.json)
+    run_dir : a run directory whose score stage is complete (it wrote model.onnx and tagger.json)
     threads : ONNX Runtime intra-op threads (default: ``OMP_NUM_THREADS`` if set, else ORT's choice)
 
-    Raises `RunDirError` when the run's predict stage is incomplete or its model could not be
-    exported (then `pipeline.scoring.predict.TorchTagger` tags with the checkpoint instead).
+    Raises `RunDirError` when the run's score stage is incomplete or its model could not be
+    exported (then `pipeline.scoring.inference.TorchTagger` tags with the checkpoint instead).
 
     Examples
     --------
@@ -399,7 +180,6 @@ class OnnxTagger(BaseTagger):
     """
 
     def __init__(self, run_dir: str | Path, *, threads: int | None = None) -> None:
-        from pipeline.errors import RunDirError
         from pipeline.features.extract import FeatureConfig, Normalizer
 
         self.run_dir = Path(run_dir)
@@ -422,7 +202,7 @@ class Taggrams:
 
     Parameters
     ----------
-    run_dir : a run directory whose predict stage is complete
+    run_dir : a run directory whose score stage is complete
 
     Attributes
     ----------
@@ -439,13 +219,12 @@ class Taggrams:
     def __init__(self, run_dir: str | Path) -> None:
         import pandas as pd  # imported here: the fast tagging path never needs it
 
-        from pipeline.errors import RunDirError
         from pipeline.run.rundir import TAGGRAMS, TAGGRAMS_INDEX, RunDir
 
         run = RunDir(run_dir)
-        run.require("predict")
+        run.require(SCORE_STAGE)
         manifest = run.manifest()
-        entry = manifest["stages"]["predict"]
+        entry = manifest["stages"][SCORE_STAGE]
         if TAGGRAMS not in entry.get("files", []):
             raise RunDirError(f"{run.path}: this run has no taggrams ({entry.get('taggram_note', 'not computed')})")
         self.tags: list[str] = list(manifest.get("tags", []))
@@ -477,40 +256,8 @@ class Taggrams:
         return np.arange(self._rows[str(clip_id)][1], dtype=np.float64) / self.fps
 
 
-def frame_hop_from_lengths(n_out: Callable[[int], int], start: int, *, limit: int) -> int | None:
-    """The input frames between two output frames of a model, from its output length per input length.
-
-    ``n_out(T)`` is the number of frames ``frame_logits`` gives for ``T`` input frames, a step
-    function that rises by one every ``P`` frames for pooling and strided networks. Finds two
-    consecutive steps above ``start`` (about ``4 log2 P`` calls) and returns their distance, or
-    ``None`` when the output does not grow within ``limit`` extra frames (time collapsed).
-    """
-
-    def next_step(t0: int) -> int | None:
-        base = n_out(t0)
-        span = 1
-        while n_out(t0 + span) == base:  # gallop to an upper bound, then bisect
-            if span > limit:
-                return None
-            span *= 2
-        lo, hi = t0 + span // 2, t0 + span  # n_out(lo) == base (or lo == t0), n_out(hi) > base
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if n_out(mid) == base:
-                lo = mid
-            else:
-                hi = mid
-        return hi
-
-    first = next_step(start)
-    if first is None:
-        return None
-    second = next_step(first)
-    return None if second is None else second - first
-
-
 __all__ = [
-    "AGGREGATES", "INPUT_NAME", "OUTPUT_NAMES", "TAGGER_FILE", "BaseTagger", "Network", "OnnxNetwork", "OnnxTagger", "TaggramPlan", "Taggrams",
-    "chunk_clip", "chunk_starts", "clip_probabilities", "compute_taggrams", "frame_hop_from_lengths",
-    "plan_taggram", "read_tagger_config", "sigmoid", "stitch_taggrams", "taggram_inputs", "top_tags",
+    "AGGREGATES", "INPUT_NAME", "OUTPUT_NAMES", "TAGGER_FILE", "TAGGER_FORMAT", "BaseTagger", "Network",
+    "OnnxNetwork", "OnnxTagger", "TaggramPlan", "Taggrams", "chunk_clip", "compute_taggrams",
+    "frame_hop_from_lengths", "plan_taggram", "read_tagger_config", "sigmoid", "top_tags",
 ]

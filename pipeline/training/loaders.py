@@ -2,7 +2,7 @@
 
 Training reads a random chunk of ``chunk_frames`` frames from each clip (random-chunk cropping
 for short-input models; a clip shorter than a chunk is zero-padded after normalisation).
-Validation reads every chunk of a clip (`pipeline.scoring.inference.chunk_frames_of`) so its clip
+Validation reads every chunk of a clip (`pipeline.scoring.chunks.chunk_clip`) so its clip
 score is the aggregate the evaluation reports.
 
 Randomness is carried by the sampler, not by the workers: `EpochSampler` draws, from
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pipeline.scoring.inference import chunk_frames_of
+from pipeline.scoring.chunks import chunk_clip
 
 Normalize = Callable[[np.ndarray], np.ndarray]
 
@@ -77,7 +77,7 @@ class RandomChunkDataset(_ClipDataset):
 
 
 class ClipChunksDataset(_ClipDataset):
-    """Evaluation examples: every chunk of a clip (see `chunk_frames_of`), its labels and its row.
+    """Evaluation examples: every chunk of a clip (see `chunk_clip`), its labels and its row.
 
     Item: ``(chunks [shape=(n_chunks, n_bins, chunk_frames)], y [shape=(n_tags,)], row)``;
     batch them with `collate_clip_chunks`.
@@ -89,8 +89,8 @@ class ClipChunksDataset(_ClipDataset):
         self.hop = hop
 
     def __getitem__(self, row: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        chunks = chunk_frames_of(np.asarray(self.cache.read(self.clip_ids[row])), self.chunk_frames, self.hop,
-                                 normalizer=self.normalizer)
+        chunks = chunk_clip(np.asarray(self.cache.read(self.clip_ids[row])), self.chunk_frames, self.hop,
+                            normalizer=self.normalizer)
         return torch.from_numpy(chunks), torch.from_numpy(self.labels[row]), row
 
 
