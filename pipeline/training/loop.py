@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from pipeline import device as devices
 from pipeline.analysis.metrics import auc_scores
 from pipeline.run.rundir import CHECKPOINT, LAST_CHECKPOINT, RunDir
-from pipeline.scoring.inference import aggregate_chunks
+from pipeline.scoring.chunks import aggregate_chunks
 from pipeline.training.checkpoints import plain, save_checkpoint, write_history
 from pipeline.training.config import TrainConfig
 from pipeline.training.optim import lr_factor, make_optimizer, optimizer_phase, set_lr
