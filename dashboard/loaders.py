@@ -105,6 +105,10 @@ class RunInfo:
         files = entry.files if entry else rd.STAGE_FILES.get(stage, ())
         return [f for f in files if not (self.path / f).exists()]
 
+    @property
+    def corpus_name(self) -> str:
+        return self.record.corpus.name if self.record is not None and self.record.corpus is not None else ""
+
     def corpus_missing(self) -> bool:
         """True when the manifest names a corpus folder that is not there (moved, or another machine's)."""
         return self.corpus_root is not None and not self.corpus_root.is_dir()
@@ -200,6 +204,7 @@ class Predictions:
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _split_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     audio_root: Path | None = None
+    corpus_name: str = ""
 
     def audio_file(self, row: int) -> Path:
         """The audio file of ``row``, resolved under the corpus root; a `RunDirError` says why there is none.
@@ -211,7 +216,8 @@ class Predictions:
         if self.audio_root is None:
             raise RunDirError("the run records no corpus folder, so its audio cannot be located")
         if not self.audio_root.is_dir():
-            raise RunDirError(f"the corpus folder `{self.audio_root}` is missing; {locate.repoint_hint('NAME')}")
+            raise RunDirError(f"the corpus folder `{self.audio_root}` is missing; "
+                              f"{locate.repoint_hint(self.corpus_name or 'NAME')}")
         path = locate.confined_audio_path(stored, self.audio_root)
         if path.suffix.lower() not in AUDIO_MIME:
             raise RunDirError(f"audio path {stored!r} is not an audio file ({', '.join(AUDIO_MIME)}); refused")
@@ -264,14 +270,16 @@ def _predictions(path: str, file_stamp: Stamp) -> Predictions:
     return Predictions(clips, tags, probs, truth, splits, rows, split_rows)
 
 
-def load_predictions(path: str, file_stamp: Stamp, audio_root: str | Path | None = None) -> Predictions:
+def load_predictions(path: str, file_stamp: Stamp, audio_root: str | Path | None = None,
+                     corpus_name: str = "") -> Predictions:
     """Predictions of a run (``path`` is predictions.parquet; ``file_stamp`` keys the cache).
 
-    ``audio_root`` is the corpus folder the audio paths are relative to (`RunInfo.corpus_root`);
-    the arrays are shared with every other caller, only the root differs.
+    ``audio_root`` is the corpus folder the audio paths are relative to (`RunInfo.corpus_root`)
+    and ``corpus_name`` its name; the arrays are shared with every other caller.
     """
     preds = _predictions(path, file_stamp)
-    return dataclasses.replace(preds, audio_root=Path(audio_root) if audio_root is not None else None)
+    return dataclasses.replace(preds, audio_root=Path(audio_root) if audio_root is not None else None,
+                               corpus_name=corpus_name)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

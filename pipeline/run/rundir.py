@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import RunDirError
-from pipeline.io import atomic_path, read_json, save_npy, write_csv, write_json, write_parquet
+from pipeline.io import atomic_path, read_json, save_npy, save_npz, write_csv, write_json, write_parquet
 from pipeline.run import locate
 from pipeline.run.files import (  # noqa: F401  (re-exported: the names every stage imports from here)
     ARRAYS,
@@ -292,6 +292,14 @@ class RunDir:
         """Write declared array ``name`` (.npy) after checking its dtype and rank."""
         validate_array(ARRAYS[name], array, where=self.path / name)
         save_npy(self.path / name, array)
+
+    def write_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        """Write an ``.npz`` of named arrays (tag_embeddings.npz); object arrays are refused (they would need pickle)."""
+        for key, array in arrays.items():
+            if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+                raise RunDirError(f"{self.path / name}: array {key!r} should be numeric or text, found "
+                                  f"{getattr(array, 'dtype', type(array).__name__)}")
+        save_npz(self.path / name, **arrays)
 
     def write_metrics(self, metrics: Metrics | dict[str, Any]) -> Metrics:
         """Write metrics.json (a `Metrics`, or its dict form, validated first)."""
