@@ -3,6 +3,7 @@ validation failure (each names the file and the field, what was expected and wha
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -248,10 +249,38 @@ def test_update_manifest_writes_nothing_invalid(run: rd.RunDir) -> None:
     assert (run / rd.MANIFEST).read_text() == before
 
 
-def test_unreadable_manifest_json(tmp_path: Path) -> None:
-    (tmp_path / rd.MANIFEST).write_text("{not json")
+@pytest.mark.parametrize("text", ["{not json", "[" * 100_000 + "]" * 100_000, "\xff\xfe"])
+def test_unreadable_manifest_json(tmp_path: Path, text: str) -> None:
+    (tmp_path / rd.MANIFEST).write_text(text, encoding="latin-1")
     with pytest.raises(RunDirError, match="manifest.json: unreadable manifest"):
         rd.RunDir(tmp_path).manifest()
+
+
+def test_any_wrong_shape_anywhere_is_a_run_dir_error(run: rd.RunDir) -> None:
+    """Every field of a real manifest, replaced by every JSON shape: valid, or a RunDirError, never another error."""
+    run.write_table(rd.PREDICTIONS, predictions())
+    run.mark_stage(rd.SCORE_STAGE, (rd.PREDICTIONS,), taggram={"fps": 4.0})
+    run.update_manifest(metrics=metrics_dict(), model={"name": "m", "kwargs": {}})
+    good = run.manifest()
+    shapes = [[], {}, "s", 1, -1.5, None, True, [1, "a"], {"x": []}]
+
+    def paths(obj: object, prefix: tuple = ()) -> list[tuple]:
+        if isinstance(obj, dict):
+            return [prefix] + [p for k, v in obj.items() for p in paths(v, (*prefix, k))]
+        return [prefix]
+
+    tried = 0
+    for path in paths(good)[1:]:
+        for shape in shapes:
+            bad = json.loads(json.dumps(good))
+            node = bad
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = shape
+            with contextlib.suppress(RunDirError):
+                Manifest.from_dict(bad)
+            tried += 1
+    assert tried > 300
 
 
 # ---------------------------------------------------------------------------------------------

@@ -160,8 +160,8 @@ def _load_json(path: Path, what: str = "JSON") -> Any:
         raise RunDirError(f"{path} does not exist")
     try:
         return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable {what}: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise RunDirError(f"{path}: unreadable {what}: {type(exc).__name__}: {exc}") from exc
 
 
 class RunDir:
