@@ -305,7 +305,8 @@ def play(preds: Predictions, row: int, *, container: Any = st, compact: bool = F
     try:
         path = preds.audio_file(row)
     except PipelineError as exc:
-        say(f"Audio file not found: `{stored}`: {exc}")
+        located = preds.audio_root is not None and preds.audio_root.is_dir()
+        say(f"{'Audio not played' if located else 'Audio file not found'}: `{stored}`: {exc}")
         return False
     if not path.is_file():
         say(f"Audio file not found: `{stored}`")

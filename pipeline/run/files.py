@@ -4,7 +4,8 @@ Tables declare their columns and the kind of each (`Column`); arrays their dtype
 `validate_frame` and `validate_array` check a value against its declaration and raise a
 `RunDirError` naming the file, what was expected and what was met. Readers and writers
 (`pipeline.run.rundir.RunDir`) call them, so a file that passed a writer passes every reader.
-This module is light (numpy and pandas only) so the dashboard can import it.
+This module is light (numpy; pandas only when a table is checked) so the dashboard and the
+fast tagging path (which never imports pandas) can import it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import RunDirError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 2  # 2: a "score" stage replaces "predict"; audio paths relative to the corpus root
 
@@ -195,6 +198,8 @@ JSONS: dict[str, JsonSpec] = {s.name: s for s in (METRICS_SPEC, TAG_VIEWS_SPEC, 
 # ---------------------------------------------------------------------------------------------
 def _kind_ok(series: pd.Series, kind: str) -> str | None:
     """None when ``series`` holds values of ``kind``, else a short description of what it holds."""
+    import pandas as pd
+
     dtype = series.dtype
     if kind == "str":
         if pd.api.types.is_string_dtype(dtype) and series.map(lambda v: isinstance(v, str)).all():
@@ -225,6 +230,8 @@ def validate_frame(spec: TableSpec, frame: pd.DataFrame, *, where: str | Path | 
     Columns beyond the declaration are allowed (a newer writer may add some); the error names
     the file (``where``, else the spec's name), the column, the kind expected and what was met.
     """
+    import pandas as pd
+
     where = where or spec.name
     if not isinstance(frame, pd.DataFrame):
         raise RunDirError(f"{where}: expected a table, got {type(frame).__name__}")

@@ -7,7 +7,8 @@ a partial run is detected, never half-loaded. Files are declared in `pipeline.ru
 (names, stages, columns and dtypes), the manifest in `pipeline.run.manifest`, metrics.json in
 `pipeline.run.metrics`; writers validate before writing and readers after reading, and a file
 that does not match raises a `RunDirError` naming the file, what was expected and what was met.
-This module is light (no torch) so the dashboard can import it.
+This module is light (no torch; pandas only when a table is read or written) so the dashboard
+and the fast tagging path can import it.
 
 Files (schema version `SCHEMA_VERSION`)
 --------------------------------------
@@ -41,10 +42,9 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import RunDirError
 from pipeline.io import atomic_path, read_json, save_npy, save_npz, write_csv, write_json, write_parquet
@@ -87,6 +87,9 @@ from pipeline.run.files import (  # noqa: F401  (re-exported: the names every st
 from pipeline.run.manifest import Manifest, StageState
 from pipeline.run.metrics import Metrics
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _json_value(obj: Any) -> Any:
     """What write_json stores for a value JSON cannot hold (paths, numpy scalars and arrays)."""
@@ -102,6 +105,8 @@ def _json_value(obj: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 def read_table(path: str | Path, name: str | None = None) -> pd.DataFrame:
     """A declared Parquet / CSV file (``name`` defaults to the file's), validated against its spec."""
+    import pandas as pd
+
     path = Path(path)
     spec = TABLES[name or path.name]
     if not path.is_file():
