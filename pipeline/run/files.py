@@ -202,9 +202,8 @@ def _kind_ok(series: pd.Series, kind: str) -> str | None:
 
     dtype = series.dtype
     if kind == "str":
-        if pd.api.types.is_string_dtype(dtype) and series.map(lambda v: isinstance(v, str)).all():
-            return None
-        return f"dtype {dtype}"
+        # infer_dtype looks at every value (in C): "string" only when all are str (no None, no numbers).
+        return None if pd.api.types.infer_dtype(series, skipna=False) == "string" else f"dtype {dtype}"
     if kind == "bool":
         return None if pd.api.types.is_bool_dtype(dtype) else f"dtype {dtype}"
     if kind in ("int", "binary"):
