@@ -36,18 +36,19 @@ INTERACTION_TARGET_MS = 300.0
 
 def _reuse(out: Path, clips: int, tags: int) -> bool:
     """True when ``out`` already holds a complete synthetic run of this size."""
+    from pipeline.errors import RunDirError
     from pipeline.run.rundir import RunDir
 
     run = RunDir(out)
     if not run.exists():
         return False
     try:
-        manifest = run.manifest()
-    except Exception:  # any unreadable manifest means: build again
+        manifest = run.read_manifest()
+    except RunDirError:  # unreadable, invalid or of another schema version: build again
         return False
-    config = (manifest.get("config") or {}).get("synthetic") or {}
-    return (manifest.get("synthetic") and config.get("n_clips") == clips and config.get("n_tags") == tags
-            and not run.missing_stages()) or False
+    config = (manifest.config or {}).get("synthetic") or {}
+    return (manifest.synthetic and config.get("n_clips") == clips and config.get("n_tags") == tags
+            and not run.missing_stages())
 
 
 class _ScriptClock:

@@ -1,7 +1,8 @@
 """A synthetic run directory of any size, for the dashboard's benchmark and for development.
 
-``build_synthetic_run(out, n_clips=25863)`` writes a run directory with the exact contract of
-`pipeline.run.rundir` at MagnaTagATune scale in seconds, without a corpus or a model:
+``build_synthetic_run(out, n_clips=25863)`` writes a run directory at MagnaTagATune scale in
+seconds, without a corpus or a model, through the writers of `pipeline.run.rundir.RunDir` (so
+every file is validated against the contract exactly as a real stage's is):
 
 - labels drawn from latent "styles" (so tags co-occur as they do in real annotations), with a
   share of true tags dropped from the annotations, like human taggers do;
@@ -12,7 +13,8 @@
 - taggrams that wander over time around each clip's probabilities, clip embeddings with 2-D
   projections and cosine neighbours, tag views (co-occurrence, acoustic, prediction) with
   projections and clusters, label issues ranked by disagreement;
-- a handful of short real audio files (tones and chords, mp3 or wav) shared by all rows.
+- a handful of short real audio files (tones and chords, mp3 or wav) shared by all rows, in an
+  ``audio/`` folder that is the run's corpus root (audio paths are stored relative to it).
 
 - a real ONNX model with its tagger.json (`pipeline.scoring.tagger.OnnxTagger` loads it): a linear map
   of the log-mel frames, averaged over 0.5 s windows, with random weights, so "Tag a file"
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +42,9 @@ from tqdm.auto import tqdm
 
 from pipeline.errors import ParameterError
 from pipeline.features.extract import FeatureConfig
-from pipeline.io import atomic_path, save_npy, save_npz, write_csv, write_json, write_parquet
+from pipeline.io import atomic_path
 from pipeline.run import rundir as rd
+from pipeline.run.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +53,11 @@ SAMPLE_RATE = FeatureConfig.sample_rate
 HOP_LENGTH = FeatureConfig.hop_length
 FEATURES = FeatureConfig().to_dict()
 ALL_STAGES: tuple[str, ...] = tuple(rd.STAGE_FILES)
-# What this builder can honestly write for each stage (no checkpoint, no ONNX model).
+# What this builder can honestly write for each stage: the contract's files, but no checkpoint.
 SYNTHETIC_STAGE_FILES: dict[str, tuple[str, ...]] = {
-    "train": (rd.HISTORY,),
-    "score": (rd.PREDICTIONS, rd.TAGGRAMS, rd.TAGGRAMS_INDEX, rd.ONNX_MODEL, rd.TAGGER),
-    "evaluate": (rd.METRICS, rd.PER_TAG),
-    "embed": (rd.CLIP_EMBEDDINGS, rd.CLIP_PROJECTIONS, rd.CLIP_NEIGHBORS, rd.TAG_EMBEDDINGS,
-              rd.TAG_PROJECTIONS, rd.TAG_VIEWS, rd.LABEL_ISSUES),
+    **rd.STAGE_FILES, "train": tuple(f for f in rd.STAGE_FILES["train"] if f not in (rd.CHECKPOINT, rd.LAST_CHECKPOINT)),
 }
-AUDIO_DIR = "audio"  # inside the run directory (ignored by the run contract)
+AUDIO_DIR = "audio"  # inside the run directory: the synthetic corpus root (ignored by the run contract)
 
 
 def _default_tags(n_tags: int) -> list[str]:
@@ -198,7 +198,9 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
             root = 110.0 * 2 ** (j * 5 / 12)
             path = audio_dir / f"synthetic-{j:02d}.{audio_format}"
             files.append(write_tone(path, audio_seconds or seconds, (root, root * 1.5, root * 2.0), seed=seed + j))
-    audio_path = np.array([str(files[i % len(files)]) for i in range(n)], dtype=object)
+    corpus_root = Path(os.path.commonpath([f.parent for f in files]))
+    names = [f.relative_to(corpus_root).as_posix() for f in files]
+    audio_path = np.array([names[i % len(names)] for i in range(n)], dtype=object)
 
     # ---- model outputs: probabilities correlated with the full truth
     strength = rng.uniform(1.4, 2.9, k)
@@ -206,14 +208,18 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
     style_effect = rng.normal(0, 0.4, (8, k))
     logits = bias + strength * full + style_effect[style] + rng.normal(0, 1.0, (n, k))
     probs = _sigmoid(logits).astype(np.float32)
+    # Clip embeddings: a tag-driven part plus noise, so neighbours share tags.
+    tag_dirs = rng.normal(0, 1, (k, embedding_dim)).astype(np.float32)
+    emb = (full.astype(np.float32) @ tag_dirs) + rng.normal(0, 0.8, (n, embedding_dim)).astype(np.float32)
 
     split_sizes = {s: int((split == s).sum()) for s in ("train", "valid", "test")}
     run.update_manifest(
         name=out.name, synthetic=True,
         description="Synthetic benchmark / development data: random labels and predictions, no model was trained.",
-        corpus={"name": f"synthetic-{n}", "root": str(files[0].parent), "source": "synthetic", "labels": {},
+        corpus={"name": f"synthetic-{n}", "root": str(corpus_root), "source": "synthetic", "labels": {},
                 "n_clips": n, "split_sizes": split_sizes},
-        tags=tags, model={"name": "synthetic", "kwargs": {"seed": seed}, "params": 0},
+        tags=tags, split_sizes=split_sizes,
+        model={"name": "synthetic", "kwargs": {"seed": seed}, "params": 0, "kind": "synthetic"},
         features=FEATURES,
         config={"synthetic": {"n_clips": n, "n_tags": k, "seed": seed, "seconds": seconds,
                               "frame_rate": frame_rate, "label_dropout": label_dropout}})
@@ -221,22 +227,22 @@ def build_synthetic_run(out: str | Path, *, n_clips: int = 2000, n_tags: int = 5
     if "train" in stages:
         _write_history(run, rng)
         run.mark_stage("train", SYNTHETIC_STAGE_FILES["train"], synthetic=True, note="no checkpoint: nothing was trained")
-    if "evaluate" in stages:
-        _write_evaluation(run, tags, annotated, probs, split, n_bootstrap, seed)
-    if "score" in stages:
+    if rd.SCORE_STAGE in stages:
         frame = pd.DataFrame({"clip_id": clip_ids, "split": split, "audio_path": audio_path})
         tag_cols = {}
         for j, tag in enumerate(tags):
             tag_cols[rd.prob_column(tag)] = probs[:, j]
             tag_cols[rd.true_column(tag)] = annotated[:, j]
-        frame = pd.concat([frame, pd.DataFrame(tag_cols)], axis=1)
-        write_parquet(run / rd.PREDICTIONS, frame)
+        run.write_table(rd.PREDICTIONS, pd.concat([frame, pd.DataFrame(tag_cols)], axis=1))
         _write_taggrams(run, clip_ids, logits, seconds, frame_rate, rng)
+        run.write_array(rd.CLIP_EMBEDDINGS, emb)
         _write_tagger(run, tags, seed)
-        run.mark_stage("score", SYNTHETIC_STAGE_FILES["score"], synthetic=True, n_clips=n,
+        run.mark_stage(rd.SCORE_STAGE, SYNTHETIC_STAGE_FILES[rd.SCORE_STAGE], synthetic=True, n_clips=n,
                        taggram={"mode": "synthetic", "fps": frame_rate, "hop_s": 1.0 / frame_rate})
+    if "evaluate" in stages:
+        _write_evaluation(run, tags, annotated, probs, split, n_bootstrap, seed)
     if "embed" in stages:
-        _write_embed(run, tags, clip_ids, split, full, annotated, probs, embedding_dim, neighbors, seed, rng)
+        _write_embed(run, tags, clip_ids, split, full, annotated, probs, emb, tag_dirs, neighbors, seed)
     log.info("synthetic run written to %s (%d clips x %d tags)", out, n, k)
     return run
 
@@ -249,7 +255,7 @@ def _write_history(run: rd.RunDir, rng: np.random.Generator, epochs: int = 30) -
     lr = np.where(e <= 20, 1e-3, np.where(e <= 25, 1e-4, 1e-5))
     history = pd.DataFrame({"epoch": e, "train_loss": loss, "valid_roc_auc": roc, "valid_pr_auc": pr,
                             "lr": lr, "seconds": rng.uniform(40, 50, epochs)})
-    write_csv(run / rd.HISTORY, history)
+    run.write_table(rd.HISTORY, history)
 
 
 def _write_evaluation(run: rd.RunDir, tags: list[str], truth: np.ndarray, probs: np.ndarray, split: np.ndarray,
@@ -260,10 +266,12 @@ def _write_evaluation(run: rd.RunDir, tags: list[str], truth: np.ndarray, probs:
     thresholds = tune_thresholds(truth[valid], probs[valid])
     evaluation = evaluate_scores(truth[test], probs[test], tags, thresholds=thresholds,
                                  n_bootstrap=n_bootstrap, seed=seed)
-    write_csv(run / rd.PER_TAG, evaluation.per_tag)
-    write_json(run / rd.METRICS, {"split": "test", "synthetic": True, **evaluation.to_dict()})
+    run.write_table(rd.PER_TAG, evaluation.per_tag, float_format="%.6g")
+    metrics = run.write_metrics(Metrics.from_evaluation(evaluation, split="test", synthetic=True,
+                                                        thresholds_tuned_on="valid", bootstrap_seed=seed,
+                                                        model="synthetic"))
     run.mark_stage("evaluate", SYNTHETIC_STAGE_FILES["evaluate"], synthetic=True, split="test")
-    run.update_manifest(metrics={k: v for k, v in evaluation.headline.items()})
+    run.update_manifest(metrics=metrics)
 
 
 def _write_taggrams(run: rd.RunDir, clip_ids: np.ndarray, logits: np.ndarray, seconds: float,
@@ -284,8 +292,8 @@ def _write_taggrams(run: rd.RunDir, clip_ids: np.ndarray, logits: np.ndarray, se
         block = 1.0 / (1.0 + np.exp(-(logits[start:stop, None, :] + walk)))
         for i in range(start, stop):
             out[offsets[i]:offsets[i] + n_frames[i]] = block[i - start, : n_frames[i]]
-    save_npy(run / rd.TAGGRAMS, out)
-    write_parquet(run / rd.TAGGRAMS_INDEX, pd.DataFrame({"clip_id": clip_ids, "offset": offsets, "n_frames": n_frames}))
+    run.write_array(rd.TAGGRAMS, out)
+    run.write_table(rd.TAGGRAMS_INDEX, pd.DataFrame({"clip_id": clip_ids, "offset": offsets, "n_frames": n_frames}))
 
 
 ONNX_OPSET = 17
@@ -329,7 +337,7 @@ def _write_tagger(run: rd.RunDir, tags: list[str], seed: int) -> None:
     with atomic_path(run / rd.ONNX_MODEL) as tmp:
         tmp.write_bytes(model.SerializeToString())
     plan = plan_taggram(TAGGER_POOL, chunk_frames=TAGGER_CHUNK_FRAMES, input_fps=features.frames_per_second)
-    write_json(run / rd.TAGGER, {
+    run.write_json(rd.TAGGER, {
         "format": TAGGER_FORMAT, "onnx": rd.ONNX_MODEL, "onnx_error": None, "model_name": "synthetic",
         "synthetic": True, "tags": list(tags), "features": features.to_dict(),
         "normalizer": Normalizer("per_spec").to_dict(), "chunk_frames": TAGGER_CHUNK_FRAMES, "aggregate": "mean",
@@ -337,23 +345,19 @@ def _write_tagger(run: rd.RunDir, tags: list[str], seed: int) -> None:
 
 
 def _write_embed(run: rd.RunDir, tags: list[str], clip_ids: np.ndarray, split: np.ndarray, full: np.ndarray,
-                 annotated: np.ndarray, probs: np.ndarray, dim: int, n_neighbors: int, seed: int,
-                 rng: np.random.Generator) -> None:
+                 annotated: np.ndarray, probs: np.ndarray, emb: np.ndarray, tag_dirs: np.ndarray, n_neighbors: int,
+                 seed: int) -> None:
     from pipeline.analysis.projection import cosine_neighbors
     from pipeline.analysis.tag_views import TagView, view_agreement
 
     n, k = full.shape
-    # Clip embeddings: a tag-driven part plus noise, so neighbours share tags.
-    tag_dirs = rng.normal(0, 1, (k, dim)).astype(np.float32)
-    emb = (full.astype(np.float32) @ tag_dirs) + rng.normal(0, 0.8, (n, dim)).astype(np.float32)
-    save_npy(run / rd.CLIP_EMBEDDINGS, emb.astype(np.float32))
     umap, tsne = _projections(emb, seed)
-    write_parquet(run / rd.CLIP_PROJECTIONS, pd.DataFrame({
+    run.write_table(rd.CLIP_PROJECTIONS, pd.DataFrame({
         "clip_id": clip_ids, "split": split, "umap_x": umap[:, 0], "umap_y": umap[:, 1],
         "tsne_x": tsne[:, 0], "tsne_y": tsne[:, 1]}))
     idx, sims = cosine_neighbors(emb, min(n_neighbors, n - 1))
     kk = idx.shape[1]
-    write_parquet(run / rd.CLIP_NEIGHBORS, pd.DataFrame({
+    run.write_table(rd.CLIP_NEIGHBORS, pd.DataFrame({
         "clip_id": np.repeat(clip_ids, kk), "rank": np.tile(np.arange(1, kk + 1), n),
         "neighbor_id": clip_ids[idx.ravel()], "similarity": sims.ravel()}))
 
@@ -387,10 +391,10 @@ def _write_embed(run: rd.RunDir, tags: list[str], clip_ids: np.ndarray, split: n
                         "missing": [], "clusters": n_clusters, "silhouette": None}
     report["semantic"] = {"available": False, "reason": "synthetic run: no word vectors given", "source": None,
                           "missing": list(tags)}
-    save_npz(run / rd.TAG_EMBEDDINGS, **{name: v.vectors for name, v in views.items()},
+    run.write_arrays(rd.TAG_EMBEDDINGS, **{name: v.vectors for name, v in views.items()},
              **{f"{name}:tags": np.array(v.tags, dtype=str) for name, v in views.items()})
-    write_parquet(run / rd.TAG_PROJECTIONS, pd.concat(frames, ignore_index=True))
-    write_json(run / rd.TAG_VIEWS, {"views": report, "agreement": view_agreement(views), "seed": seed,
+    run.write_table(rd.TAG_PROJECTIONS, pd.concat(frames, ignore_index=True))
+    run.write_json(rd.TAG_VIEWS, {"views": report, "agreement": view_agreement(views), "seed": seed,
                                     "synthetic": True})
 
     # Label issues: confident disagreements between annotation and prediction, on the
@@ -401,7 +405,7 @@ def _write_embed(run: rd.RunDir, tags: list[str], clip_ids: np.ndarray, split: n
     top = flat[np.argsort(-score.ravel()[flat], kind="stable")][: max(50, n * k // 50)]
     rows, cols = np.divmod(top, k)
     ann = annotated[rows, cols]
-    write_parquet(run / rd.LABEL_ISSUES, pd.DataFrame({
+    run.write_table(rd.LABEL_ISSUES, pd.DataFrame({
         "clip_id": clip_ids[rows], "split": split[rows], "tag": np.array(tags, dtype=object)[cols],
         "annotated": ann.astype(np.int64), "probability": probs[rows, cols],
         "score": score[rows, cols], "rank": np.arange(1, len(top) + 1),

@@ -1,4 +1,4 @@
-"""Cached loaders of run-directory artifacts (the contract is `pipeline.run.rundir`).
+"""Cached loaders of run-directory artifacts, read and validated through `pipeline.run.rundir`.
 
 Every loader is keyed by the file's path and its (mtime, size) stamp, so a stage that rewrites
 an artifact while the dashboard is open invalidates the cache instead of serving stale data.
@@ -8,10 +8,11 @@ array, the ONNX tagger) through ``st.cache_resource``.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pipeline.errors import RunDirError
+from pipeline.errors import PipelineError, RunDirError
 from pipeline.features.extract import FeatureConfig
 from pipeline.paths import data_root
+from pipeline.run import locate
 from pipeline.run import rundir as rd
+from pipeline.run.manifest import Manifest
+from pipeline.run.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +67,21 @@ def stamp(path: Path) -> Stamp:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunInfo:
-    """A run directory as the dashboard sees it: manifest (or the error reading it) and complete stages."""
+    """A run directory as the dashboard sees it: its validated manifest (or why it cannot be read).
+
+    ``manifest`` is the validated manifest as its JSON object (empty when unreadable) and
+    ``record`` the same as a `Manifest`; ``error`` is the one-line reason a run cannot be read and
+    ``rebuild`` the command that rebuilds it. ``corpus_root`` is where its audio is looked for
+    (re-pointed by ``--corpus-root`` / $MUSICTAG_CORPUS_ROOT), None when the manifest records none.
+    """
 
     path: Path
     manifest: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     error: str | None = None
     done: tuple[str, ...] = ()
+    record: Manifest | None = field(default=None, hash=False, compare=False)
+    rebuild: str = ""
+    corpus_root: Path | None = None
 
     @property
     def name(self) -> str:
@@ -89,12 +102,20 @@ class RunInfo:
 
     def missing_files(self, stage: str) -> list[str]:
         """Files of ``stage`` that are not on disk (the manifest's list, else the contract's)."""
-        entry = self.manifest.get("stages", {}).get(stage) or {}
-        files = entry.get("files") or rd.STAGE_FILES.get(stage, ())
+        entry = self.record.stage(stage) if self.record else None
+        files = entry.files if entry else rd.STAGE_FILES.get(stage, ())
         return [f for f in files if not (self.path / f).exists()]
 
+    @property
+    def corpus_name(self) -> str:
+        return self.record.corpus.name if self.record is not None and self.record.corpus is not None else ""
+
+    def corpus_missing(self) -> bool:
+        """True when the manifest names a corpus folder that is not there (moved, or another machine's)."""
+        return self.corpus_root is not None and not self.corpus_root.is_dir()
+
     def status(self) -> str:
-        """A short status for the run picker: 'complete', 'no embed', 'unreadable' ..."""
+        """A short status for the run picker: 'complete', 'missing embed', 'unreadable' ..."""
         if self.error:
             return "unreadable"
         if not self.missing:
@@ -102,38 +123,47 @@ class RunInfo:
         return "missing " + ", ".join(self.missing)
 
 
-def run_info(path: str | Path) -> RunInfo:
-    """Read a run directory's manifest and which stages are complete (cheap; not cached)."""
+def _reason(exc: Exception, run_path: Path) -> str:
+    """A `RunDirError`'s message with the run folder's path shortened to the run's name."""
+    return str(exc).replace(str(run_path), run_path.name)
+
+
+def run_info(path: str | Path, corpus_override: str | None = None) -> RunInfo:
+    """Read and validate a run directory's manifest; note which stages are complete (cheap; not cached).
+
+    A run that cannot be read (unreadable JSON, the wrong shape, another schema version) comes
+    back with ``error`` set and the command that rebuilds it: it is listed, never raised.
+    """
+    path = Path(path)
     run = rd.RunDir(path)
     try:
-        manifest = run.manifest()
+        record = run.read_manifest()
     except RunDirError as exc:
-        return RunInfo(Path(path), {}, str(exc), ())
-    done = tuple(s for s in rd.STAGE_FILES if run.stage_done(s))
-    return RunInfo(Path(path), manifest, None, done)
+        return RunInfo(path, {}, _reason(exc, path), (), None, rd.rebuild_command("train", path))
+    done = tuple(s for s in rd.STAGE_FILES
+                 if (entry := record.stage(s)) is not None and all((path / f).exists() for f in entry.files))
+    root = None
+    if record.corpus is not None:
+        try:
+            root = locate.corpus_root(record.corpus.name, record.corpus.root, corpus_override)
+        except PipelineError as exc:  # a malformed override names itself
+            log.warning("%s", exc)
+    return RunInfo(path, record.to_dict(), None, done, record, rd.rebuild_command("train", path, root), root)
 
 
-def list_runs(root: Path) -> list[RunInfo]:
-    """Every run directory under ``root`` (with a manifest), sorted by name."""
-    return [run_info(r.path) for r in rd.list_runs(root)]
+def list_runs(root: Path, corpus_override: str | None = None) -> list[RunInfo]:
+    """Every run directory under ``root`` (with a manifest), sorted by name; unreadable ones included."""
+    return [run_info(r.path, corpus_override) for r in rd.list_runs(root)]
 
 
-def frame_rate(manifest: dict[str, Any]) -> float | None:
-    """Taggram frames per second from the manifest (score stage entry), None when not recorded."""
-    predict = manifest.get("stages", {}).get("score") or {}
-    places = [predict, predict.get("taggram") or {}, manifest.get("taggram") or {}]
-    for place in places:
-        if not isinstance(place, dict):
-            continue
-        for key in ("frame_rate", "taggram_frame_rate", "frames_per_second", "taggram_fps", "fps"):
-            value = place.get(key)
-            if isinstance(value, int | float) and value > 0:
-                return float(value)
-        for key in ("frame_hop_seconds", "taggram_hop_seconds", "hop_seconds", "frame_seconds", "seconds_per_frame"):
-            value = place.get(key)
-            if isinstance(value, int | float) and value > 0:
-                return 1.0 / float(value)
-    return None
+def frame_rate(manifest: dict[str, Any] | Manifest) -> float | None:
+    """Taggram frames per second (the score stage's ``taggram.fps``), None when not recorded."""
+    if not isinstance(manifest, Manifest):
+        try:
+            manifest = Manifest.from_dict(manifest)
+        except RunDirError:
+            return None
+    return manifest.taggram_fps()
 
 
 def feature_params(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +194,7 @@ class Predictions:
     probs : np.ndarray [shape=(n, k), dtype=float32]
     truth : np.ndarray [shape=(n, k), dtype=uint8] or None when the run has no annotations
     splits : the splits present, in train / valid / test order
+    audio_root : the corpus folder that ``audio_path`` is relative to (None: not known)
     """
 
     clips: pd.DataFrame
@@ -173,6 +204,25 @@ class Predictions:
     splits: list[str] = field(default_factory=list)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _split_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    audio_root: Path | None = None
+    corpus_name: str = ""
+
+    def audio_file(self, row: int) -> Path:
+        """The audio file of ``row``, resolved under the corpus root; a `RunDirError` says why there is none.
+
+        A run folder is untrusted: a path leaving the corpus root (absolute elsewhere, ``..``, a
+        symlink out) or a file that is not audio by its extension is refused, never read.
+        """
+        stored = str(self.clips["audio_path"].iat[row])
+        if self.audio_root is None:
+            raise RunDirError("the run records no corpus folder, so its audio cannot be located")
+        if not self.audio_root.is_dir():
+            raise RunDirError(f"the corpus folder `{self.audio_root}` is missing; "
+                              f"{locate.repoint_hint(self.corpus_name or 'NAME')}")
+        path = locate.confined_audio_path(stored, self.audio_root)
+        if path.suffix.lower() not in AUDIO_MIME:
+            raise RunDirError(f"audio path {stored!r} is not an audio file ({', '.join(AUDIO_MIME)}); refused")
+        return path
 
     def row(self, clip_id: str) -> int | None:
         """Row of ``clip_id``, None when the run has no such clip."""
@@ -190,43 +240,23 @@ class Predictions:
         return self._split_rows.get(split, np.array([], dtype=np.int64))
 
 
-def _read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet or CSV artifact (by suffix); a missing, unreadable or incomplete one is a `RunDirError`."""
-    if not path.is_file():
-        raise RunDirError(f"{path} does not exist")
-    csv = path.suffix.lower() == ".csv"
-    try:
-        frame = pd.read_csv(path) if csv else pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable {'CSV' if csv else 'Parquet'} file ({exc})") from exc
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame
+def _read_table(path: Path) -> pd.DataFrame:
+    """A declared Parquet / CSV artifact, validated by the contract (`RunDirError` otherwise)."""
+    return rd.read_table(path)
 
 
 # A resource, not data: st.cache_data would unpickle a fresh copy of these arrays and frames
 # on every script run (~80 ms at MagnaTagATune scale, a quarter of the 300 ms budget), so
 # every session shares one read-only copy instead (the arrays are flagged non-writeable).
 @st.cache_resource(show_spinner="Loading predictions…", max_entries=8)
-def load_predictions(path: str, file_stamp: Stamp) -> Predictions:
-    """Predictions of a run (``path`` is predictions.parquet; ``file_stamp`` keys the cache)."""
-    frame = _read_table(Path(path), ("clip_id",))
+def _predictions(path: str, file_stamp: Stamp) -> Predictions:
+    frame = _read_table(Path(path))
     tags = [c[len(rd.PROB_PREFIX):] for c in frame.columns if c.startswith(rd.PROB_PREFIX)]
-    if not tags:
-        raise RunDirError(f"{path}: no '{rd.PROB_PREFIX}<tag>' columns")
     probs = frame[[rd.prob_column(t) for t in tags]].to_numpy(dtype=np.float32)
     true_cols = [rd.true_column(t) for t in tags]
     truth = frame[true_cols].to_numpy(dtype=np.uint8) if all(c in frame for c in true_cols) else None
     tag_cols = {c for c in frame.columns if c.startswith((rd.PROB_PREFIX, rd.TRUE_PREFIX))}
     clips = frame[[c for c in frame.columns if c not in tag_cols]].copy()
-    clips["clip_id"] = clips["clip_id"].astype(str)
-    if "split" not in clips:
-        clips["split"] = "none"
-    clips["split"] = clips["split"].astype(str)
-    if "audio_path" not in clips:
-        clips["audio_path"] = ""
-    clips["audio_path"] = clips["audio_path"].fillna("").astype(str)
     clips["file"] = [os.path.basename(p) for p in clips["audio_path"].tolist()]  # 50x faster than Path
     clips = clips.reset_index(drop=True)
     for array in (probs, truth):
@@ -241,44 +271,48 @@ def load_predictions(path: str, file_stamp: Stamp) -> Predictions:
     return Predictions(clips, tags, probs, truth, splits, rows, split_rows)
 
 
+def load_predictions(path: str, file_stamp: Stamp, audio_root: str | Path | None = None,
+                     corpus_name: str = "") -> Predictions:
+    """Predictions of a run (``path`` is predictions.parquet; ``file_stamp`` keys the cache).
+
+    ``audio_root`` is the corpus folder the audio paths are relative to (`RunInfo.corpus_root`)
+    and ``corpus_name`` its name; the arrays are shared with every other caller.
+    """
+    preds = _predictions(path, file_stamp)
+    return dataclasses.replace(preds, audio_root=Path(audio_root) if audio_root is not None else None,
+                               corpus_name=corpus_name)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_per_tag(path: str, file_stamp: Stamp) -> pd.DataFrame:
-    """per_tag.csv with a ``tuned_threshold`` column (from whichever name the file uses)."""
-    frame = _read_table(Path(path), ("tag",))
-    frame["tag"] = frame["tag"].astype(str)
-    for name in ("threshold_tuned", "tuned_threshold", "threshold"):
-        if name in frame:
-            frame["tuned_threshold"] = pd.to_numeric(frame[name], errors="coerce")
-            break
-    else:
-        frame["tuned_threshold"] = np.nan
+    """per_tag.csv, with its ``threshold`` (tuned on the validation split) also as ``tuned_threshold``."""
+    frame = _read_table(Path(path))
+    frame["tuned_threshold"] = frame["threshold"].astype(np.float64)
     return frame
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_history(path: str, file_stamp: Stamp) -> pd.DataFrame:
-    return _read_table(Path(path), ("epoch",))
+    """history.csv (one row per epoch)."""
+    return _read_table(Path(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def load_json(path: str, file_stamp: Stamp) -> Any:
-    from pipeline.io import read_json
-
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable JSON ({exc})") from exc
+def load_json(path: str, file_stamp: Stamp) -> dict[str, Any]:
+    """A declared JSON artifact, validated (metrics.json against `Metrics`, the others their keys)."""
+    if Path(path).name == rd.METRICS:
+        return rd.read_metrics(path).to_dict()
+    return rd.read_json_file(path)
 
 
 # Shared read-only (see load_predictions): per-clip tables are large; callers never modify them.
 @st.cache_resource(show_spinner=False, max_entries=16)
 def load_table(path: str, file_stamp: Stamp, required: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet artifact with clip-id-like columns as strings (shared: do not modify it)."""
-    frame = _read_table(Path(path), required)
-    for col in ("clip_id", "neighbor_id"):
-        if col in frame:
-            frame[col] = frame[col].astype(str)
-    return frame
+    """A declared Parquet artifact, validated against its columns (shared: do not modify it).
+
+    ``required`` is kept for the pages' calls; the contract's declaration is what is checked.
+    """
+    return _read_table(Path(path))
 
 
 @dataclass(frozen=True)
@@ -298,8 +332,7 @@ class Neighbors:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def neighbor_index(path: str, file_stamp: Stamp) -> Neighbors:
     """clip_neighbors.parquet grouped by clip (rows of one clip made contiguous, by rank)."""
-    frame = _read_table(Path(path), ("clip_id", "neighbor_id"))
-    frame["clip_id"] = frame["clip_id"].astype(str)
+    frame = _read_table(Path(path))
 
     def groups(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], dtype=np.int64)
@@ -307,15 +340,14 @@ def neighbor_index(path: str, file_stamp: Stamp) -> Neighbors:
 
     ids = frame["clip_id"].to_numpy(dtype=object)
     starts, stops = groups(ids)
-    ranked = "rank" not in frame or bool(np.all(np.diff(frame["rank"].to_numpy())[np.setdiff1d(
+    ranked = bool(np.all(np.diff(frame["rank"].to_numpy())[np.setdiff1d(
         np.arange(max(len(ids) - 1, 0)), starts[1:] - 1)] > 0))
     if len(set(ids[starts].tolist())) != len(starts) or not ranked:  # the writer did not group by clip
-        frame = frame.sort_values(["clip_id", "rank"] if "rank" in frame else ["clip_id"], kind="stable")
+        frame = frame.sort_values(["clip_id", "rank"], kind="stable")
         ids = frame["clip_id"].to_numpy(dtype=object)
         starts, stops = groups(ids)
-    neighbor_ids = frame["neighbor_id"].astype(str).to_numpy(dtype=object)
-    sims = (frame["similarity"].to_numpy(np.float32) if "similarity" in frame
-            else np.full(len(frame), np.nan, np.float32))
+    neighbor_ids = frame["neighbor_id"].to_numpy(dtype=object)
+    sims = frame["similarity"].to_numpy(np.float32)
     return Neighbors(neighbor_ids, sims, dict(zip(ids[starts].tolist(), zip(starts.tolist(), stops.tolist()))))
 
 
@@ -329,12 +361,9 @@ def taggram_store(array_path: str, index_path: str, array_stamp: Stamp,
 
     A resource, not data: the memory map stays open and is shared, never copied per session.
     """
-    try:
-        array = np.load(array_path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{array_path}: unreadable taggram array ({exc})") from exc
-    index = _read_table(Path(index_path), ("clip_id", "offset", "n_frames"))
-    spans = dict(zip(index["clip_id"].astype(str),
+    array = rd.read_array(array_path, mmap=True)
+    index = _read_table(Path(index_path))
+    spans = dict(zip(index["clip_id"],
                      zip(index["offset"].astype(int).tolist(), index["n_frames"].astype(int).tolist())))
     return array, spans
 
@@ -342,7 +371,7 @@ def taggram_store(array_path: str, index_path: str, array_stamp: Stamp,
 def clip_taggram(run: RunInfo, clip_id: str) -> np.ndarray | None:
     """One clip's taggram [n_frames, n_tags] as float32, None when the run has none for it."""
     if not (run.file(rd.TAGGRAMS).is_file() and run.file(rd.TAGGRAMS_INDEX).is_file()):
-        return None  # a score stage may skip taggrams (the manifest says why)
+        return None  # a score stage may skip taggrams (a baseline has none; the manifest says why)
     array, spans = taggram_store(str(run.file(rd.TAGGRAMS)), str(run.file(rd.TAGGRAMS_INDEX)),
                                  run.stamp(rd.TAGGRAMS), run.stamp(rd.TAGGRAMS_INDEX))
     span = spans.get(clip_id)
@@ -407,74 +436,29 @@ def onnx_tagger(run_path: str, model_stamp: Stamp) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Headline metrics, whatever the exact nesting of metrics.json
+# Headline metrics (the metrics.json schema is `pipeline.run.metrics.Metrics`)
 # ---------------------------------------------------------------------------------------------
-METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC"}
-AVERAGES = ("macro", "micro", "weighted")
-_CI_WORDS = {"ci", "ci95", "ci_95", "interval", "confidence", "bounds"}
-_LOW_WORDS = {"lo", "low", "lower", "ci_low", "ci_lo", "ci_lower", "lower_bound"}
-_HIGH_WORDS = {"hi", "high", "upper", "ci_high", "ci_hi", "ci_upper", "upper_bound"}
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_metrics(path: str, file_stamp: Stamp) -> Metrics:
+    """metrics.json as `Metrics` (validated)."""
+    return rd.read_metrics(path)
 
 
-def _leaves(obj: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            yield from _leaves(value, (*path, str(key).lower()))
-    else:
-        yield path, obj
+def headline_table(metrics: Metrics | dict[str, Any] | None) -> pd.DataFrame:
+    """Headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CI bounds.
 
-
-def _metric_of(words: str) -> str | None:
-    if "roc" in words:
-        return "roc_auc"
-    if re.search(r"(^|_)pr(_|$)|prauc|pr_auc|average_precision|(^|_)ap(_|$)|(^|_)map(_|$)", words):
-        return "pr_auc"
-    return None
-
-
-def _number(value: Any) -> float:
-    """A float, NaN for None or anything not numeric (metrics.json writes NaN as null)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CI bounds from metrics.json.
-
-    Accepts nested ({"roc_auc": {"macro": {"value", "ci": [lo, hi]}}}), flat ("roc_auc_macro",
-    "roc_auc_macro_ci") and per-split ({"test": {...}}) layouts; prefers the test split.
+    ``metrics`` is a `Metrics`, its dict form (metrics.json, or the manifest's ``metrics``, both
+    validated on load) or None / {} for a run without evaluation (every figure NaN).
 
     Returns
     -------
     pd.DataFrame columns metric, average, value, low, high (NaN where absent)
     """
-    leaves = [(p, v) for p, v in _leaves(metrics) if p]
-    if any("test" in p for p, _ in leaves):
-        leaves = [(p, v) for p, v in leaves if "test" in p or not ({"train", "valid", "validation"} & set(p))]
-    rows = []
-    for metric in METRIC_NAMES:
-        for average in AVERAGES:
-            value = low = high = np.nan
-            for path, leaf in leaves:
-                words = "_".join(path).replace("-", "_")
-                if _metric_of(words) != metric or average not in words:
-                    continue
-                last = path[-1]
-                tokens = set(re.split(r"[_\W]+", words))
-                if isinstance(leaf, list | tuple) and len(leaf) == 2 and (tokens & _CI_WORDS or "ci" in last):
-                    low, high = _number(leaf[0]), _number(leaf[1])
-                elif isinstance(leaf, int | float) and not isinstance(leaf, bool):
-                    if last in _LOW_WORDS or last.endswith(("_low", "_lo", "_lower")):
-                        low = float(leaf)
-                    elif last in _HIGH_WORDS or last.endswith(("_high", "_hi", "_upper")):
-                        high = float(leaf)
-                    elif not (tokens & {"std", "n", "count", "support", "seconds", "bootstrap", "samples"}):
-                        value = float(leaf)
-            rows.append({"metric": METRIC_NAMES[metric], "average": average, "value": value,
-                         "low": low, "high": high})
-    return pd.DataFrame(rows)
+    if metrics is not None and not isinstance(metrics, Metrics):
+        metrics = Metrics.from_dict(metrics) if metrics else None
+    if metrics is None:
+        metrics = Metrics(split="", headline={}, ci95={})
+    return pd.DataFrame(metrics.headline_rows(), columns=["metric", "average", "value", "low", "high"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,8 +493,8 @@ def warm(run: RunInfo) -> None:
     Errors are left for the page that needs the artifact to report.
     """
     jobs = []
-    if run.has("score"):
-        jobs.append((load_predictions, (str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS))))
+    if run.has(rd.SCORE_STAGE):
+        jobs.append((_predictions, (str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS))))
         if run.file(rd.TAGGRAMS).is_file() and run.file(rd.TAGGRAMS_INDEX).is_file():
             jobs.append((taggram_store, (str(run.file(rd.TAGGRAMS)), str(run.file(rd.TAGGRAMS_INDEX)),
                                          run.stamp(rd.TAGGRAMS), run.stamp(rd.TAGGRAMS_INDEX))))
@@ -522,16 +506,13 @@ def warm(run: RunInfo) -> None:
             fn(*args)
         except (RunDirError, OSError, ValueError, KeyError) as exc:
             log.info("not preloading %s: %s", args[0], exc)
-    if run.has("score"):
+    if run.has(rd.SCORE_STAGE):
         # Per-tag AUCs of every split but the evaluated one (per_tag.csv has those): a few hundred
         # ms at MagnaTagATune scale, better spent in the first load than when a user picks a split.
         evaluated = None
         if run.has("evaluate"):
-            try:
-                metrics = load_json(str(run.file(rd.METRICS)), run.stamp(rd.METRICS))
-                evaluated = metrics.get("split", "test") if isinstance(metrics, dict) else "test"
-            except RunDirError:
-                pass
+            with contextlib.suppress(RunDirError):
+                evaluated = load_metrics(str(run.file(rd.METRICS)), run.stamp(rd.METRICS)).split
         try:
             preds = load_predictions(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS))
             if preds.truth is not None:

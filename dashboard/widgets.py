@@ -26,23 +26,19 @@ from dashboard.theme import OUTCOME_LABELS, chip, legend_html
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.errors import PipelineError
 from pipeline.paths import REPO
+from pipeline.run import locate
 from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STAGE_COMMANDS = {
-    "train": "python -m pipeline train --corpus CORPUS --out {path}",
-    "evaluate": "python -m pipeline evaluate {path}",
-    "score": "python -m pipeline score {path}",
-    "embed": "python -m pipeline embed {path}",
-}
 STAGE_PURPOSE = {
     "train": "training history",
+    "score": "predictions and taggrams",
     "evaluate": "metrics",
-    "score": "scores, taggrams and clip embeddings",
     "embed": "embeddings, tag maps and label issues",
 }
+assert set(STAGE_PURPOSE) == set(rd.STAGE_FILES), "one purpose per stage of the contract"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,9 +50,7 @@ def runs_root(argv: list[str] | None = None) -> Path:
     A relative ``--runs`` is taken from the working directory when it exists there, else from
     the repository (so ``--runs data/runs`` works from anywhere).
     """
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--runs", type=Path, default=None)
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args = _arguments(argv)
     path = args.runs or (Path(os.environ[loaders.RUNS_ENV]) if os.environ.get(loaders.RUNS_ENV) else None)
     if path is None:
         return loaders.DEFAULT_RUNS
@@ -64,6 +58,22 @@ def runs_root(argv: list[str] | None = None) -> Path:
     if not path.is_absolute() and not path.exists():
         path = REPO / path
     return path.resolve()
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", type=Path, default=None)
+    parser.add_argument("--corpus-root", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def corpus_override(argv: list[str] | None = None) -> str | None:
+    """``--corpus-root`` after ``--``: a folder, or NAME=DIR entries, re-pointing moved corpora.
+
+    Without it ``$MUSICTAG_CORPUS_ROOT`` applies (`pipeline.run.locate`), then each run's own root.
+    """
+    return _arguments(argv).corpus_root
 
 
 @dataclass
@@ -84,7 +94,7 @@ def context() -> Context:
     The sidebar is drawn by the page rather than by app.py so that it belongs to the page's
     script run (AppTest only sees a page's own elements after a page switch).
     """
-    return sidebar(runs_root())
+    return sidebar(runs_root(), corpus_override())
 
 
 def _default_run(runs: list[RunInfo]) -> RunInfo:
@@ -96,9 +106,13 @@ def _default_run(runs: list[RunInfo]) -> RunInfo:
     return max(runs, key=rank)
 
 
-def sidebar(root: Path) -> Context:
-    """Draw the run picker and threshold controls; return the page context."""
-    runs = loaders.list_runs(root)
+def sidebar(root: Path, corpus_root: str | None = None) -> Context:
+    """Draw the run picker and threshold controls; return the page context.
+
+    A run that cannot be read stays in the picker (marked unreadable) and is listed below it with
+    its reason and the command that rebuilds it; it never stops another run's page.
+    """
+    runs = loaders.list_runs(root, corpus_root)
     run = None
     with st.sidebar:
         if runs:
@@ -111,6 +125,12 @@ def sidebar(root: Path) -> Context:
             run = next(r for r in runs if r.name == name)
             if run.error is None:
                 loaders.warm(run)
+            bad = [r for r in runs if r.error]
+            if bad:
+                with st.expander(f"{len(bad)} run(s) cannot be read", icon=":material/error:"):
+                    for r in bad:
+                        st.caption(f"**{r.name}**: {r.error}")
+                        st.code(r.rebuild, language="bash")
         tuned = st.toggle("Per-tag tuned thresholds", help="Use each tag's threshold tuned on the validation "
                           "split (per_tag.csv) instead of one global threshold.",
                           **state.bind("tuned", default=False))
@@ -134,6 +154,9 @@ def header(title: str, caption: str | None = None, run: RunInfo | None = None) -
             bits.append(":orange-badge[synthetic data]")
     if bits:
         st.markdown(" · ".join(bits))
+    if run is not None and run.corpus_missing():
+        st.caption(f"Audio is unavailable: the corpus folder `{run.corpus_root}` of this run is missing; "
+                   f"{locate.repoint_hint(run.corpus_name)}. Everything else shows as usual.")
 
 
 def need_run(ctx: Context) -> RunInfo:
@@ -146,7 +169,8 @@ def need_run(ctx: Context) -> RunInfo:
     run = ctx.run
     assert run is not None
     if run.error:
-        st.error(f"Run **{run.name}** cannot be read: {run.error}", icon=":material/error:")
+        st.error(f"Run **{run.name}** cannot be read: {run.error}\n\nRebuild it with `{run.rebuild}`.",
+                 icon=":material/error:")
         st.stop()
     return run
 
@@ -160,7 +184,7 @@ def stage_message(run: RunInfo, stage: str) -> str:
         why = f"its **{stage}** stage is incomplete"
     else:
         why = f"it has no **{stage}** stage yet"
-    command = STAGE_COMMANDS[stage].format(path=run.path)
+    command = rd.rebuild_command(stage, run.path, run.corpus_root)
     return (f"Run **{run.name}** has no {STAGE_PURPOSE[stage]}: {why}.\n\n"
             f"Build it with `{command}`.")
 
@@ -186,26 +210,24 @@ def guarded(fn: Callable[..., T], *args: Any, what: str = "") -> T | None:
 
 
 def predictions(run: RunInfo, *, stop: bool = True) -> Predictions | None:
-    """The run's predictions (score stage) or a message."""
-    if not require(run, "score", stop=stop):
+    """The run's predictions (score stage), audio located under its corpus folder, or a message."""
+    if not require(run, rd.SCORE_STAGE, stop=stop):
         return None
     preds = guarded(loaders.load_predictions, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS),
-                    what=rd.PREDICTIONS)
+                    run.corpus_root, run.corpus_name, what=rd.PREDICTIONS)
     if preds is None and stop:
         st.stop()
     return preds
 
 
 def evaluated_split(run: RunInfo) -> str | None:
-    """The split the evaluate stage scored (metrics.json's "split", else "test"); None without evaluation."""
+    """The split the evaluate stage scored (metrics.json's "split"); None without a readable evaluation."""
     if not run.has("evaluate"):
         return None
     try:
-        metrics = loaders.load_json(str(run.file(rd.METRICS)), run.stamp(rd.METRICS))
+        return loaders.load_metrics(str(run.file(rd.METRICS)), run.stamp(rd.METRICS)).split
     except PipelineError:
         return None
-    split = metrics.get("split") if isinstance(metrics, dict) else None
-    return str(split) if isinstance(split, str) else "test"
 
 
 def scored_predictions(run: RunInfo, why: str) -> Predictions:
@@ -273,12 +295,22 @@ def split_phrase(split: str, *, bold: bool = False) -> str:
 # ---------------------------------------------------------------------------------------------
 # Audio and tag chips
 # ---------------------------------------------------------------------------------------------
-def play(audio_path: str, *, container: Any = st, compact: bool = False) -> bool:
-    """Play a clip from its original file's bytes; a missing or unreadable file gets a message."""
-    path = Path(audio_path) if audio_path else None
-    if path is None or not path.is_file():
-        text = f"Audio file not found: `{audio_path or '(no path)'}`"
-        (container.caption if compact else container.warning)(text)
+def play(preds: Predictions, row: int, *, container: Any = st, compact: bool = False) -> bool:
+    """Play clip ``row`` from its original file's bytes; a missing, refused or unreadable file gets a message.
+
+    The file is located under the run's corpus folder (`Predictions.audio_file`): a path that
+    leaves it is refused, never read.
+    """
+    say = container.caption if compact else container.warning
+    stored = str(preds.clips["audio_path"].iat[row]) or "(no path)"
+    try:
+        path = preds.audio_file(row)
+    except PipelineError as exc:
+        located = preds.audio_root is not None and preds.audio_root.is_dir()
+        say(f"{'Audio not played' if located else 'Audio file not found'}: `{stored}`: {exc}")
+        return False
+    if not path.is_file():
+        say(f"Audio file not found: `{stored}`")
         return False
     try:
         data = loaders.audio_bytes(str(path), loaders.stamp(path))
@@ -342,4 +374,4 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
                    f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {html.escape(', '.join(annotated) or 'none')}"
                    f" · {html.escape(str(info['split']))}</span>", unsafe_allow_html=True)
         open_clip_button(str(info["clip_id"]), key=key, container=b)
-        play(info["audio_path"], compact=True)
+        play(preds, row, compact=True)

@@ -29,7 +29,7 @@ from dashboard.text import code, md
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, write_json
 from pipeline.run import rundir as rd
-from pipeline.scoring.inference import BASELINE_FILE
+from pipeline.run.rundir import BASELINE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"

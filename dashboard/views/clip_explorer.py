@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -68,7 +66,7 @@ if preds.truth is None:
 # ---- audio, tag lists, counts
 left, right = st.columns([2, 3])
 with left:
-    has_audio = widgets.play(info["audio_path"])
+    has_audio = widgets.play(preds, row)
     counts = {o: int((outcomes == o).sum()) for o in (TP, FP, FN)}
     m1, m2, m3 = st.columns(3)
     m1.metric("True positives", counts[TP], help="annotated and predicted")
@@ -91,7 +89,7 @@ with right:
 mel = mel_fps = duration = None
 if has_audio:
     params = loaders.feature_params(run.manifest)
-    path = Path(info["audio_path"])
+    path = preds.audio_file(row)
     try:
         mel, mel_fps, duration = loaders.mel_spectrogram(str(path), loaders.stamp(path), **params)
     except Exception as exc:  # any decoder failure becomes a message, not a traceback
@@ -133,5 +131,5 @@ if widgets.require(run, "embed", stop=False):
                         f"({md(other_info['split'])})")
             c1.caption("Tags: " + (", ".join(map(md, other_tags)) or "none")
                        + (f" · shared: {', '.join(map(md, shared))}" if shared else ""))
-            widgets.play(other_info["audio_path"], container=c2, compact=True)
+            widgets.play(preds, other_row, container=c2, compact=True)
             widgets.open_clip_button(other, key=f"similar:{n}", container=c3, switch=False)

@@ -34,7 +34,7 @@ def tag_table(r: RunInfo) -> pd.DataFrame | None:
     table = widgets.per_tag(r)
     if table is not None:
         return table.set_index("tag")
-    if r.has("score"):
+    if r.has(rd.SCORE_STAGE):
         preds = widgets.predictions(r, stop=False)
         split = "test" if preds is not None and "test" in preds.splits else "all"
         return widgets.guarded(loaders.split_aucs, str(r.file(rd.PREDICTIONS)), r.stamp(rd.PREDICTIONS), split)

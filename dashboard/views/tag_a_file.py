@@ -44,11 +44,11 @@ try:
     import pipeline.scoring.tagger  # noqa: F401 - only checks that the fast tagger is installed
 except ImportError as exc:
     problem = f"The fast tagger (`pipeline.scoring.tagger`) is not available in this installation: {exc}."
-if problem is None and not run.has("score"):
-    problem = widgets.stage_message(run, "score")
+if problem is None and not run.has(rd.SCORE_STAGE):
+    problem = widgets.stage_message(run, rd.SCORE_STAGE)
 if problem is None and not run.file(rd.ONNX_MODEL).is_file():
     problem = (f"Run **{md(run.name)}** has no exported model (`{rd.ONNX_MODEL}`), so it cannot tag new files. "
-               f"Export it with {code(f'python -m pipeline score {run.path}')}.")
+               f"Export it with {code(rd.rebuild_command(rd.SCORE_STAGE, run.path, run.corpus_root))}.")
 tagger = None
 if problem is None:
     try:

@@ -26,7 +26,7 @@ view_info = report.get("views") if isinstance(report.get("views"), dict) else {}
 per_tag = widgets.per_tag(run)
 if per_tag is not None and "roc_auc" in per_tag:
     auc = per_tag.set_index("tag")["roc_auc"]
-elif run.has("score"):
+elif run.has(rd.SCORE_STAGE):
     preds_for_auc = widgets.predictions(run, stop=False)
     split = "test" if preds_for_auc is not None and "test" in preds_for_auc.splits else "all"
     aucs = widgets.guarded(loaders.split_aucs, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)

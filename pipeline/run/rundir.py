@@ -1,113 +1,190 @@
-"""The run-directory contract: the only thing the dashboard reads.
+"""The run directory: every stage writes through `RunDir`, every reader reads through it.
 
-A run directory (``data/runs/<name>/``) is filled by stages, each writing its files
-atomically and then recording itself in ``manifest.json``. A file counts only once the
-manifest lists its stage as done, so a partial run is detected, never half-loaded. This
-module is light (no torch) so the dashboard can import it.
+A run directory (``data/runs/<name>/``) is filled by stages (`STAGE_FILES`, in the order data
+flows: train, score, evaluate, embed), each writing its files atomically and then recording
+itself in ``manifest.json``. A file counts only once the manifest lists its stage as done, so
+a partial run is detected, never half-loaded. Files are declared in `pipeline.run.files`
+(names, stages, columns and dtypes), the manifest in `pipeline.run.manifest`, metrics.json in
+`pipeline.run.metrics`; writers validate before writing and readers after reading, and a file
+that does not match raises a `RunDirError` naming the file, what was expected and what was met.
+This module is light (no torch; pandas only when a table is read or written) so the dashboard
+and the fast tagging path can import it.
 
 Files (schema version `SCHEMA_VERSION`)
 --------------------------------------
-manifest.json          schema_version, name, corpus, tags, split sizes, model, features,
-                       resolved config, headline metrics, stages {stage: {finished, files}}
+manifest.json          `Manifest`: schema_version, name, corpus (name, root, source, label config,
+                       split sizes), tags, model (name, kwargs, input), features, training config,
+                       headline metrics, stages {stage: {finished, files, **info}}
 checkpoint.pt, last.pt best-on-validation and last state (state_dict + config), loadable
                        with ``torch.load(weights_only=True)``
 history.csv            epoch, train_loss, valid_roc_auc, valid_pr_auc, lr, seconds
-metrics.json           headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CIs
-per_tag.csv            tag, support, roc_auc, pr_auc, precision, recall, f1, threshold, ...
-predictions.parquet    clip_id, split, audio_path (relative to the corpus root), ``prob:<tag>`` per
-                       tag and ``true:<tag>`` per tag the corpus labels (score stage info
-                       ``labelled_tags``; every tag on the run's own corpus)
+predictions.parquet    clip_id, split, audio_path (relative to the corpus root), ``prob:<tag>``
+                       and ``true:<tag>`` per tag
 taggrams.npy           float16 [total_frames, n_tags], clips stacked along time
 taggrams_index.parquet clip_id, offset, n_frames (rows of taggrams.npy per clip)
-clip_embeddings.npy    float32 [n_clips, D], rows aligned with predictions.parquet (score stage:
-                       penultimate layer, mean over a clip's chunks; a baseline run: tag logits)
+clip_embeddings.npy    float32 [n_clips, D], rows aligned with predictions.parquet (penultimate
+                       layer, mean over a clip's chunks; a baseline run: tag logits)
 output_weights.npy     float32 [n_tags, D], the output layer's weight rows (network runs; the
                        embed stage's acoustic tag view)
-clip_embeddings.parquet clip_id, split, umap_x, umap_y, tsne_x, tsne_y (same rows as
-                       predictions.parquet; tsne_* are NaN when t-SNE was skipped: --no-tsne or
-                       more clips than --tsne-max-clips; stage info ``clips.tsne`` says which)
-clip_neighbors.parquet clip_id, rank (1 = nearest), neighbor_id, similarity (cosine, k nearest,
-                       the clip itself excluded); query helpers in pipeline.analysis.embed
-tag_embeddings.npz     one array per available view [n_tags_in_view, D]; ``<view>:tags`` names.
-                       Views (pipeline.analysis.tag_views.VIEWS): cooccurrence, semantic (only with word
-                       vectors), acoustic (network runs only), prediction
-tag_projections.parquet view, tag, tsne_x, tsne_y, umap_x, umap_y, cluster, frequency (one row
-                       per tag of each available view; frequency = clips annotated with the tag)
-tag_views.json         {"views": {view: {available, source, missing [tags], reason (if not
-                       available), n_tags, dim, clusters, silhouette, ...}}, "agreement": {k,
-                       pairs: [{views: [a, b], n_tags, k, mean, chance, per_tag: {tag: overlap}}],
-                       per_tag: {tag: mean overlap}}, "seed", "word_vectors"}; overlaps in [0, 1]
-label_issues.parquet   clip_id, split, tag, annotated (0/1), probability, score (in [0, 1],
-                       higher = likelier wrong), rank (1 = likeliest), kind ("missing": annotated
-                       0 / "wrong": annotated 1), flagged (cleanlab's confident-learning cut);
-                       valid and test clips by default (out-of-sample)
-model.onnx             the best checkpoint exported for fast CPU tagging (network runs)
-tagger.json            what tagging needs besides the network: tags, features, normaliser,
-                       chunk length, taggram plan (pipeline.scoring.tagger)
+model.onnx, tagger.json the exported network and what tagging needs besides it (pipeline.scoring.tagger)
+metrics.json           `Metrics`: headline ROC-AUC / PR-AUC (macro, micro, weighted) with 95% CIs
+per_tag.csv            tag, support, roc_auc, pr_auc, precision, recall, f1, threshold (tuned on the
+                       validation split), precision_tuned, recall_tuned, f1_tuned
+clip_embeddings.parquet clip_id, split, umap_x, umap_y, tsne_x, tsne_y (tsne_* NaN when skipped)
+clip_neighbors.parquet clip_id, rank (1 = nearest), neighbor_id, similarity (cosine)
+tag_embeddings.npz     one array per available view [n_tags_in_view, D]; ``<view>:tags`` names
+tag_projections.parquet view, tag, tsne_x, tsne_y, umap_x, umap_y, cluster, frequency
+tag_views.json         {"views": {view: {available, source, missing, ...}}, "agreement": ..., "seed"}
+label_issues.parquet   clip_id, split, tag, annotated, probability, score, rank, kind, flagged
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pipeline.errors import RunDirError
-from pipeline.io import read_json, write_json
+from pipeline.io import atomic_path, read_json, save_npy, save_npz, write_csv, write_json, write_parquet
+from pipeline.run import locate
+from pipeline.run.files import (  # noqa: F401  (re-exported: the names every stage imports from here)
+    ARRAYS,
+    BASELINE_FILE,
+    CHECKPOINT,
+    CLIP_EMBEDDINGS,
+    CLIP_NEIGHBORS,
+    CLIP_PROJECTIONS,
+    HISTORY,
+    JSONS,
+    LABEL_ISSUES,
+    LAST_CHECKPOINT,
+    MANIFEST,
+    METRICS,
+    ONNX_MODEL,
+    OUTPUT_WEIGHTS,
+    PER_TAG,
+    PREDICTIONS,
+    PROB_PREFIX,
+    SCHEMA_VERSION,
+    SCORE_STAGE,
+    STAGE_COMMANDS,
+    STAGE_FILES,
+    TABLES,
+    TAG_EMBEDDINGS,
+    TAG_PROJECTIONS,
+    TAG_VIEWS,
+    TAGGER,
+    TAGGRAMS,
+    TAGGRAMS_INDEX,
+    TENSORBOARD,
+    TRUE_PREFIX,
+    prob_column,
+    rebuild_command,
+    true_column,
+    validate_array,
+    validate_frame,
+    validate_json,
+)
+from pipeline.run.manifest import Manifest, StageState
+from pipeline.run.metrics import Metrics
 
-SCHEMA_VERSION = 1
-
-MANIFEST = "manifest.json"
-CHECKPOINT = "checkpoint.pt"
-LAST_CHECKPOINT = "last.pt"
-HISTORY = "history.csv"
-METRICS = "metrics.json"
-PER_TAG = "per_tag.csv"
-PREDICTIONS = "predictions.parquet"
-TAGGRAMS = "taggrams.npy"
-TAGGRAMS_INDEX = "taggrams_index.parquet"
-CLIP_EMBEDDINGS = "clip_embeddings.npy"
-OUTPUT_WEIGHTS = "output_weights.npy"
-CLIP_PROJECTIONS = "clip_embeddings.parquet"
-CLIP_NEIGHBORS = "clip_neighbors.parquet"
-TAG_EMBEDDINGS = "tag_embeddings.npz"
-TAG_PROJECTIONS = "tag_projections.parquet"
-TAG_VIEWS = "tag_views.json"
-LABEL_ISSUES = "label_issues.parquet"
-ONNX_MODEL = "model.onnx"
-TAGGER = "tagger.json"
-TENSORBOARD = "tensorboard"  # folder of the optional TensorBoard log of training
-
-PROB_PREFIX = "prob:"  # predictions.parquet column of a tag's probability
-TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1)
-
-# The stages that fill a run, in order, and the files each one writes.
-STAGE_FILES: dict[str, tuple[str, ...]] = {
-    "train": (CHECKPOINT, LAST_CHECKPOINT, HISTORY),
-    # every (model, corpus) is scored once; evaluate and embed read what this stage wrote
-    "score": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, CLIP_EMBEDDINGS, OUTPUT_WEIGHTS, ONNX_MODEL, TAGGER),
-    "evaluate": (METRICS, PER_TAG),
-    "embed": (CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS, TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
-}
+if TYPE_CHECKING:
+    import pandas as pd
 
 
+def _json_value(obj: Any) -> Any:
+    """What write_json stores for a value JSON cannot hold (paths, numpy scalars and arrays)."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, np.generic | np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
-def prob_column(tag: str) -> str:
-    return f"{PROB_PREFIX}{tag}"
+
+# ---------------------------------------------------------------------------------------------
+# Path-level readers (the dashboard's cached loaders key on paths)
+# ---------------------------------------------------------------------------------------------
+def read_table(path: str | Path, name: str | None = None) -> pd.DataFrame:
+    """A declared Parquet / CSV file (``name`` defaults to the file's), validated against its spec."""
+    import pandas as pd
+
+    path = Path(path)
+    spec = TABLES[name or path.name]
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist")
+    try:
+        if spec.csv:
+            # Declared string columns stay strings (a tag called "NA" or "1990s" is a name, not a value).
+            text = [c.name for c in spec.fixed if c.kind == "str"]
+            frame = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False,
+                                na_values={c.name: ["", "nan", "NaN"] for c in spec.fixed if c.kind != "str"})
+        else:
+            frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable {'CSV' if spec.csv else 'Parquet'} file ({exc})") from exc
+    validate_frame(spec, frame, where=path)
+    return frame
 
 
-def true_column(tag: str) -> str:
-    return f"{TRUE_PREFIX}{tag}"
+def read_array(path: str | Path, name: str | None = None, *, mmap: bool = False) -> np.ndarray:
+    """A declared ``.npy`` array (memory-mapped when ``mmap``), validated; never unpickled."""
+    path = Path(path)
+    spec = ARRAYS[name or path.name]
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable array ({exc})") from exc
+    validate_array(spec, array, where=path)
+    return array
+
+
+def read_json_file(path: str | Path, name: str | None = None) -> dict[str, Any]:
+    """A declared JSON file (tag_views.json, tagger.json), validated for its top-level keys."""
+    path = Path(path)
+    spec = JSONS[name or path.name]
+    obj = _load_json(path)
+    validate_json(spec, obj, where=path)
+    return obj
+
+
+def read_metrics(path: str | Path) -> Metrics:
+    """metrics.json as `Metrics` (validated)."""
+    path = Path(path)
+    return Metrics.from_dict(_load_json(path), where=path)
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """The manifest of the run folder ``path`` as `Manifest` (validated)."""
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise RunDirError(f"{Path(path)} is not a run directory (no {MANIFEST})")
+    return Manifest.from_dict(_load_json(file, what="manifest"), where=file)
+
+
+def _load_json(path: Path, what: str = "JSON") -> Any:
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist")
+    try:
+        return read_json(path)
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise RunDirError(f"{path}: unreadable {what}: {type(exc).__name__}: {exc}") from exc
 
 
 class RunDir:
-    """A run directory: paths of its files, its manifest, and which stages are complete."""
+    """A run directory: paths of its files, its manifest, which stages are complete, typed I/O."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
 
     @property
     def name(self) -> str:
@@ -116,59 +193,180 @@ class RunDir:
     def exists(self) -> bool:
         return (self.path / MANIFEST).is_file()
 
+    # -- the manifest -------------------------------------------------------------------------
+    def read_manifest(self) -> Manifest:
+        """The validated manifest; a missing, unreadable, invalid or other-schema one is a `RunDirError`."""
+        return read_manifest(self.path)
+
     def manifest(self) -> dict[str, Any]:
-        """The manifest; a missing, unreadable or newer-schema manifest is a `RunDirError`."""
+        """The validated manifest as its JSON object (what stages index by key)."""
+        return self.read_manifest().to_dict()
+
+    def _raw_manifest(self) -> dict[str, Any]:
+        """What is on disk, for a writer to merge into (a run being rebuilt may hold an old manifest)."""
         path = self.path / MANIFEST
         if not path.is_file():
-            raise RunDirError(f"{self.path} is not a run directory (no {MANIFEST})")
-        try:
-            manifest = read_json(path)
-        except ValueError as exc:
-            raise RunDirError(f"{path}: unreadable manifest: {exc}") from exc
-        version = manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise RunDirError(f"{path}: schema version {version!r}, this toolkit reads {SCHEMA_VERSION}")
+            return {}
+        obj = _load_json(path, what="manifest")
+        return obj if isinstance(obj, dict) and obj.get("schema_version") == SCHEMA_VERSION else {}
+
+    def _write_manifest(self, obj: dict[str, Any]) -> Manifest:
+        obj = {**obj, "schema_version": SCHEMA_VERSION}
+        obj.setdefault("name", self.name)
+        # Validate exactly what will be on disk (tuples, paths and numpy values as JSON holds them).
+        manifest = Manifest.from_dict(json.loads(json.dumps(obj, default=_json_value)),
+                                      where=self.path / MANIFEST)
+        write_json(self.path / MANIFEST, manifest.to_dict())
         return manifest
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the manifest (creating it) and write it atomically."""
-        path = self.path / MANIFEST
-        manifest = read_json(path) if path.is_file() else {"schema_version": SCHEMA_VERSION, "name": self.name}
-        manifest.update(fields)
-        manifest["schema_version"] = SCHEMA_VERSION
-        write_json(path, manifest)
-        return manifest
+        """Merge ``fields`` (top-level keys of `Manifest`) into the manifest, validate it, write it atomically.
 
-    def mark_stage(self, stage: str, files: tuple[str, ...] | None = None, **info: Any) -> None:
+        A `Metrics` or `Manifest` sub-record may be passed as itself; a value of the wrong shape is
+        a `RunDirError` and nothing is written.
+        """
+        fields = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in fields.items()}
+        return self._write_manifest({**self._raw_manifest(), **fields}).to_dict()
+
+    def mark_stage(self, stage: str, files: tuple[str, ...] | list[str] | None = None, **info: Any) -> None:
         """Record ``stage`` as finished (call after its files are in place)."""
-        files = STAGE_FILES[stage] if files is None else files
+        files = STAGE_FILES[stage] if files is None else tuple(files)
         missing = [f for f in files if not (self.path / f).exists()]
         assert not missing, f"stage {stage} marked done but {missing} are missing"
-        manifest = read_json(self.path / MANIFEST) if (self.path / MANIFEST).is_file() else {}
-        stages = dict(manifest.get("stages", {}))
-        stages[stage] = {"finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                         "files": list(files), **info}
-        self.update_manifest(stages=stages)
+        manifest = self._raw_manifest()
+        stages = dict(manifest.get("stages") or {})
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        stages[stage] = StageState(now, list(files), info).to_dict()
+        self._write_manifest({**manifest, "stages": stages})
+
+    def clear_stage(self, stage: str) -> None:
+        """Forget ``stage`` before rewriting its files: a run killed half-way reads as incomplete."""
+        manifest = self._raw_manifest()
+        stages = dict(manifest.get("stages") or {})
+        if stages.pop(stage, None) is not None:
+            self._write_manifest({**manifest, "stages": stages})
 
     def stage_done(self, stage: str) -> bool:
         """True when the manifest lists ``stage`` as finished and all its files exist."""
         try:
-            entry = self.manifest().get("stages", {}).get(stage)
+            entry = self.read_manifest().stage(stage)
         except RunDirError:
             return False
-        return bool(entry) and all((self.path / f).exists() for f in entry.get("files", []))
+        return entry is not None and all((self.path / f).exists() for f in entry.files)
 
     def missing_stages(self) -> list[str]:
         """Stages (in order) not complete in this run directory."""
         return [s for s in STAGE_FILES if not self.stage_done(s)]
 
+    def corpus_root(self, override: str | None = None) -> Path | None:
+        """The run's corpus folder (re-pointed by ``override`` / $MUSICTAG_CORPUS_ROOT); None when unrecorded."""
+        corpus = self.read_manifest().corpus
+        return locate.corpus_root(corpus.name, corpus.root, override) if corpus else None
+
+    def rebuild_command(self, stage: str) -> str:
+        """The command that rebuilds ``stage`` of this run (with its corpus folder when recorded)."""
+        try:
+            corpus = self.corpus_root()
+        except RunDirError:
+            corpus = None
+        return rebuild_command(stage, self.path, corpus)
+
     def require(self, stage: str) -> None:
-        """Raise a clear `RunDirError` unless ``stage`` is complete."""
-        self.manifest()
+        """Raise a clear `RunDirError` unless ``stage`` is complete; the message says which command builds it."""
+        self.read_manifest()
         if not self.stage_done(stage):
-            raise RunDirError(
-                f"{self.path}: stage {stage!r} is missing or incomplete; "
-                f"run 'python -m pipeline {stage} {self.path}'")
+            raise RunDirError(f"{self.path}: stage {stage!r} is missing or incomplete; "
+                              f"run '{self.rebuild_command(stage)}'")
+
+    # -- typed writers: validate, then write atomically --------------------------------------
+    def write_table(self, name: str, frame: pd.DataFrame, **csv_kwargs: Any) -> None:
+        """Write declared table ``name`` after checking its columns and dtypes.
+
+        predictions.parquet's ``audio_path`` is stored relative to the corpus root the manifest
+        records (absolute paths under it are made relative; any path outside it is refused).
+        """
+        spec = TABLES[name]
+        if name == PREDICTIONS and "audio_path" in frame:
+            root = self.corpus_root()
+            if root is None:
+                raise RunDirError(f"{self.path / MANIFEST}: no corpus recorded, so {name}'s audio paths "
+                                  "cannot be stored relative to it (write the manifest's corpus first)")
+            frame = frame.assign(audio_path=locate.relative_audio_paths(frame["audio_path"].astype(str), root))
+        validate_frame(spec, frame, where=self.path / name)
+        if spec.csv:
+            write_csv(self.path / name, frame, **csv_kwargs)
+        else:
+            write_parquet(self.path / name, frame)
+
+    def write_array(self, name: str, array: np.ndarray) -> None:
+        """Write declared array ``name`` (.npy) after checking its dtype and rank."""
+        validate_array(ARRAYS[name], array, where=self.path / name)
+        save_npy(self.path / name, array)
+
+    def write_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        """Write an ``.npz`` of named arrays (tag_embeddings.npz); object arrays are refused (they would need pickle)."""
+        for key, array in arrays.items():
+            if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+                raise RunDirError(f"{self.path / name}: array {key!r} should be numeric or text, found "
+                                  f"{getattr(array, 'dtype', type(array).__name__)}")
+        save_npz(self.path / name, **arrays)
+
+    def write_metrics(self, metrics: Metrics | dict[str, Any]) -> Metrics:
+        """Write metrics.json (a `Metrics`, or its dict form, validated first)."""
+        record = metrics if isinstance(metrics, Metrics) else Metrics.from_dict(
+            json.loads(json.dumps(metrics, default=_json_value)), where=self.path / METRICS)
+        write_json(self.path / METRICS, record.to_dict())
+        return record
+
+    def write_json(self, name: str, obj: dict[str, Any]) -> None:
+        """Write a declared JSON file (tag_views.json, tagger.json) after checking its top-level keys."""
+        validate_json(JSONS[name], obj, where=self.path / name)
+        write_json(self.path / name, obj)
+
+    def open_array(self, name: str, shape: tuple[int, ...]) -> Any:
+        """A context manager yielding a writable memory map for declared array ``name``, moved into place on exit.
+
+        For arrays too large to hold in memory (MagnaTagATune's taggrams): fill it, then leave the block.
+        """
+        return _ArrayWriter(self.path / name, ARRAYS[name].dtype, shape)
+
+    # -- typed readers ------------------------------------------------------------------------
+    def read_table(self, name: str) -> pd.DataFrame:
+        return read_table(self.path / name, name)
+
+    def read_array(self, name: str, *, mmap: bool = False) -> np.ndarray:
+        return read_array(self.path / name, name, mmap=mmap)
+
+    def read_metrics(self) -> Metrics:
+        return read_metrics(self.path / METRICS)
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        return read_json_file(self.path / name, name)
+
+    def audio_file(self, stored: str, override: str | None = None) -> Path:
+        """The audio file a stored ``audio_path`` names, confined under the corpus root (`RunDirError` otherwise)."""
+        root = self.corpus_root(override)
+        if root is None:
+            raise RunDirError(f"{self.path / MANIFEST}: no corpus recorded, so no audio file can be located")
+        return locate.confined_audio_path(stored, root)
+
+
+class _ArrayWriter:
+    """`RunDir.open_array`: a ``.npy`` memory map at a temporary name, moved into place on success."""
+
+    def __init__(self, path: Path, dtype: str, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = path, dtype, shape
+
+    def __enter__(self) -> np.ndarray:
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        self._array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(self.dtype), shape=self.shape)
+        return self._array
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        self._array.flush()
+        del self._array
+        return self._ctx.__exit__(*exc)
 
 
 def list_runs(root: str | Path) -> list[RunDir]:

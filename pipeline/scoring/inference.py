@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.run.rundir import CHECKPOINT, RunDir
+from pipeline.run.rundir import BASELINE_FILE, CHECKPOINT, RunDir
 from pipeline.scoring.chunks import check_aggregate
 from pipeline.scoring.network import ClipScores, score_clips
 from pipeline.scoring.tagger import BaseTagger, read_tagger_config
@@ -27,7 +27,6 @@ from pipeline.scoring.taggram import TaggramPlan, frame_hop_from_lengths, plan_t
 
 log = logging.getLogger(__name__)
 
-BASELINE_FILE = "baseline.npz"  # a classical baseline's fitted arrays + JSON (never a pickle), beside checkpoint.pt
 DEFAULT_TAGGRAM_HOP_S = 0.5  # the taggram hop wanted, in seconds (a model whose own frames are finer keeps them)
 DEFAULT_MAX_BATCH = 64  # chunks (or taggram inputs) per forward pass
 

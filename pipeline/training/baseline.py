@@ -14,8 +14,7 @@ from pipeline import device as devices
 from pipeline.analysis.metrics import auc_scores
 from pipeline.errors import ParameterError
 from pipeline.features.extract import Normalizer
-from pipeline.run.rundir import CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
-from pipeline.scoring.inference import BASELINE_FILE
+from pipeline.run.rundir import BASELINE_FILE, CHECKPOINT, HISTORY, LAST_CHECKPOINT, RunDir
 from pipeline.sources.corpus import Corpus, corpus_record
 from pipeline.sources.labels import LabelConfig
 from pipeline.training.checkpoints import plain, save_checkpoint, write_history

@@ -18,8 +18,8 @@ from torch import nn
 
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.io import atomic_path, write_csv
-from pipeline.run.rundir import HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, TENSORBOARD, RunDir
-from pipeline.scoring.inference import BASELINE_FILE, load_checkpoint
+from pipeline.run.rundir import BASELINE_FILE, HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, TENSORBOARD, RunDir
+from pipeline.scoring.inference import load_checkpoint
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "valid_roc_auc", "valid_pr_auc", "lr", "seconds")
 
