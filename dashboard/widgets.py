@@ -7,7 +7,6 @@ or missing artifact as a message on the page (never a traceback) and return None
 from __future__ import annotations
 
 import argparse
-import html
 import logging
 import os
 import sys
@@ -22,6 +21,7 @@ import streamlit as st
 
 from dashboard import loaders, state
 from dashboard.loaders import Predictions, RunInfo
+from dashboard.text import code, md
 from dashboard.theme import OUTCOME_LABELS, chip, legend_html
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.errors import PipelineError
@@ -120,7 +120,7 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
             statuses = {r.name: r.status() for r in runs}
             default = _default_run(runs).name
             name = st.selectbox("Run", names, format_func=lambda n: n if statuses[n] == "complete"
-                                else f"{n} ({statuses[n]})", help=f"Run directories found in {root}",
+                                else f"{n} ({statuses[n]})", help=f"Run directories found in {code(root)}",
                                 **state.bind("run", options=names, default=default))
             run = next(r for r in runs if r.name == name)
             if run.error is None:
@@ -129,7 +129,7 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
             if bad:
                 with st.expander(f"{len(bad)} run(s) cannot be read", icon=":material/error:"):
                     for r in bad:
-                        st.caption(f"**{r.name}**: {r.error}")
+                        st.caption(f"**{md(r.name)}**: {md(r.error)}")
                         st.code(r.rebuild, language="bash")
         tuned = st.toggle("Per-tag tuned thresholds", help="Use each tag's threshold tuned on the validation "
                           "split (per_tag.csv) instead of one global threshold.",
@@ -138,7 +138,7 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
                   help="A tag counts as predicted when its probability is at or above this value.",
                   **state.bind("threshold", default=GLOBAL_THRESHOLD))
         st.markdown(legend_html(), unsafe_allow_html=True)
-        st.caption(f"Runs folder: `{root}`")
+        st.caption(f"Runs folder: {code(root)}")
     return Context(root, runs, run)
 
 
@@ -149,27 +149,27 @@ def header(title: str, caption: str | None = None, run: RunInfo | None = None) -
     st.title(title)
     bits = [caption] if caption else []
     if run is not None:
-        bits.append(f"Run **{run.name}**")
+        bits.append(f"Run **{md(run.name)}**")
         if run.manifest.get("synthetic"):
             bits.append(":orange-badge[synthetic data]")
     if bits:
         st.markdown(" · ".join(bits))
     if run is not None and run.corpus_missing():
-        st.caption(f"Audio is unavailable: the corpus folder `{run.corpus_root}` of this run is missing; "
-                   f"{locate.repoint_hint(run.corpus_name)}. Everything else shows as usual.")
+        st.caption(f"Audio is unavailable: the corpus folder {code(run.corpus_root)} of this run is missing; "
+                   f"{md(locate.repoint_hint(run.corpus_name))}. Everything else shows as usual.")
 
 
 def need_run(ctx: Context) -> RunInfo:
     """The selected run, or stop the page with a message saying what is missing."""
     if not ctx.runs:
-        st.info(f"No runs found in `{ctx.root}`.\n\nBuild the demo run with `make demo` (or "
+        st.info(f"No runs found in {code(ctx.root)}.\n\nBuild the demo run with `make demo` (or "
                 "`python -m pipeline demo`), or point the dashboard at another folder with "
                 "`streamlit run dashboard/app.py -- --runs PATH`.", icon=":material/folder_off:")
         st.stop()
     run = ctx.run
     assert run is not None
     if run.error:
-        st.error(f"Run **{run.name}** cannot be read: {run.error}\n\nRebuild it with `{run.rebuild}`.",
+        st.error(f"Run **{md(run.name)}** cannot be read: {md(run.error)}\n\nRebuild it with {code(run.rebuild)}.",
                  icon=":material/error:")
         st.stop()
     return run
@@ -179,14 +179,14 @@ def stage_message(run: RunInfo, stage: str) -> str:
     missing = run.missing_files(stage)
     listed = stage in (run.manifest.get("stages") or {})
     if listed and missing:
-        why = f"its **{stage}** stage is incomplete: missing {', '.join(f'`{m}`' for m in missing)}"
+        why = f"its **{stage}** stage is incomplete: missing {', '.join(code(m) for m in missing)}"
     elif listed:
         why = f"its **{stage}** stage is incomplete"
     else:
         why = f"it has no **{stage}** stage yet"
     command = rd.rebuild_command(stage, run.path, run.corpus_root)
-    return (f"Run **{run.name}** has no {STAGE_PURPOSE[stage]}: {why}.\n\n"
-            f"Build it with `{command}`.")
+    return (f"Run **{md(run.name)}** has no {STAGE_PURPOSE[stage]}: {why}.\n\n"
+            f"Build it with {code(command)}.")
 
 
 def require(run: RunInfo, stage: str, *, stop: bool = True) -> bool:
@@ -205,7 +205,7 @@ def guarded(fn: Callable[..., T], *args: Any, what: str = "") -> T | None:
         return fn(*args)
     except (PipelineError, OSError, ValueError, KeyError) as exc:
         log.warning("could not load %s: %s", what or getattr(fn, "__name__", fn), exc)
-        st.error(f"Could not load {what or 'an artifact'}: {exc}", icon=":material/error:")
+        st.error(f"Could not load {what or 'an artifact'}: {md(exc)}", icon=":material/error:")
         return None
 
 
@@ -289,7 +289,7 @@ def split_phrase(split: str, *, bold: bool = False) -> str:
     """'the test split' / 'all splits' for captions."""
     if split == "all":
         return "all splits"
-    return f"the **{split}** split" if bold else f"the {split} split"
+    return f"the **{md(split)}** split" if bold else f"the {md(split)} split"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,15 +307,15 @@ def play(preds: Predictions, row: int, *, container: Any = st, compact: bool = F
         path = preds.audio_file(row)
     except PipelineError as exc:
         located = preds.audio_root is not None and preds.audio_root.is_dir()
-        say(f"{'Audio not played' if located else 'Audio file not found'}: `{stored}`: {exc}")
+        say(f"{'Audio not played' if located else 'Audio file not found'}: {code(stored)}: {md(exc)}")
         return False
     if not path.is_file():
-        say(f"Audio file not found: `{stored}`")
+        say(f"Audio file not found: {code(stored)}")
         return False
     try:
         data = loaders.audio_bytes(str(path), loaders.stamp(path))
     except OSError as exc:
-        container.warning(f"Audio file unreadable: `{path}` ({exc})")
+        container.warning(f"Audio file unreadable: {code(path)} ({md(exc)})")
         return False
     container.audio(data, format=loaders.audio_mime(path))
     return True
@@ -335,7 +335,7 @@ def chips_html(names: list[str], outcomes: list[str], probs: list[float] | None 
 def open_clip_button(clip_id: str, *, key: str, label: str = "Open", container: Any = st,
                      switch: bool = True) -> None:
     """A button that selects ``clip_id`` (and switches to the Clip explorer unless ``switch`` is False)."""
-    clicked = container.button(label, key=key, help=f"Open clip {clip_id} in the Clip explorer",
+    clicked = container.button(label, key=key, help=f"Open clip {md(clip_id)} in the Clip explorer",
                                icon=":material/open_in_new:", on_click=state.select, args=("clip", clip_id))
     if clicked and switch:
         st.switch_page(PAGES["explorer"])
@@ -370,8 +370,8 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
     annotated = ([preds.tags[j] for j in np.flatnonzero(preds.truth[row])] if preds.truth is not None else [])
     with container.container(border=True):
         a, b = st.columns([3, 1], vertical_alignment="center")
-        a.markdown(f"**{info['clip_id']}** · {detail}  \n"
-                   f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {html.escape(', '.join(annotated) or 'none')}"
-                   f" · {html.escape(str(info['split']))}</span>", unsafe_allow_html=True)
+        a.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
+                   f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {', '.join(map(md, annotated)) or 'none'}"
+                   f" · {md(info['split'])}</span>", unsafe_allow_html=True)
         open_clip_button(str(info["clip_id"]), key=key, container=b)
         play(preds, row, compact=True)
