@@ -53,10 +53,11 @@ SAMPLE_RATE = FeatureConfig.sample_rate
 HOP_LENGTH = FeatureConfig.hop_length
 FEATURES = FeatureConfig().to_dict()
 ALL_STAGES: tuple[str, ...] = tuple(rd.STAGE_FILES)
-# What this builder can honestly write for each stage: the contract's files, but no checkpoint.
+# What this builder can honestly write for each stage: the contract's files, but no network's
+# checkpoints or output-layer weights (it has no trained network).
+_NO_NETWORK = (rd.CHECKPOINT, rd.LAST_CHECKPOINT, rd.OUTPUT_WEIGHTS)
 SYNTHETIC_STAGE_FILES: dict[str, tuple[str, ...]] = {
-    **rd.STAGE_FILES, "train": tuple(f for f in rd.STAGE_FILES["train"] if f not in (rd.CHECKPOINT, rd.LAST_CHECKPOINT)),
-}
+    stage: tuple(f for f in files if f not in _NO_NETWORK) for stage, files in rd.STAGE_FILES.items()}
 AUDIO_DIR = "audio"  # inside the run directory: the synthetic corpus root (ignored by the run contract)
 
 

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.synthetic_run import build_synthetic_run
 from dashboard import loaders
+from dashboard.text import md
 from pipeline.errors import RunDirError
 from pipeline.run import locate
 from pipeline.run import rundir as rd
@@ -121,7 +122,8 @@ def test_bad_runs_never_break_a_good_run(runs: Path, monkeypatch: pytest.MonkeyP
     assert not at.error, [e.value for e in at.error]
     shown = texts(at)
     for name in [*BAD_MANIFESTS, "old"]:
-        assert f"**{name}**: " in shown and REASONS[name] in shown  # the sidebar's list, with reasons
+        # the sidebar's list, with reasons (escaped: a run's name and reason are run-supplied text)
+        assert f"**{md(name)}**: " in shown and md(REASONS[name]) in shown
     assert f"python -m pipeline train --corpus CORPUS --out {runs / 'list'} --force" in shown
 
 
@@ -176,7 +178,8 @@ def test_a_moved_corpus_shows_everything_but_audio(runs: Path, monkeypatch: pyte
     monkeypatch.delenv(locate.CORPUS_ROOT_ENV, raising=False)
     at = app(runs, monkeypatch, "clip_explorer", run="moved", clip="syn000001")
     assert not at.get("audio") and at.get("plotly_chart")
-    assert locate.CORPUS_ROOT_ENV in texts(at) and "is missing" in texts(at)
+    # the page says how to re-point it (the hint goes through md(): rendered, it reads MUSICTAG_CORPUS_ROOT)
+    assert md(locate.CORPUS_ROOT_ENV) in texts(at) and "is missing" in texts(at)
     at.switch_page("views/overview.py").run()
     assert not at.exception and not at.error and at.metric
 
