@@ -32,7 +32,7 @@ import numpy as np
 
 from pipeline.errors import AudioDecodeError, ParameterError
 from pipeline.features.extract import FeatureConfig
-from pipeline.sources.folder import AUDIO_EXTENSIONS
+from pipeline.sources import AUDIO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

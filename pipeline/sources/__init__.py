@@ -8,3 +8,7 @@ Building corpora: `mtt` (download MagnaTagATune, with `download`) and `demo` (sy
 demo corpus). Facts about MagnaTagATune: `mtt_tags` (the vocabulary) and `mtt_format` (files,
 audio folders, sample rate, folder split).
 """
+
+# The audio formats a corpus may hold (libsndfile decodes all four). Kept here, importing nothing,
+# so the torch- and pandas-free tagging path can check a file's suffix.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".mp3", ".wav", ".flac", ".ogg"})

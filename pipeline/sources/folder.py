@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataFormatError, ParameterError
+from pipeline.sources import AUDIO_EXTENSIONS
 from pipeline.sources.corpus import RawAnnotations
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".mp3", ".wav", ".flac", ".ogg"})
 TAGS_FILE = "tags.csv"  # read from the root when no tags CSV is given
 _TAG_SEPARATORS = re.compile(r"[;,]")
 
