@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from models.baseline_arrays import ForestArrays, SavedArrays
 from pipeline.errors import DataFormatError, ParameterError, RunDirError
 from pipeline.io import save_npz
 
@@ -116,37 +117,6 @@ def _standardise(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarr
     return (np.asarray(x, dtype=np.float64) - mean) / scale
 
 
-class _Saved:
-    """The arrays of a saved baseline, each checked for dtype, shape and finiteness when read."""
-
-    def __init__(self, arrays: Mapping[str, np.ndarray], path: Path) -> None:
-        self.arrays = arrays
-        self.path = path
-
-    def fail(self, what: str) -> DataFormatError:
-        return DataFormatError(f"{self.path}: {what}; not a baseline this toolkit saved (retrain the run)")
-
-    def get(self, key: str, shape: tuple[int | None, ...], kind: str = "f") -> np.ndarray:
-        """Array ``key`` of ``shape`` (None: any length) and dtype kind ``"f"`` (finite floats) or ``"i"``."""
-        if key not in self.arrays:
-            raise self.fail(f"no '{key}' array")
-        a = self.arrays[key]
-        kinds = "f" if kind == "f" else "iu"
-        if a.dtype.kind not in kinds:
-            raise self.fail(f"'{key}' has dtype {a.dtype}, expected {'floats' if kind == 'f' else 'integers'}")
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-            raise self.fail(f"'{key}' has shape {a.shape}, expected {tuple('n' if s is None else s for s in shape)}")
-        if kind == "f" and not np.isfinite(a).all():
-            raise self.fail(f"'{key}' holds NaN or infinite values")
-        return a.astype(np.float64) if kind == "f" else a.astype(np.int64)
-
-    def standardiser(self, prefix: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        mean, scale = self.get(f"{prefix}_mean", (dim,)), self.get(f"{prefix}_scale", (dim,))
-        if (scale <= 0).any():
-            raise self.fail(f"'{prefix}_scale' holds values <= 0")
-        return mean, scale
-
-
 class Baseline:
     """Common interface: ``fit(features, labels) -> self`` and ``predict_proba(features) -> (n, k)``.
 
@@ -221,90 +191,9 @@ class Baseline:
         """The fitted state as named arrays (called only when some tag varies)."""
         raise NotImplementedError
 
-    def _restore(self, saved: _Saved) -> None:
+    def _restore(self, saved: SavedArrays) -> None:
         """Take the fitted state back from validated arrays (``n_bins_`` and ``varying_`` are set)."""
         raise NotImplementedError
-
-
-class _Forest:
-    """A fitted multi-output random forest as node arrays, predicting as scikit-learn's does.
-
-    Node ``i`` of tree ``t`` is row ``offsets[t] + i``; ``left`` / ``right`` hold the children's
-    indices within the tree (-1 at a leaf), ``value`` the class weights of every output (two
-    classes each). A sample goes left where ``x[feature] <= threshold``; the forest averages the
-    trees' leaf class frequencies, in the same order of operations as scikit-learn, so the
-    probabilities are the same to the last bit.
-    """
-
-    KEYS = ("offsets", "left", "right", "feature", "threshold", "value")
-
-    def __init__(self, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, feature: np.ndarray,
-                 threshold: np.ndarray, value: np.ndarray) -> None:
-        self.offsets, self.left, self.right = offsets, left, right
-        self.feature, self.threshold, self.value = feature, threshold, value
-
-    @classmethod
-    def from_sklearn(cls, forest: RandomForestClassifier) -> _Forest:
-        trees = [e.tree_ for e in forest.estimators_]
-        sizes = [t.node_count for t in trees]
-        return cls(
-            offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-            left=np.concatenate([t.children_left for t in trees]).astype(np.int64),
-            right=np.concatenate([t.children_right for t in trees]).astype(np.int64),
-            feature=np.concatenate([t.feature for t in trees]).astype(np.int64),
-            threshold=np.concatenate([t.threshold for t in trees]).astype(np.float64),
-            value=np.concatenate([t.value for t in trees]).astype(np.float64),
-        )
-
-    @classmethod
-    def load(cls, saved: _Saved, n_features: int, n_outputs: int) -> _Forest:
-        """Read and check the arrays: every path from a root must end at a leaf inside its tree."""
-        offsets = saved.get("offsets", (None,), "i")
-        if len(offsets) < 2 or offsets[0] != 0 or (np.diff(offsets) < 1).any():
-            raise saved.fail("'offsets' must start at 0 and increase")
-        n = int(offsets[-1])
-        left, right = saved.get("left", (n,), "i"), saved.get("right", (n,), "i")
-        feature, threshold = saved.get("feature", (n,), "i"), saved.get("threshold", (n,))
-        value = saved.get("value", (n, n_outputs, 2))
-        tree = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        local, size = np.arange(n) - offsets[tree], np.diff(offsets)[tree]
-        leaf = left == -1
-        # children after their parent (as scikit-learn builds trees) bound every walk by the tree's size
-        inner_ok = (left > local) & (left < size) & (right > local) & (right < size)
-        inner_ok &= (feature >= 0) & (feature < n_features)
-        if not np.where(leaf, right == -1, inner_ok).all():
-            raise saved.fail("the forest's node arrays do not form trees over "
-                             f"{n_features} features (children must follow their parent within the tree)")
-        if (value < 0).any():
-            raise saved.fail("'value' holds negative class weights")
-        return cls(offsets, left, right, feature, threshold, value)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in self.KEYS}
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class of each output: (n, n_outputs)."""
-        x = np.asarray(x, dtype=np.float32)  # scikit-learn's trees compare float32 features
-        if not np.isfinite(x).all():
-            raise ParameterError("rf: the pooled statistics hold NaN or infinite values")
-        total = np.zeros((len(x), self.value.shape[1], 2))
-        for lo, hi in zip(self.offsets[:-1], self.offsets[1:]):
-            left, right = self.left[lo:hi], self.right[lo:hi]
-            feature, threshold = self.feature[lo:hi], self.threshold[lo:hi]
-            node = np.zeros(len(x), dtype=np.int64)
-            inner = np.flatnonzero(left[node] != -1)
-            while len(inner):
-                at = node[inner]
-                go_left = x[inner, feature[at]] <= threshold[at]
-                node[inner] = np.where(go_left, left[at], right[at])
-                inner = inner[left[node[inner]] != -1]
-            proba = self.value[lo + node]  # (n, n_outputs, 2), a copy
-            norm = proba.sum(axis=2, keepdims=True)
-            norm[norm == 0.0] = 1.0
-            proba /= norm
-            total += proba
-        total /= len(self.offsets) - 1
-        return total[:, :, 1]
 
 
 class _PooledStatsBaseline(Baseline):
@@ -362,7 +251,7 @@ class RandomForestBaseline(_PooledStatsBaseline):
             random_state=o["seed"],
         )
         # scikit-learn wants a 1-D target when a single tag varies (its trees still hold one output)
-        self.forest_ = _Forest.from_sklearn(forest.fit(x, y[:, 0] if y.shape[1] == 1 else y))
+        self.forest_ = ForestArrays.from_sklearn(forest.fit(x, y[:, 0] if y.shape[1] == 1 else y))
 
     def _predict_model(self, x: np.ndarray) -> np.ndarray:
         return self.forest_.predict(x)
@@ -370,8 +259,8 @@ class RandomForestBaseline(_PooledStatsBaseline):
     def _arrays(self) -> dict[str, np.ndarray]:
         return self.forest_.arrays()
 
-    def _restore(self, saved: _Saved) -> None:
-        self.forest_ = _Forest.load(saved, self._dim, len(self.varying_))
+    def _restore(self, saved: SavedArrays) -> None:
+        self.forest_ = ForestArrays.load(saved, self._dim, len(self.varying_))
 
 
 class KNNBaseline(_PooledStatsBaseline):
@@ -413,7 +302,7 @@ class KNNBaseline(_PooledStatsBaseline):
         return {"stats_mean": self.mean_, "stats_scale": self.scale_, "train_x": self.train_x_,
                 "train_y": self.train_y_}
 
-    def _restore(self, saved: _Saved) -> None:
+    def _restore(self, saved: SavedArrays) -> None:
         self.mean_, self.scale_ = saved.standardiser("stats", self._dim)
         train_x = saved.get("train_x", (None, self._dim))
         train_y = saved.get("train_y", (len(train_x), len(self.varying_)), "i")
@@ -545,7 +434,7 @@ class BagOfFramesBaseline(Baseline):
                 "hist_mean": self.hist_mean_, "hist_scale": self.hist_scale_, "coef": self.coef_,
                 "intercept": self.intercept_}
 
-    def _restore(self, saved: _Saved) -> None:
+    def _restore(self, saved: SavedArrays) -> None:
         dim = self._frame_dim
         self.frame_mean_, self.frame_scale_ = saved.standardiser("frame", dim)
         self.codebook_ = saved.get("codebook", (None, dim))
@@ -578,7 +467,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_meta(saved: _Saved) -> dict[str, Any]:
+def _read_meta(saved: SavedArrays) -> dict[str, Any]:
     """The JSON record of a saved baseline, checked field by field."""
     raw = saved.get("meta", (None,), "i")
     try:
@@ -630,7 +519,7 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFormatError(f"{path}: not a saved baseline (arrays + JSON): {exc}; retrain the run") from exc
-    saved = _Saved(arrays, path)
+    saved = SavedArrays(arrays, path)
     meta = _read_meta(saved)
     try:
         baseline = get_baseline(meta["name"], **meta["options"])
