@@ -36,7 +36,6 @@ import pandas as pd
 from pipeline.analysis.label_issues import DEFAULT_METHOD, DEFAULT_SPLITS, ISSUE_COLUMNS, MAX_ISSUES, METHODS
 from pipeline.analysis.projection import TSNE_MAX_POINTS, cosine_neighbors, nearest_to_vector, project_2d
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import save_npz, write_json, write_parquet
 from pipeline.run import rundir as rd
 from pipeline.scoring.results import (
     Predictions,
@@ -51,8 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NEIGHBORS = 10
 PARTS: tuple[str, ...] = ("clips", "tags", "issues")
-CLIP_PROJECTION_COLUMNS = ("clip_id", "split", "umap_x", "umap_y", "tsne_x", "tsne_y")
-NEIGHBOR_COLUMNS = ("clip_id", "rank", "neighbor_id", "similarity")
+CLIP_PROJECTION_COLUMNS = rd.TABLES[rd.CLIP_PROJECTIONS].column_names  # declared by the run contract
+NEIGHBOR_COLUMNS = rd.TABLES[rd.CLIP_NEIGHBORS].column_names
 
 
 @dataclass
@@ -137,8 +136,8 @@ def build_clip_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions, so
     else:
         neighbors = pd.DataFrame({"clip_id": pd.Series(dtype=str), "rank": pd.Series(dtype=np.int64),
                                   "neighbor_id": pd.Series(dtype=str), "similarity": pd.Series(dtype=np.float32)})
-    write_parquet(run / rd.CLIP_PROJECTIONS, projections[list(CLIP_PROJECTION_COLUMNS)])
-    write_parquet(run / rd.CLIP_NEIGHBORS, neighbors[list(NEIGHBOR_COLUMNS)])
+    run.write_table(rd.CLIP_PROJECTIONS, projections[list(CLIP_PROJECTION_COLUMNS)])
+    run.write_table(rd.CLIP_NEIGHBORS, neighbors[list(NEIGHBOR_COLUMNS)])
     return {"n_clips": n, "dim": int(embeddings.shape[1]), "source": source, "tsne": bool(run_tsne),
             "neighbors": k, "seconds": {"project": round(t_project, 2)}}
 
@@ -181,9 +180,9 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> 
     frequency = annotated.sum(axis=0)
     result = build_tag_views(views, tags, frequency, seed=config.seed, agreement_k=config.agreement_k,
                              unavailable=unavailable)
-    save_npz(run / rd.TAG_EMBEDDINGS, **result.npz_arrays())
-    write_parquet(run / rd.TAG_PROJECTIONS, result.projections)
-    write_json(run / rd.TAG_VIEWS, {**result.report, "word_vectors": config.word_vectors})
+    run.write_arrays(rd.TAG_EMBEDDINGS, **result.npz_arrays())
+    run.write_table(rd.TAG_PROJECTIONS, result.projections)
+    run.write_json(rd.TAG_VIEWS, {**result.report, "word_vectors": config.word_vectors})
     return {"views": [v for v, info in result.report["views"].items() if info["available"]],
             "agreement": {"-".join(p["views"]): round(p["mean"], 4) for p in result.report["agreement"]["pairs"]},
             "seconds": round(time.perf_counter() - t0, 2)}
@@ -203,7 +202,7 @@ def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -
     else:  # a corpus without labels for any of the model's tags has no annotation to doubt
         log.info("the corpus labels none of the model's tags: no label issues")
         issues = pd.DataFrame({c: pd.Series(dtype=object) for c in ISSUE_COLUMNS})
-    write_parquet(run / rd.LABEL_ISSUES, issues)
+    run.write_table(rd.LABEL_ISSUES, issues)
     scored_splits = sorted(set(issues["split"])) if len(issues) else []
     info: dict[str, Any] = {"method": config.issue_method, "splits": scored_splits, "n_issues": len(issues),
                             "n_flagged": int(issues["flagged"].sum()) if len(issues) else 0}
@@ -257,6 +256,7 @@ def run_embed(run_dir: str | Path, config: EmbedConfig | None = None, *, force: 
     config = EmbedConfig(**asdict(config)) if config is not None else EmbedConfig()
     run = rd.RunDir(run_dir)
     run.require("score")
+    run.start_writing()
     previous = run.manifest().get("stages", {}).get("embed", {}) if run.stage_done("embed") else {}
     if config.word_vectors is None:
         # Word vectors are a large external file: a rerun without --word-vectors keeps the semantic view.

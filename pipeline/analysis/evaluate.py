@@ -18,8 +18,8 @@ import numpy as np
 
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD, Evaluation, evaluate_scores, format_summary, tune_thresholds
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import write_csv, write_json
-from pipeline.run.rundir import METRICS, PER_TAG, PREDICTIONS, RunDir
+from pipeline.run.metrics import Metrics
+from pipeline.run.rundir import PER_TAG, PREDICTIONS, RunDir
 from pipeline.scoring.results import read_predictions, score_entry
 from pipeline.sources.corpus import SPLITS
 
@@ -44,6 +44,8 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", n_bootstrap: int =
         raise ParameterError(f"bootstrap must be >= 0, got {n_bootstrap}")
     run = RunDir(run_dir)
     run.require("train")
+    if write:
+        run.start_writing()
     entry = score_entry(run)
     scores = read_predictions(run)
     if not scores.labelled.any():
@@ -72,12 +74,12 @@ def _write(run: RunDir, evaluation: Evaluation, *, split: str, seed: int, score:
            n_valid: int) -> None:
     """metrics.json, per_tag.csv and the manifest's headline figures (the stage's only writes)."""
     scores_digest = (score.get("checksums") or {}).get(PREDICTIONS, {}).get("sha256")
-    record = {"split": split, "aggregate": score.get("aggregate"), "bootstrap_seed": seed,
-              "thresholds_tuned_on": "valid" if n_valid else None,
-              "checkpoint_epoch": score.get("checkpoint_epoch"), "model": score.get("model_name"),
-              **evaluation.to_dict()}
-    write_json(run / METRICS, record)
-    write_csv(run / PER_TAG, evaluation.per_tag, float_format="%.6g")
+    metrics = run.write_metrics(Metrics.from_evaluation(
+        evaluation, split=split, aggregate=score.get("aggregate"), bootstrap_seed=seed,
+        thresholds_tuned_on="valid" if n_valid else None, checkpoint_epoch=score.get("checkpoint_epoch"),
+        model=score.get("model_name")))
+    run.write_table(PER_TAG, evaluation.per_tag, float_format="%.6g")
+    record = metrics.to_dict()
     run.update_manifest(metrics={k: record[k] for k in ("split", "aggregate", "n_clips", "headline", "ci95",
                                                          "undefined_tags")})
     run.mark_stage("evaluate", predictions_sha256=scores_digest)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.run.rundir import prob_column, true_column
+from pipeline.run.rundir import LABEL_ISSUES, TABLES, prob_column, true_column
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ METHODS: tuple[str, ...] = ("self_confidence", "adjusted")
 DEFAULT_METHOD = "adjusted"  # see the module docstring and docs/benchmarks.md
 DEFAULT_SPLITS: tuple[str, ...] = ("valid", "test")  # out-of-sample predictions only
 MAX_ISSUES = 5000  # rows kept in label_issues.parquet (highest scores first)
-ISSUE_COLUMNS = ("clip_id", "split", "tag", "annotated", "probability", "score", "rank", "kind", "flagged")
+ISSUE_COLUMNS = TABLES[LABEL_ISSUES].column_names  # declared by the run contract
 
 
 def _check_pair_arrays(annotated: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,18 +31,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ParameterError
+from pipeline.run.files import PER_TAG, TABLES
+from pipeline.run.metrics import AVERAGES, HEADLINE_AUCS
 
 log = logging.getLogger(__name__)
 
-AVERAGES: tuple[str, ...] = ("macro", "micro", "weighted")
 GLOBAL_THRESHOLD = 0.5
-# Columns of per_tag.csv, in order (the run-directory contract).
-PER_TAG_COLUMNS: tuple[str, ...] = (
-    "tag", "support", "roc_auc", "pr_auc", "precision", "recall", "f1",
-    "threshold", "precision_tuned", "recall_tuned", "f1_tuned",
-)
-# Headline figures that get a bootstrap confidence interval.
-HEADLINE_AUCS: tuple[str, ...] = tuple(f"{m}_{a}" for m in ("roc_auc", "pr_auc") for a in AVERAGES)
+# Columns of per_tag.csv, in order: declared by the run-directory contract.
+PER_TAG_COLUMNS: tuple[str, ...] = TABLES[PER_TAG].column_names
 # Largest (resamples x samples) block handled at once, to bound memory (~8 bytes each, a few copies).
 _BLOCK_ELEMENTS = 4_000_000
 

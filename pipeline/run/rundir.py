@@ -49,7 +49,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import RunDirError
-from pipeline.io import atomic_path, read_json, save_npy, save_npz, write_csv, write_json, write_parquet
+from pipeline.io import (
+    atomic_path,
+    read_json,
+    remove_stale_temps,
+    save_npy,
+    save_npz,
+    write_csv,
+    write_json,
+    write_parquet,
+)
 from pipeline.run import locate
 from pipeline.run.files import (  # noqa: F401  (re-exported: the names every stage imports from here)
     ARRAYS,
@@ -277,6 +286,11 @@ class RunDir:
         if not self.stage_done(stage):
             raise RunDirError(f"{self.path}: stage {stage!r} is missing or incomplete; "
                               f"run '{self.rebuild_command(stage)}'")
+
+    def start_writing(self) -> None:
+        """Call where a stage starts writing: removes the temp files that killed writers left here."""
+        if self.path.is_dir():
+            remove_stale_temps(self.path)
 
     # -- typed writers: validate, then write atomically --------------------------------------
     def write_table(self, name: str, frame: pd.DataFrame, **csv_kwargs: Any) -> None:

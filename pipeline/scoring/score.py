@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import atomic_path, save_npy, write_json, write_parquet
+from pipeline.io import atomic_path
 from pipeline.run import rundir as rd
 from pipeline.scoring.chunks import check_aggregate
 from pipeline.scoring.inference import (
@@ -197,8 +197,8 @@ class TaggramWriter:
 def write_taggram_index(run: rd.RunDir, clip_ids: list[str], writer: TaggramWriter) -> None:
     import pandas as pd
 
-    write_parquet(run / rd.TAGGRAMS_INDEX,
-                  pd.DataFrame({"clip_id": clip_ids, "offset": writer.offsets, "n_frames": writer.n_frames}))
+    run.write_table(rd.TAGGRAMS_INDEX,
+                    pd.DataFrame({"clip_id": clip_ids, "offset": writer.offsets, "n_frames": writer.n_frames}))
 
 
 def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: np.ndarray, tags: list[str],
@@ -215,14 +215,14 @@ def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: n
         columns[rd.prob_column(tag)] = np.clip(probs[:, j], 0.0, 1.0).astype(np.float32)
     for tag in labelled:
         columns[rd.true_column(tag)] = corpus.labels[rows, corpus.tags.index(tag)].astype(np.uint8)
-    write_parquet(run / rd.PREDICTIONS, pd.DataFrame(columns))
+    run.write_table(rd.PREDICTIONS, pd.DataFrame(columns))
 
 
 def write_embeddings(run: rd.RunDir, embeddings: np.ndarray, output_weights: np.ndarray | None) -> None:
     """clip_embeddings.npy and (for a network) output_weights.npy."""
-    save_npy(run / rd.CLIP_EMBEDDINGS, embeddings.astype(np.float32))
+    run.write_array(rd.CLIP_EMBEDDINGS, embeddings.astype(np.float32))
     if output_weights is not None:
-        save_npy(run / rd.OUTPUT_WEIGHTS, output_weights.astype(np.float32))
+        run.write_array(rd.OUTPUT_WEIGHTS, output_weights.astype(np.float32))
 
 
 def write_tagger(run: rd.RunDir, run_model: RunModel, *, plan: TaggramPlan, aggregate: str,
@@ -250,7 +250,7 @@ def write_tagger(run: rd.RunDir, run_model: RunModel, *, plan: TaggramPlan, aggr
         tagger["onnx_error"] = str(exc)
         exported = {"error": str(exc)}
         log.warning("could not export %s to ONNX: %s", run_model.checkpoint["model_name"], exc)
-    write_json(run / rd.TAGGER, tagger)
+    run.write_json(rd.TAGGER, tagger)
     return exported
 
 
@@ -353,6 +353,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     else:
         run = rd.RunDir(run_dir)
     run.require("train")
+    run.start_writing()
     manifest = run.manifest()
     if "corpus" not in manifest:
         raise RunDirError(f"{run.path}: the manifest does not record the run's corpus; retrain the run")

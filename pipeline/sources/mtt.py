@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from pipeline.errors import DataFormatError, DownloadError
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, remove_stale_temps, write_json
 from pipeline.sources.download import download, part_path
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS, CLIP_INFO_FILE, read_mtt_corpus
 
@@ -173,6 +173,7 @@ def download_mtt(out: Path, *, base_url: str = MTT_BASE_URL, force: bool = False
     out.mkdir(parents=True, exist_ok=True)
     (out / STAMP).unlink(missing_ok=True)
     downloads = out / DOWNLOADS_DIR
+    remove_stale_temps(out, recursive=True)  # a killed extraction's temps (a ~3 GB archive temp among them)
     remotes = {name: r.rebased(base_url) for name, r in REMOTES.items()}
     if force:
         for name in remotes:

@@ -17,11 +17,20 @@ import torch
 from torch import nn
 
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import atomic_path, write_csv
-from pipeline.run.rundir import BASELINE_FILE, HISTORY, LAST_CHECKPOINT, MANIFEST, STAGE_FILES, TENSORBOARD, RunDir
+from pipeline.io import atomic_path
+from pipeline.run.rundir import (
+    BASELINE_FILE,
+    HISTORY,
+    LAST_CHECKPOINT,
+    MANIFEST,
+    STAGE_FILES,
+    TABLES,
+    TENSORBOARD,
+    RunDir,
+)
 from pipeline.scoring.inference import load_checkpoint
 
-HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "valid_roc_auc", "valid_pr_auc", "lr", "seconds")
+HISTORY_COLUMNS: tuple[str, ...] = TABLES[HISTORY].column_names  # declared by the run contract
 
 
 def plain(obj: Any) -> Any:
@@ -48,6 +57,7 @@ def prepare_run_dir(out_dir: Path, *, resume: bool, force: bool) -> RunDir:
     run = RunDir(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirError(f"--out {out_dir} exists and is not a directory")
+    run.start_writing()
     if force and not resume:
         for name in {MANIFEST, HISTORY, BASELINE_FILE, *(f for files in STAGE_FILES.values() for f in files)}:
             path = out_dir / name
@@ -149,7 +159,7 @@ def freeze_first_blocks(model: nn.Module, k: int, model_name: str) -> list[tuple
 
 def write_history(run: RunDir, rows: list[dict[str, Any]]) -> None:
     """``history.csv``: one row per epoch (`HISTORY_COLUMNS`)."""
-    write_csv(run / HISTORY, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
+    run.write_table(HISTORY, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
 
 
 def read_history(run: RunDir, upto_epoch: int) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import numpy as np
 
 import pipeline.sources.demo.recipes as R
 from pipeline.errors import ParameterError
-from pipeline.io import read_json, write_bytes, write_json
+from pipeline.io import read_json, remove_stale_temps, write_bytes, write_json
 from pipeline.sources.corpus import SPLITS
 from pipeline.sources.demo.annotate import ANNOTATION_FILES, write_annotation_files
 from pipeline.sources.demo.plan import ClipPlan, plan_clip, plan_corpus
@@ -153,6 +153,7 @@ def build_demo_corpus(out: Path, *, clips: int = 1500, seconds: float = 10.0, se
     if out.exists() and not out.is_dir():
         raise ParameterError(f"out must be a folder, got a file: {out}")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, recursive=True)  # what a killed build left half-written
     _check_existing(out, seed, seconds, force)
     seconds = float(seconds)
     workers = int(workers or _cpu_count())
