@@ -262,8 +262,11 @@ def _validate_predictions(frame: pd.DataFrame, where: str | Path) -> None:
         raise RunDirError(f"{where}: clip_id should be unique, found {dup!r} twice")
     tags = [c[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX)]
     truth = [c[len(TRUE_PREFIX):] for c in frame.columns if str(c).startswith(TRUE_PREFIX)]
-    if truth and truth != tags:
-        raise RunDirError(f"{where}: true:<tag> columns should match the prob:<tag> columns "
+    # A corpus may label only some of the model's tags (a run scored on another corpus), so the
+    # true:<tag> columns are the labelled tags, in the order of the prob:<tag> columns.
+    labelled = set(truth)
+    if truth != [t for t in tags if t in labelled]:
+        raise RunDirError(f"{where}: true:<tag> columns should be prob:<tag> tags, in their order "
                           f"{_preview(tags)}, found {_preview(truth)}")
 
 
