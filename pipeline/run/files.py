@@ -206,6 +206,8 @@ def _kind_ok(series: pd.Series, kind: str) -> str | None:
     import pandas as pd
 
     dtype = series.dtype
+    if len(series) == 0 and dtype == object:
+        return None  # an empty table (no label issues found, say): Parquet keeps no values to type
     if kind == "str":
         # infer_dtype looks at every value (in C): "string" only when all are str (no None, no numbers).
         return None if pd.api.types.infer_dtype(series, skipna=False) == "string" else f"dtype {dtype}"
