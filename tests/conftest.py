@@ -36,6 +36,19 @@ def real_audio() -> dict[str, Path]:
     return files
 
 
+@pytest.fixture(scope="session")
+def demo_corpus_48(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo corpus of 48 clips x 4 s, seed 0 (36 train / 3 valid / 9 test), built once per session.
+
+    Shared by test_train and test_evaluate (and their feature caches under the session's data
+    root); tests only read it and write their runs elsewhere.
+    """
+    from pipeline.sources.demo import build_demo_corpus
+
+    return build_demo_corpus(tmp_path_factory.getbasetemp() / "demo48" / "corpus", clips=48, seconds=4.0, seed=0,
+                             workers=2, progress=False)
+
+
 def build_tiny_run(base: Path) -> Path:
     """A demo corpus of 40 clips x 3.5 s, a narrow musicnn trained one epoch, and its score stage.
 

@@ -161,7 +161,7 @@ def test_tag_bad_audio_is_reported_per_file(tiny_run: Path, tmp_path: Path) -> N
     missing, folder, junk = tmp_path / "gone.mp3", tmp_path / "folder.wav", tmp_path / "junk.mp3"
     folder.mkdir()
     junk.write_text("<html>404</html>")
-    proc = run_process("tag", missing, folder, junk, "--run", tiny_run)
+    proc = run_cli("tag", missing, folder, junk, "--run", tiny_run)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3

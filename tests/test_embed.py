@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,11 +245,13 @@ def test_embed_requires_the_score_stage(tmp_path: Path):
 
 
 def test_embed_command_help_and_errors(tmp_path: Path):
-    env_cmd = [sys.executable, "-m", "pipeline", "embed"]
-    out = subprocess.run([*env_cmd, "--help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    from test_cli_errors import run_cli  # the command's entry point, in this process
+
+    shown = run_cli("embed", "--help")
+    assert shown.returncode == 0, shown.stderr
     for option in ("--word-vectors", "--seed", "--neighbors", "--no-tsne", "--issue-splits", "--force"):
-        assert option in out
-    bad = subprocess.run([*env_cmd, str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True)
+        assert option in shown.stdout
+    bad = run_cli("embed", tmp_path / "missing")
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
 
 
@@ -304,9 +304,11 @@ def test_embed_artifacts_of_a_trained_run(tiny_run: Path, embedded: dict):
 @pytest.mark.slow
 def test_embed_command_is_idempotent(tiny_run: Path, embedded: dict):
     before = {f: (tiny_run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]}
-    out = subprocess.run([sys.executable, "-m", "pipeline", "embed", str(tiny_run), "--neighbors", "5"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-    assert "up to date" in out
+    from test_cli_errors import run_cli  # the command's entry point, in this process
+
+    proc = run_cli("embed", tiny_run, "--neighbors", "5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "up to date" in proc.stdout
     assert {f: (tiny_run / f).stat().st_mtime_ns for f in rd.STAGE_FILES["embed"]} == before
 
 

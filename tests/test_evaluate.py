@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,15 +86,14 @@ def test_mean_and_max_aggregation_of_any_length() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny demo corpus with a narrow network run and a random-forest run."""
-    from pipeline.sources.demo import build_demo_corpus
+def trained(tmp_path_factory: pytest.TempPathFactory, demo_corpus_48: Path) -> dict[str, Path]:
+    """A tiny demo corpus (the session's 48 clips x 4 s) with a narrow network run and a random-forest run."""
     from pipeline.training.config import TrainConfig
     from pipeline.training.train import train
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("evaluate")
-    corpus = build_demo_corpus(base / "demo", clips=48, seconds=4.0, seed=0, workers=2, progress=False)
+    corpus = demo_corpus_48
     common = {"n_mels": 32, "epochs": 2, "batch_size": 8, "top_n": 12, "workers": 0}
     net = train(TrainConfig.from_overrides(model="musicnn", model_kwargs={"width": 0.125}, chunk_seconds=1.5, **common), corpus,
                 base / "musicnn", progress=False)
@@ -226,14 +222,13 @@ def test_evaluate_errors(trained: dict[str, Path], tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_evaluate_command_prints_a_summary(trained: dict[str, Path]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", str(trained["net"]), "--bootstrap", "30",
-                           "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    from test_cli_errors import run_cli  # the command's entry point, in this process
+
+    proc = run_cli("evaluate", trained["net"], "--bootstrap", "30", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for text in ("roc_auc", "pr_auc", "macro", "micro", "weighted", "best tags", "metrics.json"):
         assert text in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", str(trained["net"]), "--split", "dev"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = run_cli("evaluate", trained["net"], "--split", "dev")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 

@@ -34,12 +34,9 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo corpus of 48 clips x 4 s (36 train / 3 valid / 9 test)."""
-    from pipeline.sources.demo import build_demo_corpus
-
-    return build_demo_corpus(tmp_path_factory.mktemp("train") / "demo", clips=48, seconds=4.0, seed=0, workers=2,
-                             progress=False)
+def corpus(demo_corpus_48: Path) -> Path:
+    """A demo corpus of 48 clips x 4 s (36 train / 3 valid / 9 test): the session's, shared with test_evaluate."""
+    return demo_corpus_48
 
 
 def tiny_config(model: str = "fcn", **overrides) -> TrainConfig:
@@ -358,11 +355,10 @@ def test_pos_weight_and_schedules() -> None:
 
 
 def test_cli_errors_are_clear(corpus: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    from test_cli_errors import run_cli  # the command's entry point, in this process
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pipeline", "train", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+    def run(*args: str):
+        return run_cli("train", *args)
 
     proc = run("--corpus", str(tmp_path / "missing"), "--model", "fcn")
     assert proc.returncode == 2 and "no such folder" in proc.stderr

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -90,9 +88,9 @@ def test_tag_cli_refuses_a_pickled_baseline(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     run = _pickled_baseline_run(tmp_path / "run", marker)
     audio = write_tone(tmp_path / "tone.wav", 1.0, (440.0,))
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "tag", str(audio), "--run", str(run), "--torch"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    from test_cli_errors import run_cli  # the command's entry point, in this process (a pickle would run here too)
+
+    proc = run_cli("tag", audio, "--run", run, "--torch")
     assert not marker.exists(), "python -m pipeline tag ran the code of a crafted pickle"
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "error:" in proc.stderr and BASELINE_FILE in proc.stderr
