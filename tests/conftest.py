@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = REPO.parent / "shared" / "fixtures" / "real-audio"
 TINY_MODEL = "musicnn"  # narrowed: its own taggram frames are 0.256 s apart
+
+
+def xdist_worker() -> str | None:
+    """The pytest-xdist worker this process is (``gw0``, ``gw1``, ...), or None when not distributed."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def session_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, AbstractContextManager]:
+    """Where a session-wide build goes, and the lock to hold while building or completing it.
+
+    Alone, a folder of this session's temp root and no lock. Under pytest-xdist, a folder shared
+    by every worker of the session (the parent of their temp roots) and a file lock on it, so a
+    corpus or a trained run is built once for the whole session, not once per worker.
+    """
+    if xdist_worker() is None:
+        return tmp_path_factory.getbasetemp() / name, nullcontext()
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / name
+    return root, FileLock(f"{root}.lock")
+
+
+def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per session (see `session_dir`); ``build`` must be idempotent."""
+    folder, lock = session_dir(tmp_path_factory, name)
+    with lock:
+        return build(folder)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,8 +75,8 @@ def demo_corpus_48(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from pipeline.sources.demo import build_demo_corpus
 
-    return build_demo_corpus(tmp_path_factory.getbasetemp() / "demo48" / "corpus", clips=48, seconds=4.0, seed=0,
-                             workers=2, progress=False)
+    return shared_build(tmp_path_factory, "demo48", lambda base: build_demo_corpus(
+        base / "corpus", clips=48, seconds=4.0, seed=0, workers=2, progress=False))
 
 
 def build_tiny_run(base: Path) -> Path:
@@ -75,18 +105,31 @@ def build_tiny_run(base: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real trained run with its score stage (built once per session): train -> score."""
-    return build_tiny_run(tmp_path_factory.getbasetemp() / "tiny_run")
+    """A real trained run with its score stage (built once per session): train -> score.
+
+    Under pytest-xdist it is completed to `demo_run` at once, inside the lock: `demo_run` adds its
+    stages to this same folder, which must not happen while another worker's tests read it.
+    """
+    def build(base: Path) -> Path:
+        run = build_tiny_run(base)
+        return complete_demo_run(run) if xdist_worker() is not None else run
+
+    return shared_build(tmp_path_factory, "tiny_run", build)
 
 
-@pytest.fixture(scope="session")
-def demo_run(tiny_run: Path) -> Path:
-    """The tiny run with every stage complete, in data-flow order: train -> score -> evaluate -> embed."""
+def complete_demo_run(run: Path) -> Path:
+    """Add the evaluate and embed stages to a scored run (idempotent)."""
     from pipeline.analysis.embed import EmbedConfig, run_embed
     from pipeline.analysis.evaluate import evaluate_run
     from pipeline.run.rundir import RunDir
 
-    if not RunDir(tiny_run).stage_done("evaluate"):
-        evaluate_run(tiny_run, n_bootstrap=50, progress=False)
-    run_embed(tiny_run, EmbedConfig(neighbors=5), progress=False)
-    return tiny_run
+    if not RunDir(run).stage_done("evaluate"):
+        evaluate_run(run, n_bootstrap=50, progress=False)
+    run_embed(run, EmbedConfig(neighbors=5), progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run with every stage complete, in data-flow order: train -> score -> evaluate -> embed."""
+    return shared_build(tmp_path_factory, "tiny_run", lambda base: complete_demo_run(tiny_run))
