@@ -206,7 +206,7 @@ def _kind_ok(series: pd.Series, kind: str) -> str | None:
     import pandas as pd
 
     dtype = series.dtype
-    if len(series) == 0 and dtype == object:
+    if len(series) == 0 and pd.api.types.is_object_dtype(dtype):
         return None  # an empty table (no label issues found, say): Parquet keeps no values to type
     if kind == "str":
         # infer_dtype looks at every value (in C): "string" only when all are str (no None, no numbers).
