@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_dashboard_app import app  # the one AppTest driver of the dashboard tests
 
 from benchmarks.synthetic_run import build_synthetic_run
 from dashboard import loaders
@@ -25,8 +26,6 @@ from pipeline.errors import RunDirError
 from pipeline.run import locate
 from pipeline.run import rundir as rd
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-TIMEOUT = 60
 PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "compare_runs")
 BAD_MANIFESTS = {
     "list": [],
@@ -84,19 +83,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest["corpus"]["root"] = str(root / "gone")
     _write_manifest(moved, manifest)
     return root
-
-
-def app(root: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params: str) -> AppTest:
-    monkeypatch.setenv(loaders.RUNS_ENV, str(root))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    if page is not None:
-        at.switch_page(f"views/{page}.py").run()
-        assert not at.exception, at.exception
-    return at
 
 
 def texts(at: AppTest) -> str:
