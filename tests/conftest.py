@@ -14,6 +14,13 @@ SHARED_AUDIO = REPO.parent / "shared" / "fixtures" / "real-audio"
 TINY_MODEL = "musicnn"  # narrowed: its own taggram frames are 0.256 s apart
 
 
+# Two xdist workers share two cores: each worker's torch / BLAS / ONNX Runtime runs one thread,
+# so they do not oversubscribe the cores (tests that set threads themselves still do).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
 def xdist_worker() -> str | None:
     """The pytest-xdist worker this process is (``gw0``, ``gw1``, ...), or None when not distributed."""
     return os.environ.get("PYTEST_XDIST_WORKER")
