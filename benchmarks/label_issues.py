@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     import pandas as pd
 
-    from pipeline.analysis.label_issues import METHODS, find_label_issues, load_truth, score_against_truth
+    from pipeline.analysis.label_issues import METHODS, find_label_issues, run_truth, score_against_truth
     from pipeline.errors import ParameterError
     from pipeline.run import rundir as rd
     from pipeline.scoring.results import read_predictions
@@ -39,16 +39,13 @@ def main(argv: list[str]) -> int:
     ks = tuple(int(k) for k in args.ks.split(","))
     run = rd.RunDir(args.run_dir)
     run.require("score")
-    record = run.manifest().get("corpus", {})
-    merge = record.get("labels", {}).get("merge_synonyms")
-    merge = record.get("source") == "mtt" if merge is None else bool(merge)
     scores = read_predictions(run)
     predictions, tags, probs, annotated = scores.frame, scores.tags, scores.probs, scores.truth
     clip_ids = predictions["clip_id"].tolist()
     split = predictions["split"].astype(str).to_numpy()
-    truth = load_truth(record.get("root", ""), clip_ids, tags, merge=merge)
+    truth = run_truth(run, clip_ids, tags)
     if truth is None:
-        raise ParameterError(f"{run.path}: its corpus ({record.get('root')}) has no truth.csv to score against")
+        raise ParameterError(f"{run.path}: its corpus ({run.corpus_root()}) has no truth.csv to score against")
 
     rows_out = []
     held_out = np.flatnonzero(np.isin(split, ("valid", "test")))

@@ -218,21 +218,15 @@ def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -
 def score_issues_against_corpus_truth(run: rd.RunDir, issues: pd.DataFrame, clip_ids: list[str], split: np.ndarray,
                                       tags: list[str], annotated: np.ndarray) -> dict[str, Any] | None:
     """Precision / recall of ``issues`` against the corpus's truth.csv over the scored clips; None without one."""
-    from pipeline.analysis.label_issues import load_truth, score_against_truth
+    from pipeline.analysis.label_issues import run_truth, score_against_truth
 
-    try:
-        record = run.manifest().get("corpus", {})
-    except RunDirError:
-        return None
-    root = record.get("root")
-    if not root:
-        return None
-    merge = record.get("labels", {}).get("merge_synonyms")
-    merge = record.get("source") == "mtt" if merge is None else bool(merge)
     scored = sorted(set(issues["split"])) if len(issues) else []
     rows = np.flatnonzero(np.isin(split, scored))
     ids = [clip_ids[i] for i in rows]
-    truth = load_truth(root, ids, tags, merge=merge)
+    try:
+        truth = run_truth(run, ids, tags)
+    except RunDirError:
+        return None
     if truth is None:
         return None
     return score_against_truth(issues, truth, annotated[rows], ids, tags)

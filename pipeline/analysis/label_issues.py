@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataFormatError, ParameterError
-from pipeline.run.rundir import LABEL_ISSUES, TABLES, prob_column, true_column
+from pipeline.run.rundir import LABEL_ISSUES, TABLES, RunDir, prob_column, true_column
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +250,17 @@ def load_truth(corpus_root: str | Path, clip_ids: Sequence[str], tags: Sequence[
     if lacking:
         raise DataFormatError(f"{path}: lacks tags or clips of the run: {lacking}")
     return labels[np.ix_([rows[c] for c in clip_ids], [cols[t] for t in tags])].astype(np.uint8)
+
+
+def run_truth(run: RunDir, clip_ids: Sequence[str], tags: Sequence[str]) -> np.ndarray | None:
+    """`load_truth` for a run: its corpus folder (as re-pointed), synonyms folded as its labels were.
+
+    None when the run records no corpus or the corpus has no truth.csv.
+    """
+    root = run.corpus_root()
+    if root is None:
+        return None
+    record = run.manifest().get("corpus", {})
+    merge = record.get("labels", {}).get("merge_synonyms")
+    merge = record.get("source") == "mtt" if merge is None else bool(merge)
+    return load_truth(root, clip_ids, tags, merge=merge)
