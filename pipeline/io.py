@@ -160,9 +160,10 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
+def json_default(obj: Any) -> Any:
+    """What JSON files store for values JSON cannot hold: paths as strings, numpy values as Python ones."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -172,7 +173,7 @@ def _json_default(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically (paths and numpy values are converted)."""
-    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

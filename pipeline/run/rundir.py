@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +50,7 @@ import numpy as np
 from pipeline.errors import RunDirError
 from pipeline.io import (
     atomic_path,
+    json_default,
     read_json,
     remove_stale_temps,
     save_npy,
@@ -103,15 +103,6 @@ from pipeline.run.metrics import Metrics
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _json_value(obj: Any) -> Any:
-    """What write_json stores for a value JSON cannot hold (paths, numpy scalars and arrays)."""
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, np.generic | np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +214,7 @@ class RunDir:
         obj = {**obj, "schema_version": SCHEMA_VERSION}
         obj.setdefault("name", self.name)
         # Validate exactly what will be on disk (tuples, paths and numpy values as JSON holds them).
-        manifest = Manifest.from_dict(json.loads(json.dumps(obj, default=_json_value)),
+        manifest = Manifest.from_dict(json.loads(json.dumps(obj, default=json_default)),
                                       where=self.path / MANIFEST)
         write_json(self.path / MANIFEST, manifest.to_dict())
         return manifest
@@ -328,7 +319,7 @@ class RunDir:
     def write_metrics(self, metrics: Metrics | dict[str, Any]) -> Metrics:
         """Write metrics.json (a `Metrics`, or its dict form, validated first)."""
         record = metrics if isinstance(metrics, Metrics) else Metrics.from_dict(
-            json.loads(json.dumps(metrics, default=_json_value)), where=self.path / METRICS)
+            json.loads(json.dumps(metrics, default=json_default)), where=self.path / METRICS)
         write_json(self.path / METRICS, record.to_dict())
         return record
 
