@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipeline demo",
         description="Build the demo end to end: a synthesized MagnaTagATune-shaped corpus, its log-mel cache, the "
-                    "default CNN, evaluation, predictions, taggrams, embeddings and label issues. Every stage reuses "
+                    "default CNN, one scoring pass (predictions, taggrams, embeddings), evaluation, maps and label issues. Every stage reuses "
                     "what is already built, so a second call takes seconds. Then open the dashboard with "
                     "'make dashboard' (make demo does both).")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA,
