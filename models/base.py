@@ -51,6 +51,36 @@ class Tagger(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, n_bins, T) -> (B, n_tags) logits
         return self.classifier(self.embed(x))
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network's blocks in input-to-output order, named by their ``state_dict`` prefix.
+
+        What transfer learning freezes or fine-tunes as units ("the last k blocks"). By
+        default: the top-level children in definition order (`chain_blocks`), without the
+        output layer ``classifier``. A model whose definition order is not its data flow, or
+        that wants a finer split, overrides this.
+        """
+        return [(name, block) for name, block in chain_blocks(self) if name != "classifier"]
+
+
+def chain_blocks(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """The children of ``module`` that hold parameters, in definition order, chains opened.
+
+    An ``nn.Sequential`` is a chain, so its elements are in data-flow order and each becomes a
+    block, and so is a module class that says so (``is_chain = True``: its forward runs its
+    children one after another in definition order). Any other module stays one block: a
+    ``ModuleList`` may hold parallel branches, a residual block has a shortcut. Children
+    without parameters (dropout, pooling) are no block.
+    """
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in module.named_children():
+        if next(child.parameters(), None) is None:
+            continue
+        if isinstance(child, nn.Sequential) or getattr(child, "is_chain", False):
+            out.extend(chain_blocks(child, f"{prefix}{name}."))
+        else:
+            out.append((f"{prefix}{name}", child))
+    return out
+
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -189,6 +189,8 @@ class ConvStack2d(nn.Module):
     x : (B, n_mels, T) -> (B, C_last, T'), T' = T / (product of the time pools applied)
     """
 
+    is_chain = True  # input norm, then the conv blocks: transfer learning's blocks (models.base.chain_blocks)
+
     def __init__(
         self,
         channels: Sequence[int],

@@ -57,6 +57,17 @@ def test_weighted_vs_macro_hand_example():
     assert scores["roc_auc_weighted"] == pytest.approx((3 * 1.0 + 1 * 0.0) / 4)
 
 
+def test_wauc_weights_each_tag_by_its_positives():
+    # tag 0: 3 positives, ranked perfectly (AUC 1); tag 1: 1 positive, ranked last (AUC 0);
+    # tag 2: no positive (undefined, left out). WAUC = (3 * 1 + 1 * 0) / 4; the macro mean is 0.5.
+    y = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]])
+    s = np.array([[.9, .1, .3], [.8, .5, .2], [.7, .6, .9], [.1, .7, .4], [.2, .8, .5]])
+    assert metrics.wauc(y, s) == pytest.approx(0.75)
+    assert metrics.auc_scores(y, s)["roc_auc_macro"] == pytest.approx(0.5)
+    assert metrics.wauc(y, s) == pytest.approx(roc_auc_score(y[:, :2], s[:, :2], average="weighted"))
+    assert np.isnan(metrics.wauc(np.zeros((3, 2)), np.ones((3, 2))))
+
+
 def test_tag_without_positives_is_nan_and_listed(caplog):
     y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])
     s = np.array([[0.9, 0.1, 0.5], [0.1, 0.2, 0.4], [0.8, 0.3, 0.6], [0.2, 0.4, 0.1]])

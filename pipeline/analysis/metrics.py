@@ -196,6 +196,25 @@ def auc_scores(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
     return {k: float(v[0]) for k, v in _all_headline(y, s, np.ones((1, len(y)))).items()}
 
 
+def wauc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """The RWTH thesis's WAUC: per-tag ROC-AUC weighted by each tag's number of positive clips.
+
+    The same figure as `auc_scores`' ``roc_auc_weighted`` (and sklearn's ``average="weighted"``);
+    tags without a positive or a negative clip are left out. NaN when no tag is defined.
+
+    Examples
+    --------
+    >>> y = np.array([[1, 1], [1, 0], [1, 0], [0, 0], [0, 0]])
+    >>> s = np.array([[.9, .1], [.8, .5], [.7, .6], [.1, .7], [.2, .8]])
+    >>> float(round(wauc(y, s), 6))  # tag 0: AUC 1 over 3 positives, tag 1: AUC 0 over 1
+    0.75
+    """
+    y, s = _check(y_true, y_score)
+    ones = np.ones((1, len(y)))
+    roc, ap = _per_tag_weighted(y, s, ones)
+    return float(_averages(roc, ap, ones @ y.astype(np.float64))["roc_auc_weighted"][0])
+
+
 def bootstrap_ci(y_true: np.ndarray, y_score: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95,
                  seed: int = 0) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap confidence intervals of the headline AUCs, resampling clips.

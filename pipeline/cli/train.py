@@ -18,7 +18,9 @@ examples:
   python -m pipeline train --corpus data/mtt --model shortchunk_res --no-synonyms --epochs 200 --batch-size 16 \\
       --optimizer adam_sgd --lr 1e-4 --weight-decay 1e-4 --sgd-after 80 --sgd-lr 1e-3 --milestones 100 120 \\
       --out data/runs/mtt_shortchunk_res                     (Won et al. 2020's recipe, on a GPU)
-  python -m pipeline train --corpus data/mine --model musicnn --init-from data/runs/musicnn --freeze-blocks 3
+  python -m pipeline train --corpus data/mine --from data/runs/musicnn --transfer last:2 --out data/runs/mine
+                                          (fine-tune a run's last 2 blocks on your folder and its tags CSV)
+  python -m pipeline train --corpus data/mine --from mtt_musicnn --transfer features   (a pretrained run, frozen)
   torchrun --nproc_per_node=2 -m pipeline train --corpus data/demo --model fcn   (DistributedDataParallel)
   python -m pipeline train --out data/runs/musicnn --resume                      (continue after a kill)
 """
@@ -55,7 +57,15 @@ def _model_arg(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.features.extract import NORMALIZER_MODES
     from pipeline.run import rundir as rd
-    from pipeline.training.config import BASELINES, OPTIMIZERS, POS_WEIGHTS, PRECISIONS, SCHEDULES, TrainConfig
+    from pipeline.training.config import (
+        ALL_BACKBONE_LR_MULT,
+        BASELINES,
+        OPTIMIZERS,
+        POS_WEIGHTS,
+        PRECISIONS,
+        SCHEDULES,
+        TrainConfig,
+    )
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -138,13 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "after the batch that exceeds it, validates and saves (default: none)")
 
     g = p.add_argument_group("transfer learning")
-    g.add_argument("--init-from", help="start from another run's weights (its run directory or a .pt file); "
-                   "its model and features are used, the output layer is rebuilt for this corpus's tags "
-                   "(rows of tags the two share are copied)")
+    g.add_argument("--from", "--init-from", dest="init_from", metavar="RUN",
+                   help="start from another run's network (its run directory, a .pt file, or a pretrained run's "
+                   "name); its model, features and normaliser are used, the output layer is rebuilt for this "
+                   "corpus's tags (without --transfer, rows of tags the two share are copied)")
+    g.add_argument("--transfer", metavar="features|last:K|all", help="with --from, what trains: features (the "
+                   "network frozen, a new output layer trained on its embeddings, computed once), last:K (the last "
+                   "K blocks and the output layer; the rest frozen, batch-norm statistics too) or all (every layer, "
+                   f"the backbone at --backbone-lr-mult, default {ALL_BACKBONE_LR_MULT} here); the output layer is "
+                   "new for this corpus's tags")
     g.add_argument("--freeze-blocks", type=int, help="freeze the first K blocks of the network (parameters and "
-                   "batch-norm statistics) (default 0)")
-    g.add_argument("--backbone-lr-mult", type=float, help="learning rate of every layer but the output layer, "
-                   f"relative to --lr (default {d.backbone_lr_mult}; e.g. 0.1 to fine-tune gently)")
+                   "batch-norm statistics) (default 0; not with --transfer)")
+    g.add_argument("--backbone-lr-mult", "--backbone-lr-scale", dest="backbone_lr_mult", type=float,
+                   help="learning rate of every layer but the output layer, relative to --lr (default "
+                   f"{ALL_BACKBONE_LR_MULT} with --transfer all, else 1)")
 
     g = p.add_argument_group("execution")
     g.add_argument("--seed", type=int, help=f"seed of weights, data order, crops and dropout (default {d.seed})")
@@ -175,6 +192,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     given = vars(args)
     base = demo_train_config() if given.get("demo") else TrainConfig()
+    if given.get("demo") and given.get("init_from"):  # the source's input and size hold, the recipe's optimisation
+        base = TrainConfig.from_overrides(base, n_mels=None, chunk_seconds=None, model_kwargs={})
     overrides = {k: v for k, v in given.items() if k not in _NOT_CONFIG}
     if "cache_root" in overrides:
         overrides["cache_root"] = str(overrides["cache_root"])
@@ -186,11 +205,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
     elif model is not None and model != base.model:
         overrides["model_kwargs"] = {}  # the demo's width belongs to the demo's model
     if given.get("init_from") and model is None:
-        from pipeline.scoring.inference import load_checkpoint
+        from pipeline.training.checkpoints import load_source_checkpoint
 
-        src = Path(given["init_from"])
-        ckpt = load_checkpoint(src) if src.is_dir() else load_checkpoint(src.parent, src.name)
-        overrides["model"] = ckpt["model_name"]
+        overrides["model"] = load_source_checkpoint(given["init_from"])["model_name"]
         overrides.setdefault("model_kwargs", {})
     return TrainConfig.from_overrides(base, **overrides)
 

@@ -1,4 +1,4 @@
-"""Training's files in a run directory: checkpoints, history, transfer learning and freezing.
+"""Training's files in a run directory: checkpoints, history, a source run's weights.
 
 A checkpoint is a dict of plain types and tensors (``torch.load(weights_only=True)`` reads it):
 ``checkpoint.pt`` the best epoch on validation macro ROC-AUC, ``last.pt`` the latest, with the
@@ -83,21 +83,38 @@ def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
         torch.save(obj, tmp)
 
 
-def load_source_checkpoint(init_from: str) -> dict[str, Any]:
-    """The checkpoint ``init_from`` names: a run directory (its best checkpoint) or a ``.pt`` file."""
+def source_path(init_from: str) -> Path:
+    """The run directory or ``.pt`` file ``init_from`` names: a path, or the name of a pretrained run.
+
+    A name that is no path is looked up with ``pipeline.pretrained.run_dir`` (the published
+    models converted into ready runs, e.g. ``mtt_musicnn``) where that package offers it.
+    """
     path = Path(init_from).expanduser()
-    if path.is_dir():
-        return load_checkpoint(path)
-    if path.is_file():
-        return load_checkpoint(path.parent, path.name)
+    if path.exists():
+        return path
+    try:
+        from pipeline import pretrained
+    except ImportError:
+        pretrained = None  # type: ignore[assignment]
+    run_dir = getattr(pretrained, "run_dir", None)
+    if run_dir is not None and path.name == str(init_from):
+        return Path(run_dir(str(init_from)))
     raise ParameterError(f"init_from: no run directory or checkpoint at {path}")
 
 
-def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str]) -> dict[str, int]:
+def load_source_checkpoint(init_from: str) -> dict[str, Any]:
+    """The checkpoint ``init_from`` names (`source_path`): a run directory's best checkpoint, or a ``.pt`` file."""
+    path = source_path(init_from)
+    return load_checkpoint(path) if path.is_dir() else load_checkpoint(path.parent, path.name)
+
+
+def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str], *,
+                     copy_shared: bool = True) -> dict[str, int]:
     """Load a source checkpoint's weights into ``model``; the output layer is rebuilt for ``tags``.
 
-    Rows of the output layer whose tag exists in the source are copied; the others keep their
-    fresh initialisation. Returns counts of what was carried over.
+    With ``copy_shared``, rows of the output layer whose tag name exists in the source are
+    copied; the others (all, without it) keep their fresh initialisation. Returns counts of
+    what was carried over.
     """
     state = source["state_dict"]
     body = {k: v for k, v in state.items() if not k.startswith("classifier.")}
@@ -107,7 +124,7 @@ def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str]) 
         raise ParameterError(f"init_from: source weights do not fit model {source['model_name']!r} "
                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     src_tags = list(source["tags"])
-    shared = [(i, src_tags.index(t)) for i, t in enumerate(tags) if t in src_tags]
+    shared = [(i, src_tags.index(t)) for i, t in enumerate(tags) if t in src_tags] if copy_shared else []
     classifier: nn.Linear = model.classifier  # type: ignore[assignment]
     if "classifier.weight" in state and state["classifier.weight"].shape[1] == classifier.in_features:
         with torch.no_grad():
@@ -115,46 +132,6 @@ def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str]) 
                 classifier.weight[new] = state["classifier.weight"][old]
                 classifier.bias[new] = state["classifier.bias"][old]
     return {"tensors": len(body), "shared_tags": len(shared), "new_tags": len(tags) - len(shared)}
-
-
-def model_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The network's blocks in input-to-output order, for freezing the first k.
-
-    A block is a module with parameters that is an element of a ``Sequential`` /
-    ``ModuleList`` or a direct part of the network; containers (and modules made of
-    containers) are opened up. The output layer (``classifier``) is never a block.
-    """
-    containers = (nn.Sequential, nn.ModuleList)
-
-    def opens(m: nn.Module) -> bool:
-        return isinstance(m, containers) or any(isinstance(c, containers) for c in m.children())
-
-    blocks: list[tuple[str, nn.Module]] = []
-
-    def walk(prefix: str, module: nn.Module) -> None:
-        for name, child in module.named_children():
-            full = f"{prefix}{name}"
-            if full == "classifier" or not any(True for _ in child.parameters()):
-                continue
-            if opens(child):
-                walk(f"{full}.", child)
-            else:
-                blocks.append((full, child))
-
-    walk("", model)
-    return blocks
-
-
-def freeze_first_blocks(model: nn.Module, k: int, model_name: str) -> list[tuple[str, nn.Module]]:
-    """Freeze the parameters of the first ``k`` blocks (`model_blocks`); returns them, named."""
-    blocks = model_blocks(model)
-    if k > len(blocks):
-        raise ParameterError(f"freeze_blocks={k}, but {model_name} has {len(blocks)} blocks: "
-                             f"{', '.join(n for n, _ in blocks)}")
-    for _, block in blocks[:k]:
-        for p in block.parameters():
-            p.requires_grad_(False)
-    return blocks[:k]
 
 
 def write_history(run: RunDir, rows: list[dict[str, Any]]) -> None:

@@ -78,8 +78,10 @@ class TrainConfig:
     max_minutes: float | None = None  # time budget for the whole run (stops after the batch that exceeds it)
     # --- transfer learning
     init_from: str | None = None  # another run's directory (or .pt file) to start from; its model and features
-    freeze_blocks: int = 0  # freeze the first k blocks of the network (see model_blocks); 0: none
-    backbone_lr_mult: float = 1.0  # learning rate of every non-output layer relative to lr (e.g. 0.1)
+    transfer: str | None = None  # with init_from, what trains: features | last:K | all (`parse_transfer`)
+    freeze_blocks: int = 0  # freeze the first k blocks of the network (models.base.Tagger.blocks); 0: none
+    backbone_lr_mult: float | None = None  # rate of every non-output layer relative to lr; None: 0.1 under
+    # transfer "all" (the thesis's gentler fine-tuning of the backbone), else 1
     # --- execution
     seed: int = 0  # seeds torch, numpy, random, the data order and the crops
     workers: int | None = None  # data-loader processes; None: auto (0 on machines of <= 2 cores)
@@ -116,7 +118,8 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, f"patience must be >= 1 or None, got {self.patience}"),
             (self.max_minutes is None or self.max_minutes > 0, f"max_minutes must be > 0, got {self.max_minutes}"),
             (self.freeze_blocks >= 0, f"freeze_blocks must be >= 0, got {self.freeze_blocks}"),
-            (self.backbone_lr_mult >= 0, f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}"),
+            (self.backbone_lr_mult is None or self.backbone_lr_mult >= 0,
+             f"backbone_lr_mult must be >= 0 or None, got {self.backbone_lr_mult}"),
             (self.workers is None or self.workers >= 0, f"workers must be >= 0 or None, got {self.workers}"),
             (self.chunk_seconds is None or self.chunk_seconds > 0,
              f"chunk_seconds must be > 0, got {self.chunk_seconds}"),
@@ -128,8 +131,17 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ParameterError(message)
-        if self.model in BASELINES and (self.init_from or self.freeze_blocks):
-            raise ParameterError(f"baseline {self.model!r} cannot use init_from / freeze_blocks (networks only)")
+        if self.model in BASELINES and (self.init_from or self.freeze_blocks or self.transfer):
+            raise ParameterError(f"baseline {self.model!r} cannot use init_from / transfer / freeze_blocks "
+                                 "(networks only)")
+        if self.transfer is not None:
+            parse_transfer(self.transfer)
+            if not self.init_from:
+                raise ParameterError(f"transfer={self.transfer!r} needs a source run to start from "
+                                     "(init_from; the CLI's --from RUN)")
+            if self.freeze_blocks:
+                raise ParameterError(f"transfer={self.transfer!r} and freeze_blocks={self.freeze_blocks} both choose "
+                                     "what trains; give one")
 
     @classmethod
     def from_overrides(cls, base: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
@@ -171,6 +183,46 @@ class TrainConfig:
     @property
     def is_baseline(self) -> bool:
         return self.model in BASELINES
+
+    @property
+    def backbone_lr_factor(self) -> float:
+        """``backbone_lr_mult`` resolved: 0.1 under transfer ``all`` when not given, else 1."""
+        if self.backbone_lr_mult is not None:
+            return float(self.backbone_lr_mult)
+        return ALL_BACKBONE_LR_MULT if self.transfer == "all" else 1.0
+
+
+# The backbone's learning-rate factor of transfer "all" when none is given (the RWTH thesis's
+# level 3: the pretrained layers move ten times slower than the new output layer).
+ALL_BACKBONE_LR_MULT = 0.1
+TRANSFER_LEVELS = ("features", "last:K", "all")
+
+
+@dataclass(frozen=True)
+class TransferLevel:
+    """What a transfer-learning run trains (`TrainConfig.transfer` parsed).
+
+    ``features``: the source network frozen as a feature extractor, only a new output layer
+    trained on its penultimate embeddings; ``last``: the last ``k`` blocks and the new output
+    layer, the rest frozen; ``all``: every layer, the backbone at ``backbone_lr_mult`` times the rate.
+    """
+
+    kind: str  # features | last | all
+    k: int = 0  # blocks fine-tuned (kind "last")
+
+    def __str__(self) -> str:
+        return f"last:{self.k}" if self.kind == "last" else self.kind
+
+
+def parse_transfer(text: str) -> TransferLevel:
+    """``"features"``, ``"last:K"`` (K >= 1) or ``"all"`` as a `TransferLevel`; anything else a `ParameterError`."""
+    value = str(text).strip()
+    if value in ("features", "all"):
+        return TransferLevel(value)
+    kind, sep, k = value.partition(":")
+    if kind == "last" and sep and k.strip().isdigit() and int(k) >= 1:
+        return TransferLevel("last", int(k))
+    raise ParameterError(f"transfer must be one of {', '.join(TRANSFER_LEVELS)} (K >= 1 blocks), got {text!r}")
 
 
 def label_dict(labels: LabelConfig) -> dict[str, Any]:

@@ -35,15 +35,15 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
 
 def make_optimizer(model: nn.Module, config: TrainConfig, phase: str) -> torch.optim.Optimizer:
     """Adam or SGD over the trainable parameters: the output layer at the base rate, the rest at
-    ``backbone_lr_mult`` times it. Each group keeps its ``base_lr`` for `set_lr`."""
+    ``backbone_lr_mult`` times it (`TrainConfig.backbone_lr_factor`). Each group keeps its ``base_lr`` for `set_lr`."""
     base = config.sgd_lr if phase == "sgd" and config.optimizer == "adam_sgd" else config.lr
     head = [p for p in model.classifier.parameters() if p.requires_grad]
     head_ids = {id(p) for p in head}
     body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     groups = [{"params": head, "lr": base, "base_lr": base}]
     if body:
-        groups.append({"params": body, "lr": base * config.backbone_lr_mult,
-                       "base_lr": base * config.backbone_lr_mult})
+        scale = config.backbone_lr_factor
+        groups.append({"params": body, "lr": base * scale, "base_lr": base * scale})
     if phase == "sgd":
         return torch.optim.SGD(groups, lr=base, momentum=config.momentum, nesterov=config.momentum > 0,
                                weight_decay=config.weight_decay)

@@ -87,8 +87,8 @@ def baseline_features(config: TrainConfig) -> FeatureConfig:
 
 
 def resolved_config(config: TrainConfig, features: FeatureConfig, labels: LabelConfig) -> TrainConfig:
-    """``config`` as it was run: its features and labels resolved (what checkpoints and manifests save)."""
-    return dataclasses.replace(config, features=features, labels=labels)
+    """``config`` as it was run: its features, labels and backbone rate resolved (what checkpoints and manifests save)."""
+    return dataclasses.replace(config, features=features, labels=labels, backbone_lr_mult=config.backbone_lr_factor)
 
 
 def build_model(name: str, n_tags: int, kwargs: dict[str, Any]) -> nn.Module:

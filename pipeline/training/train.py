@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -36,14 +37,13 @@ from pipeline.sources.labels import LabelConfig
 from pipeline.sources.loader import load_corpus
 from pipeline.training.baseline import train_baseline
 from pipeline.training.checkpoints import (
-    freeze_first_blocks,
     load_source_checkpoint,
     plain,
     prepare_run_dir,
     read_history,
     transfer_weights,
 )
-from pipeline.training.config import TrainConfig
+from pipeline.training.config import TrainConfig, parse_transfer
 from pipeline.training.data import Loaders, auto_workers, feature_cache, make_loaders, split_rows
 from pipeline.training.loop import Callback, EpochLoop, TensorBoard, TrainState, peak_gpu_gb, run_epochs
 from pipeline.training.optim import compute_pos_weight, make_optimizer, optimizer_phase
@@ -53,6 +53,13 @@ from pipeline.training.resolve import (
     build_model,
     resolve_model_input,
     resolved_config,
+)
+from pipeline.training.transfer import (
+    check_source_features,
+    embedding_loaders,
+    frozen_blocks,
+    source_normalizer,
+    transfer_record,
 )
 
 log = logging.getLogger(__name__)
@@ -166,10 +173,18 @@ def _load_source(config: TrainConfig) -> dict[str, Any] | None:
     if not config.init_from:
         return None
     source = load_source_checkpoint(config.init_from)
+    if source.get("kind", "network") != "network":
+        raise ParameterError(f"init_from {config.init_from} is a {source.get('kind')} run; transfer needs a network")
     if source.get("model_name") != config.model:
         raise ParameterError(f"init_from {config.init_from} holds a {source.get('model_name')!r} model, "
                              f"but --model is {config.model!r}")
+    check_source_features(config, source)
     return source
+
+
+def _features_level(config: TrainConfig) -> bool:
+    """True when only the output layer trains, on the frozen network's embeddings (transfer ``features``)."""
+    return config.transfer is not None and parse_transfer(config.transfer).kind == "features"
 
 
 def _shared_cache(corpus: Corpus, resolved: Resolved, config: TrainConfig, *, info: devices.DistInfo,
@@ -190,33 +205,40 @@ def _build_state(config: TrainConfig, corpus: Corpus, rows: dict[str, np.ndarray
     seed_everything(config.seed)
     model = build_model(config.model, len(corpus.tags), resolved.model_kwargs)
     if source is not None and last is None:
-        carried = transfer_weights(model, source, corpus.tags)
+        # A transfer level re-initialises the whole output layer: the new tag set is new even where
+        # a name matches one of the source's (a user's "rock" is not MagnaTagATune's).
+        carried = transfer_weights(model, source, corpus.tags, copy_shared=config.transfer is None)
         log.info("initialised from %s: %s", config.init_from, carried)
-    frozen = freeze_first_blocks(model, config.freeze_blocks, config.model)
+    frozen = frozen_blocks(model, config)
     if frozen:
         log.info("frozen blocks: %s", ", ".join(n for n, _ in frozen))
     model.to(device)
+    # The features level trains the output layer alone, on embeddings computed once: it is the net.
+    net: nn.Module = model.classifier if _features_level(config) else model
     phase = optimizer_phase(config, 0)
     precision = devices.pick_precision(device, config.precision)
     pos_weight = compute_pos_weight(corpus.labels[rows["train"]], config.pos_weight, config.max_pos_weight)
     criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None)
-    state = TrainState(model=model, net=model, optimizer=make_optimizer(model, config, phase), phase=phase,
+    state = TrainState(model=model, net=net, optimizer=make_optimizer(model, config, phase), phase=phase,
                        scaler=devices.make_scaler(device, precision), precision=precision, criterion=criterion,
-                       frozen=[m for _, m in frozen])
+                       frozen=[m for _, m in frozen] if net is model else [])
     if last is not None:
         state.restore(last, config, read_history(run, int(last["epoch"])))
         log.info("resuming %s after epoch %d (best valid ROC-AUC %.4f at epoch %d)", run.path, state.start_epoch,
                  state.best_score, state.best_epoch)
     if info.enabled:
-        state.net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+        state.net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
     return state
 
 
 def _write_manifest(run: RunDir, used: TrainConfig, corpus: Corpus, labels: LabelConfig, rows: dict[str, np.ndarray],
-                    resolved: Resolved, state: TrainState, device: torch.device, info: devices.DistInfo) -> None:
+                    resolved: Resolved, state: TrainState, device: torch.device, info: devices.DistInfo,
+                    transfer: dict[str, Any] | None) -> None:
     """What this run is, before the first epoch (a partial run is still legible)."""
     n_params = sum(p.numel() for p in state.model.parameters())
+    if transfer is not None:  # where the network came from, and what of it trains
+        run.update_manifest(transfer=transfer)
     run.update_manifest(
         corpus=corpus_record(corpus, labels), tags=list(corpus.tags),
         split_sizes={s: int(len(r)) for s, r in rows.items()},
@@ -268,16 +290,28 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     if not len(rows["valid"]):
         log.warning("no validation clips: the best checkpoint is simply the last epoch")
     train_ids = [corpus.clip_ids[i] for i in rows["train"]]
-    normalizer = (Normalizer.from_dict(last["normalizer"]) if last is not None
-                  else Normalizer(mode=config.normalization).fit(cache, train_ids))
+    # A transferred network gets its input exactly as the source did: the source's fitted normaliser.
+    if last is not None:
+        normalizer = Normalizer.from_dict(last["normalizer"])
+    elif source is not None:
+        normalizer = source_normalizer(source)
+    else:
+        normalizer = Normalizer(mode=config.normalization).fit(cache, train_ids)
+    used = dataclasses.replace(used, normalization=normalizer.mode)
 
     # -- model, optimiser, loaders
     state = _build_state(config, corpus, rows, resolved, source=source, last=last, run=run, device=device, info=info)
     workers = auto_workers() if config.workers is None else config.workers
-    data: Loaders = make_loaders(corpus, cache, rows, normalizer, chunk_frames=resolved.chunk_frames, config=config,
-                                 workers=workers, info=info, pin_memory=device.type == "cuda")
+    if _features_level(config):
+        data: Loaders = embedding_loaders(state.model, corpus, cache, rows, normalizer,
+                                          chunk_frames=resolved.chunk_frames, config=config, device=device,
+                                          precision=state.precision, info=info, progress=progress and info.is_main)
+    else:
+        data = make_loaders(corpus, cache, rows, normalizer, chunk_frames=resolved.chunk_frames, config=config,
+                            workers=workers, info=info, pin_memory=device.type == "cuda")
     if info.is_main:
-        _write_manifest(run, used, corpus, labels, rows, resolved, state, device, info)
+        transfer = transfer_record(used, source, state.model) if source is not None else None
+        _write_manifest(run, used, corpus, labels, rows, resolved, state, device, info, transfer)
     base_ckpt = {
         "kind": "network", "model_name": config.model, "model_kwargs": plain(resolved.model_kwargs),
         "tags": list(corpus.tags), "features": plain(resolved.features.to_dict()),
