@@ -51,7 +51,7 @@ class Tagger(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, n_bins, T) -> (B, n_tags) logits
         return self.classifier(self.embed(x))
 
-    def blocks(self) -> list[tuple[str, nn.Module]]:
+    def named_blocks(self) -> list[tuple[str, nn.Module]]:
         """The network's blocks in input-to-output order, named by their ``state_dict`` prefix.
 
         What transfer learning freezes or fine-tunes as units ("the last k blocks"). By

@@ -215,7 +215,7 @@ def test_transfer_learning_frozen_blocks_and_new_tags(corpus: Path, tmp_path: Pa
     from models.registry import get_model
 
     model = get_model("fcn", n_tags=5, **dst["model_kwargs"])
-    blocks = model.blocks()
+    blocks = model.named_blocks()
     frozen = {f"{name}." for name, _ in blocks[:3]}
     trained = {f"{name}." for name, _ in blocks[3:]}
     changed_frozen = [k for k in dst["state_dict"] if any(k.startswith(p) for p in frozen)
@@ -232,10 +232,10 @@ def test_transfer_learning_frozen_blocks_and_new_tags(corpus: Path, tmp_path: Pa
 def test_model_blocks_are_in_input_order() -> None:
     from models.registry import get_model
 
-    names = [n for n, _ in get_model("fcn", n_tags=3, width=0.25).blocks()]
+    names = [n for n, _ in get_model("fcn", n_tags=3, width=0.25).named_blocks()]
     assert names[0] == "features.input_norm" and names[1:] == [f"features.blocks.{i}" for i in range(5)]
     assert all("classifier" not in n for name in list_models()
-               for n, _ in get_model(name, n_tags=3, **small_kwargs(name)).blocks())
+               for n, _ in get_model(name, n_tags=3, **small_kwargs(name)).named_blocks())
 
 
 def test_ddp_two_cpu_processes(corpus: Path, tmp_path: Path) -> None:

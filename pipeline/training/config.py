@@ -79,7 +79,7 @@ class TrainConfig:
     # --- transfer learning
     init_from: str | None = None  # another run's directory (or .pt file) to start from; its model and features
     transfer: str | None = None  # with init_from, what trains: features | last:K | all (`parse_transfer`)
-    freeze_blocks: int = 0  # freeze the first k blocks of the network (models.base.Tagger.blocks); 0: none
+    freeze_blocks: int = 0  # freeze the first k blocks of the network (models.base.Tagger.named_blocks); 0: none
     backbone_lr_mult: float | None = None  # rate of every non-output layer relative to lr; None: 0.1 under
     # transfer "all" (the thesis's gentler fine-tuning of the backbone), else 1
     # --- execution

@@ -8,8 +8,8 @@ trains at one of the levels of `pipeline.training.config.TransferLevel`:
   validation clip is embedded once (the penultimate layer, `models.base.Tagger.embed`, in eval
   mode) and only the new output layer -- a per-tag logistic regression -- trains on those
   embeddings, which on a CPU takes seconds where a forward pass per batch would take minutes;
-- ``last:K``: the last K blocks (`models.base.Tagger.blocks`) and the output layer train, the
-  rest is frozen, its batch-norm statistics too (eval mode);
+- ``last:K``: the last K blocks (`models.base.Tagger.named_blocks`) and the output layer train,
+  the rest is frozen, its batch-norm statistics too (eval mode);
 - ``all``: everything trains, the backbone at ``backbone_lr_mult`` times the rate.
 
 The input is the source's: its feature config and its fitted normaliser, as the frozen layers
@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from models.base import Tagger
 from pipeline import device as devices
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.features.cache import FeatureCache
@@ -47,11 +48,10 @@ _FEATURE_FLAGS: dict[str, str] = {"sample_rate": "--sample-rate", "n_fft": "--n-
 
 
 def model_blocks(model: nn.Module) -> Blocks:
-    """The network's blocks in input-to-output order (`models.base.Tagger.blocks`), named."""
-    blocks = getattr(model, "blocks", None)
-    if not callable(blocks):
-        raise ParameterError(f"model {type(model).__name__} does not list its blocks (models.base.Tagger.blocks)")
-    return list(blocks())
+    """The network's blocks in input-to-output order (`models.base.Tagger.named_blocks`), named."""
+    if not isinstance(model, Tagger):
+        raise ParameterError(f"model {type(model).__name__} is no models.base.Tagger: it does not list its blocks")
+    return model.named_blocks()
 
 
 def frozen_blocks(model: nn.Module, config: TrainConfig) -> Blocks:
