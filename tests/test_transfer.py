@@ -53,8 +53,9 @@ def folder(demo_corpus_48: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def transfer_config(source: Path, level: str, **overrides) -> TrainConfig:
-    return TrainConfig.from_overrides(None, model="musicnn", init_from=str(source), transfer=level, epochs=2,
-                                      batch_size=8, workers=0, seed=0, **overrides)
+    settings = {"model": "musicnn", "init_from": str(source), "transfer": level, "epochs": 2, "batch_size": 8,
+                "workers": 0, "seed": 0, **overrides}
+    return TrainConfig.from_overrides(None, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +137,22 @@ def test_a_transfer_run_is_an_ordinary_run(runs: dict[str, Path]) -> None:
     rd = RunDir(run)
     assert all(rd.stage_done(s) for s in ("train", "score", "evaluate", "embed"))
     assert rd.manifest()["tags"] == [f"mine_{j}" for j in range(NEW_TAGS)]
+
+
+def test_features_level_embeds_each_clip_once(runs: dict[str, Path], tiny_run: Path, folder: Path,
+                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second output layer on the same source, features and clips: the embeddings come from memory.
+    cls = type(get_model("musicnn", n_tags=1, **small_kwargs("musicnn")))
+    calls: list[int] = []
+    embed = cls.embed
+    monkeypatch.setattr(cls, "embed", lambda self, x: calls.append(len(x)) or embed(self, x))
+    again = train(transfer_config(tiny_run, "features", seed=1, epochs=1), folder, tmp_path / "again",
+                  progress=False)
+    assert calls == [] and load(again / CHECKPOINT)["state_dict"]["classifier.weight"].shape[0] == NEW_TAGS
+    # another source's weights are another scope: embedded afresh
+    other = transfer_config(runs["all"], "features", epochs=1)
+    train(other, folder, tmp_path / "other", progress=False)
+    assert sum(calls) > 0
 
 
 def test_bad_transfer_values_are_one_line_errors(tiny_run: Path, folder: Path, tmp_path: Path) -> None:

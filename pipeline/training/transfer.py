@@ -18,6 +18,7 @@ were trained on exactly that.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -32,7 +33,7 @@ from pipeline import device as devices
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.features.cache import FeatureCache
 from pipeline.features.extract import FeatureConfig, Normalizer
-from pipeline.run.rundir import RunDir
+from pipeline.run.rundir import CHECKPOINT, RunDir
 from pipeline.sources.corpus import Corpus
 from pipeline.training.checkpoints import source_path
 from pipeline.training.config import TrainConfig, TransferLevel, parse_transfer
@@ -200,32 +201,53 @@ class EmbeddedClips(Dataset):
         return self.clips[row], torch.from_numpy(self.labels[row]), row
 
 
+# Frozen embeddings already computed in this process, by (source, features, clip): a benchmark or a
+# search that trains several output layers on one source embeds each clip once. Bounded (clips).
+_MEMO: dict[tuple[str, ...], np.ndarray] = {}
+_MEMO_MAX_CLIPS = 50_000
+
+
+def _memo_scope(config: TrainConfig, cache: FeatureCache, chunk_frames: int, normalizer: Normalizer) -> tuple[str, ...]:
+    """What a clip's frozen embedding depends on besides the clip: the source's weights, the features, the chunking."""
+    path = source_path(str(config.init_from)).resolve()
+    ckpt = path / CHECKPOINT if path.is_dir() else path
+    stat = ckpt.stat()
+    return (str(ckpt), str(stat.st_mtime_ns), str(stat.st_size), str(cache.directory.resolve()), str(chunk_frames),
+            json.dumps(normalizer.to_dict(), sort_keys=True, default=str))
+
+
 @torch.no_grad()
 def clip_embeddings(model: nn.Module, dataset: ClipChunksDataset, device: torch.device, *,
                     precision: devices.Precision | None = None, chunks_per_batch: int = 64, workers: int = 0,
-                    progress: bool = False, desc: str = "embed") -> list[np.ndarray]:
+                    progress: bool = False, desc: str = "embed", memo: tuple[str, ...] | None = None
+                    ) -> list[np.ndarray]:
     """The penultimate embedding of every chunk of every clip of ``dataset``: one (n_chunks, D) array per clip.
 
     The network runs in eval mode (batch-norm statistics and dropout as at inference), as a
-    frozen feature extractor does.
+    frozen feature extractor does. With ``memo`` (`_memo_scope`), clips embedded earlier in
+    this process under the same scope are taken from memory.
     """
     precision = precision or devices.Precision(None, False)
-    was_training = model.training
-    model.eval()
-    first = dataset[0][0] if len(dataset) else None
-    per_clip = len(first) if first is not None else 1
-    loader = eval_loader(dataset, batch_size=max(1, chunks_per_batch // per_clip), workers=workers,
-                         pin_memory=False, seed=0)  # one process embeds every clip (no sharding)
-    out: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(dataset)
-    for chunks, counts, _, rows in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        with devices.autocast(device, precision):
-            emb = model.embed(chunks.to(device, non_blocking=True))  # (n_chunks, D)
-        emb_np = emb.float().cpu().numpy()
-        starts = np.cumsum([0, *counts])
-        for i, row in enumerate(rows.tolist()):
-            out[row] = emb_np[starts[i]:starts[i + 1]]
-    model.train(was_training)
-    return out
+    out: list[np.ndarray | None] = [_MEMO.get((*memo, c)) if memo else None for c in dataset.clip_ids]
+    todo = [i for i, e in enumerate(out) if e is None]
+    if todo:
+        was_training = model.training
+        model.eval()
+        subset = torch.utils.data.Subset(dataset, todo)
+        per_clip = len(dataset[todo[0]][0])
+        loader = eval_loader(subset, batch_size=max(1, chunks_per_batch // per_clip), workers=workers,
+                             pin_memory=False, seed=0)  # one process embeds every clip (no sharding)
+        for chunks, counts, _, rows in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+            with devices.autocast(device, precision):
+                emb = model.embed(chunks.to(device, non_blocking=True))  # (n_chunks, D)
+            emb_np = emb.float().cpu().numpy()
+            starts = np.cumsum([0, *counts])
+            for i, row in enumerate(rows.tolist()):
+                out[row] = emb_np[starts[i]:starts[i + 1]]
+        model.train(was_training)
+        if memo and len(_MEMO) + len(todo) <= _MEMO_MAX_CLIPS:
+            _MEMO.update({(*memo, dataset.clip_ids[i]): out[i] for i in todo})  # type: ignore[misc]
+    return out  # type: ignore[return-value]
 
 
 def embedding_loaders(model: nn.Module, corpus: Corpus, cache: FeatureCache, rows: dict[str, np.ndarray],
@@ -237,12 +259,13 @@ def embedding_loaders(model: nn.Module, corpus: Corpus, cache: FeatureCache, row
     shards them under DDP as it shards chunks.
     """
     ids = {split: [corpus.clip_ids[i] for i in rows[split]] for split in ("train", "valid")}
+    memo = _memo_scope(config, cache, chunk_frames, normalizer)
     embedded = {}
     for split in ("train", "valid"):
         dataset = ClipChunksDataset(cache, ids[split], corpus.labels[rows[split]], chunk_frames=chunk_frames,
                                     normalizer=normalizer)
         embedded[split] = clip_embeddings(model, dataset, device, precision=precision, progress=progress,
-                                          desc=f"embed {split}")
+                                          desc=f"embed {split}", memo=memo)
     train_set = EmbeddedChunks(embedded["train"], corpus.labels[rows["train"]])  # split_rows: >= 2 clips
     log.info("frozen embeddings: %d training chunks of %d clips, %d validation clips, dimension %d",
              len(train_set), len(ids["train"]), len(ids["valid"]), train_set.x.shape[1])
