@@ -90,7 +90,8 @@ class VGG(Tagger):
         chunk = self.spec.chunk_frames
         if x.shape[-1] < chunk:
             x = F.pad(x, (0, chunk - x.shape[-1]))
-        windows = x.unfold(-1, chunk, chunk)  # (B, n_mels, W, chunk)
-        b, n_mels, w, _ = windows.shape
+        b, n_mels, t = x.shape
+        w = t // chunk  # whole windows; a reshape, not unfold, so that ONNX keeps the time axis dynamic
+        windows = x[..., :w * chunk].reshape(b, n_mels, w, chunk)
         flat = windows.permute(0, 2, 1, 3).reshape(b * w, n_mels, chunk)
         return self.forward(flat).reshape(b, w, -1)

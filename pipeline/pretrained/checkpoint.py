@@ -15,6 +15,7 @@ TensorFlow writes the index table uncompressed, which is all this reader accepts
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -147,6 +148,9 @@ def _entry(value: bytes) -> tuple[int, tuple[int, ...], int, int, int]:
 def read_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
     """Every tensor of the TensorFlow checkpoint ``prefix`` (``prefix.index`` + its data shard).
 
+    A folder as ``prefix`` means the checkpoint saved with a prefix ending in a slash (files
+    ``folder/.index`` and ``folder/.data-00000-of-00001``), as musicnn's are.
+
     Returns name -> array (a copy, so the file is not held open). A missing file, a malformed
     index, an unknown dtype or a tensor whose bytes do not fit its shape raises a
     `DataFormatError` naming the file.
@@ -157,7 +161,7 @@ def read_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
     >>> weights["dense_1/kernel"].shape  # doctest: +SKIP
     (200, 50)
     """
-    prefix = str(prefix)
+    prefix = os.path.join(prefix, "") if Path(prefix).is_dir() else str(prefix)
     index_path = Path(prefix + ".index")
     data_path = Path(prefix + ".data-00000-of-00001")
     for path in (index_path, data_path):
