@@ -163,3 +163,14 @@ def catalog_rows(root: Path | None = None) -> list[dict[str, Any]]:
                      "dataset": entry.dataset, "n_tags": len(entry.tags), "tags": list(entry.tags),
                      "folder": str(folder) if folder else None, "published": published})
     return rows
+
+
+def run_or_pretrained(value: str | Path) -> Path:
+    """A command's RUN argument: an existing folder as it is, else a published model's name (converted if needed).
+
+    So ``python -m pipeline score mtt_musicnn --corpus DIR --out NEW`` works like a run of one's own.
+    """
+    path = Path(value)
+    if path.exists() or str(value).strip().lower() not in MODELS:
+        return path
+    return ensure_model(str(value))

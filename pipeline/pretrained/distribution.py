@@ -80,7 +80,7 @@ def fetch_wheel(dest: Path, wheel: Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".pip-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", DISTRIBUTION.requirement, "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "--dest", tmp]
+               "--disable-pip-version-check", "--quiet", "--retries", "1", "--timeout", "20", "--dest", tmp]
         log.info("fetching %s with pip", DISTRIBUTION.requirement)
         done = subprocess.run(cmd, capture_output=True, text=True)
         fetched = Path(tmp) / DISTRIBUTION.filename
