@@ -54,6 +54,10 @@ class VGG(Tagger):
     dropout : dropout before the output layer (0.5 published; 0.25 between blocks is fixed)
     """
 
+    # each taggram frame costs a whole forward pass: one frame per window (musicnn's own taggram),
+    # not shifted copies (`pipeline.scoring.taggram.plan_taggram`'s max_shifts)
+    taggram_max_shifts = 1
+
     def __init__(self, n_tags: int, *, n_mels: int = 96, chunk_frames: int = 187, filters: int = 128,
                  width: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()

@@ -184,8 +184,10 @@ class RunModel:
         if self.model is None:
             return None
         hop = model_frame_hop(self.model, n_bins=self.features.n_bins, chunk_frames=self.chunk_frames)
+        # a model whose frames are whole forward passes may bound the shifted copies (models.vgg)
+        max_shifts = int(getattr(self.model, "taggram_max_shifts", 16))
         return plan_taggram(hop, chunk_frames=self.chunk_frames, input_fps=self.features.frames_per_second,
-                            hop_s=hop_s)
+                            hop_s=hop_s, max_shifts=max_shifts)
 
     def features_of(self, path: str | Path) -> np.ndarray:
         """Decode an audio file and compute the run's features (T, n_bins); `AudioDecodeError` if broken."""
