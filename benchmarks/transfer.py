@@ -52,8 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"what to train at each size: scratch and transfer levels (default {','.join(DEFAULT_LEVELS)})")
     p.add_argument("--head-epochs", type=int, default=30, help="features: epochs of the output layer (default 30)")
     p.add_argument("--finetune-epochs", type=int, default=8, help="last:K and all: epochs (default 8)")
-    p.add_argument("--finetune-minutes", type=float, default=3.0,
-                   help="last:K and all: most minutes of training per run (default 3)")
+    p.add_argument("--finetune-minutes", type=float, default=2.0,
+                   help="last:K and all: most minutes of training per run (default 2)")
+    p.add_argument("--valid-clips", type=_count, default=None, metavar="N|all",
+                   help="validation clips (a seeded subset of the valid split; default all)")
+    p.add_argument("--test-clips", type=_count, default=None, metavar="N|all",
+                   help="test clips scored per run (a seeded subset of the test split, the same for every run; "
+                   "default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsets and of training (default 0)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the CPU target)")
     p.add_argument("--device", default="cpu", help="where to train and score: cpu (default: the CPU target), "
@@ -63,18 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_source() -> str:
-    """The pretrained MTT musicnn's run directory, or a `ParameterError` saying how to get one."""
-    from pipeline.errors import ParameterError
+def _count(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of clips >= 1 or 'all', got {text!r}")
+    return int(text)
 
-    try:
-        from pipeline.pretrained import run_dir
-    except ImportError:
-        run_dir = None  # type: ignore[assignment]
-    if run_dir is not None:
-        return str(run_dir(DEFAULT_SOURCE))
-    raise ParameterError(f"--source: no pretrained {DEFAULT_SOURCE} here; fetch it with 'python -m pipeline "
-                         f"pretrained get {DEFAULT_SOURCE}' or pass --source RUN (any trained network run)")
+
+def default_source() -> str:
+    """The installed converted MTT musicnn's folder, or a `ParameterError` saying how to get one (nothing is fetched)."""
+    from pipeline.errors import ParameterError
+    from pipeline.pretrained.build import installed_model, missing_message
+
+    folder = installed_model(DEFAULT_SOURCE)
+    if folder is None:
+        raise ParameterError(f"--source: {missing_message(DEFAULT_SOURCE)}; or pass --source RUN (any trained network run)")
+    return str(folder)
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -93,10 +103,12 @@ def parse_sizes(text: str) -> list[int | None]:
     return sizes
 
 
-def write_splits(corpus_dir: Path, sizes: list[int | None], out: Path, *, seed: int) -> dict[str, Path]:
-    """One split CSV per size: a seeded prefix of the corpus's training clips, its whole valid and test splits.
+def write_splits(corpus_dir: Path, sizes: list[int | None], out: Path, *, seed: int, valid_clips: int | None = None,
+                 test_clips: int | None = None) -> dict[str, Path]:
+    """One split CSV per size: a seeded prefix of the corpus's training clips, and its valid and test clips.
 
-    The subsets are nested (the 100 clips are among the 300), so a larger size only adds clips.
+    The training subsets are nested (the 100 clips are among the 300), so a larger size only
+    adds clips; every size has the same valid and test clips (all, or a seeded subset).
     """
     import pandas as pd
 
@@ -104,16 +116,22 @@ def write_splits(corpus_dir: Path, sizes: list[int | None], out: Path, *, seed: 
     from pipeline.sources.loader import load_corpus
 
     corpus = load_corpus(corpus_dir)
-    train = np.array(corpus.clip_ids, dtype=object)[corpus.indices("train")]
-    order = train[np.random.default_rng(seed).permutation(len(train))]
-    keep = [(corpus.clip_ids[i], s) for s in ("valid", "test") for i in corpus.indices(s)]
+    rng = np.random.default_rng(seed)
+
+    def shuffled(split: str) -> np.ndarray:
+        ids = np.array(corpus.clip_ids, dtype=object)[corpus.indices(split)]
+        return ids[rng.permutation(len(ids))]
+
+    order = shuffled("train")
+    keep = [(c, s) for s, n in (("valid", valid_clips), ("test", test_clips)) for c in sorted(shuffled(s)[:n])]
     files = {}
     for size in sizes:
         n = len(order) if size is None else min(size, len(order))
         if size is not None and size > len(order):
             log.warning("--sizes %d: the training split has %d clips; using all", size, len(order))
         frame = pd.DataFrame([(c, "train") for c in order[:n]] + keep, columns=["clip_id", "split"])
-        path = out / f"split_train{n}.csv"
+        n_valid, n_test = (sum(1 for _, s in keep if s == name) for name in ("valid", "test"))
+        path = out / f"split_train{n}_valid{n_valid}_test{n_test}.csv"
         write_csv(path, frame, index=False)
         files["all" if size is None else str(size)] = path
     return files
@@ -224,7 +242,8 @@ def main(argv: list[str]) -> int:
         source = args.source or default_source()
     sizes = parse_sizes(args.sizes)
     args.runs.mkdir(parents=True, exist_ok=True)
-    splits = write_splits(args.corpus, sizes, args.runs, seed=args.seed)
+    splits = write_splits(args.corpus, sizes, args.runs, seed=args.seed, valid_clips=args.valid_clips,
+                          test_clips=args.test_clips)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; source {source}; corpus {args.corpus}")
     rows = []
     started = time.perf_counter()

@@ -86,20 +86,15 @@ def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
 def source_path(init_from: str) -> Path:
     """The run directory or ``.pt`` file ``init_from`` names: a path, or the name of a pretrained run.
 
-    A name that is no path is looked up with ``pipeline.pretrained.run_dir`` (the published
-    models converted into ready runs, e.g. ``mtt_musicnn``) where that package offers it.
+    A name that is no path is a published model converted into a ready run (``mtt_musicnn``,
+    ...: `pipeline.pretrained.build.run_or_pretrained`, which converts it first if needed).
     """
-    path = Path(init_from).expanduser()
+    from pipeline.pretrained.build import run_or_pretrained
+
+    path = run_or_pretrained(Path(init_from).expanduser())
     if path.exists():
         return path
-    try:
-        from pipeline import pretrained
-    except ImportError:
-        pretrained = None  # type: ignore[assignment]
-    run_dir = getattr(pretrained, "run_dir", None)
-    if run_dir is not None and path.name == str(init_from):
-        return Path(run_dir(str(init_from)))
-    raise ParameterError(f"init_from: no run directory or checkpoint at {path}")
+    raise ParameterError(f"init_from: no run directory or checkpoint at {path} (nor a published model's name)")
 
 
 def load_source_checkpoint(init_from: str) -> dict[str, Any]:
