@@ -164,6 +164,8 @@ def test_bad_transfer_values_are_one_line_errors(tiny_run: Path, folder: Path, t
     assert_one_line_error(run_cli(*common, "--transfer", "last:99"), "transfer='last:99'", "4 blocks")
     with pytest.raises(ParameterError, match="n_mels=48"):
         train(transfer_config(tiny_run, "features", n_mels=48), folder, tmp_path / "y", progress=False)
+    with pytest.raises(ParameterError, match="do not fit"):  # another width: tensors of other shapes
+        train(transfer_config(tiny_run, "all", model_kwargs={"width": 0.25}), folder, tmp_path / "z", progress=False)
     with pytest.raises(ParameterError, match="init_from"):
         TrainConfig.from_overrides(None, model="musicnn", transfer="all")
     with pytest.raises(ParameterError, match="freeze_blocks"):

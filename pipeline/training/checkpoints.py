@@ -113,7 +113,12 @@ def transfer_weights(model: nn.Module, source: dict[str, Any], tags: list[str], 
     """
     state = source["state_dict"]
     body = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    missing, unexpected = model.load_state_dict(body, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(body, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape: another architecture or size than the source's
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise ParameterError(f"init_from: source weights do not fit model {source['model_name']!r} "
+                             f"({first})") from None
     missing = [k for k in missing if not k.startswith("classifier.")]
     if missing or unexpected:
         raise ParameterError(f"init_from: source weights do not fit model {source['model_name']!r} "
