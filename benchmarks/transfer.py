@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-epochs", type=int, default=8, help="last:K and all: epochs (default 8)")
     p.add_argument("--finetune-minutes", type=float, default=2.0,
                    help="last:K and all: most minutes of training per run (default 2)")
-    p.add_argument("--valid-clips", type=_count, default=None, metavar="N|all",
-                   help="validation clips (a seeded subset of the valid split; default all)")
+    p.add_argument("--valid-clips", type=_count, default=40, metavar="N|all",
+                   help="validation clips, which only choose each run's best epoch (a seeded subset of the valid "
+                   "split, the same for every run; default 40, so that validating an epoch costs little)")
     p.add_argument("--test-clips", type=_count, default=None, metavar="N|all",
                    help="test clips scored per run (a seeded subset of the test split, the same for every run; "
                    "default all)")
