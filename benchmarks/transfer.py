@@ -18,7 +18,7 @@ and prints test macro ROC-AUC, the support-weighted ROC-AUC (the thesis's WAUC,
 
 Time on 2 CPU cores is held by caps: the head of ``features`` trains ``--head-epochs`` epochs
 on embeddings computed once (shared by every size in this process), and each fine-tuning run
-at most ``--finetune-epochs`` epochs and ``--finetune-minutes`` minutes.
+at most ``--finetune-epochs`` epochs and ``--finetune-minutes`` minutes of training.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default=",".join(DEFAULT_LEVELS),
                    help=f"what to train at each size: scratch and transfer levels (default {','.join(DEFAULT_LEVELS)})")
     p.add_argument("--head-epochs", type=int, default=30, help="features: epochs of the output layer (default 30)")
-    p.add_argument("--finetune-epochs", type=int, default=8, help="last:K and all: epochs (default 8)")
+    p.add_argument("--finetune-epochs", type=int, default=30, help="last:K and all: most epochs (default 30, the "
+                   "CPU recipe's; --finetune-minutes holds the larger sizes)")
     p.add_argument("--finetune-minutes", type=float, default=2.0,
                    help="last:K and all: most minutes of training per run (default 2)")
     p.add_argument("--valid-clips", type=_count, default=40, metavar="N|all",

@@ -4,8 +4,8 @@
 ``checkpoint.pt`` (best validation macro ROC-AUC), ``last.pt`` (with optimiser and schedule
 state, for ``--resume``), ``history.csv`` and the manifest, each holding the resolved config.
 The pieces: `pipeline.training.config` (`TrainConfig`, recipes), `.resolve` (model input,
-labels), `.data` (feature cache, loaders), `.optim`, `.checkpoints`, `.loop` (the epochs) and
-`.baseline`.
+labels), `.data` (feature cache, loaders), `.optim`, `.checkpoints`, `.transfer` (starting
+from another run: ``init_from`` and ``transfer``), `.loop` (the epochs) and `.baseline`.
 
 Examples
 --------

@@ -120,8 +120,9 @@ def source_normalizer(source: dict[str, Any]) -> Normalizer:
 def source_record(config: TrainConfig, source: dict[str, Any]) -> dict[str, Any]:
     """The manifest's ``transfer.source``: the source run, its model, tags and the provenance it carries.
 
-    Provenance is what the source's manifest holds beyond the run contract's own fields (a
-    converted model's licence and origin, a source's own ``transfer`` record) and its description.
+    Provenance is the source manifest's ``provenance`` (a converted model's licence, origin and
+    published figures), its description, and what it holds beyond the run contract's fields (a
+    source's own ``transfer`` record, so a chain of transfers stays legible).
     """
     path = source_path(str(config.init_from)).resolve()
     run_dir = path if path.is_dir() else path.parent
@@ -139,8 +140,9 @@ def source_record(config: TrainConfig, source: dict[str, Any]) -> dict[str, Any]
     if manifest.description:
         record["description"] = manifest.description
     record["synthetic"] = bool(manifest.synthetic)
-    if manifest.extra:
-        record["provenance"] = dict(manifest.extra)
+    if manifest.provenance:
+        record["provenance"] = dict(manifest.provenance)
+    record.update({k: v for k, v in manifest.extra.items() if k not in record})
     return record
 
 
