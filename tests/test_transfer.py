@@ -203,3 +203,20 @@ def test_every_models_blocks_partition_its_network(name: str) -> None:
     assert rest and all(k.startswith("classifier.") for k in rest), rest  # every layer but the output layer
     order = [n for n, _ in model.named_modules()]
     assert [order.index(n) for n, _ in blocks] == sorted(order.index(n) for n, _ in blocks)  # definition order
+
+
+def test_benchmark_splits_are_nested_and_share_valid_and_test(demo_corpus_48: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from benchmarks.transfer import parse_sizes, write_splits
+
+    assert parse_sizes("5, 10,all") == [5, 10, None]
+    with pytest.raises(ParameterError, match="--sizes"):
+        parse_sizes("5,1")
+    files = write_splits(demo_corpus_48, parse_sizes("5,10,all"), tmp_path, seed=0, valid_clips=2)
+    frames = {size: pd.read_csv(path) for size, path in files.items()}
+    train = {size: set(f.loc[f["split"] == "train", "clip_id"]) for size, f in frames.items()}
+    assert len(train["5"]) == 5 and len(train["10"]) == 10 and train["5"] < train["10"] < train["all"]
+    assert len(train["all"]) == len(load_corpus(demo_corpus_48).indices("train"))
+    rest = [f.loc[f["split"] != "train"].reset_index(drop=True) for f in frames.values()]
+    assert all(r.equals(rest[0]) for r in rest) and (rest[0]["split"] == "valid").sum() == 2
