@@ -56,8 +56,6 @@ def test_converted_model_equals_the_original(name: str, clip: str, real_audio: d
     assert got.top5_equal, (got.top5, got.top5_original)
     # the penultimate layer of every patch (not the first patch's, repeated: musicnn issue #20)
     assert got.penultimate_max_abs < TOLERANCE * got.penultimate_scale
-    # the clip's score through the one scoring pass (score stage, taggers) is the original's patch mean
-    assert got.clip_max_abs < TOLERANCE
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
