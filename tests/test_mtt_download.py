@@ -25,6 +25,7 @@ import pytest
 from pipeline.errors import DownloadError
 from pipeline.sources import mtt
 from pipeline.sources.download import download, part_path
+from pipeline.sources.corpus import LabelConfig
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import AUDIO_FOLDERS as FOLDERS
 from pipeline.sources.mtt_format import write_annotations, write_clip_info
@@ -131,7 +132,7 @@ def _fake_mtt(seed: int = 0) -> dict[str, bytes]:
         write_clip_info(Path(tmp) / "clip_info_final.csv", info)
         csvs = {name: (Path(tmp) / name).read_bytes() for name in ("annotations_final.csv", "clip_info_final.csv")}
     return {"mp3.zip.001": parts[0], "mp3.zip.002": parts[1], "mp3.zip.003": parts[2], **csvs,
-            "_archive": archive, "_paths": "\n".join(paths).encode()}
+            "_archive": archive, "_paths": "\n".join(paths).encode(), "_labels": labels}
 
 
 def _served(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -151,13 +152,19 @@ def test_full_download_loads_as_corpus(tmp_path: Path, serve) -> None:
     assert not (out / "downloads" / "mp3.zip").exists()  # the joined archive is removed
     assert not list(out.rglob("*.part")) and not (out / ".extracting").exists()
 
+    # The literature's protocol by default: synonyms kept apart, clips without any tag left out.
+    tagged = [p for p, row in zip(paths, files["_labels"]) if row.any()]
     corpus = load_corpus(out)
-    assert len(corpus) == len(paths) and corpus.source == "mtt"
-    assert corpus.rel_paths == paths and all(p.is_file() for p in corpus.audio_paths)
-    # drum/drums and classical/classic merged by default for MTT
-    assert corpus.tags == ["guitar", "drum", "classical", "piano"]
-    assert corpus.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drum", "classical"]]
-    assert corpus.split_sizes() == {"train": 24, "valid": 2, "test": 6}
+    assert len(corpus) == len(tagged) and corpus.source == "mtt" and not corpus.demo
+    assert corpus.rel_paths == tagged and all(p.is_file() for p in corpus.audio_paths)
+    assert sorted(corpus.tags) == sorted(TAGS)
+    assert corpus.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drums", "classic"]]
+    # drum/drums and classical/classic merged on request, every clip kept on request
+    merged = load_corpus(out, LabelConfig(merge_synonyms=True, drop_untagged=False))
+    assert len(merged) == len(paths) and merged.rel_paths == paths
+    assert merged.tags == ["guitar", "drum", "classical", "piano"]
+    assert merged.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drum", "classical"]]
+    assert merged.split_sizes() == {"train": 24, "valid": 2, "test": 6}
     assert corpus.metadata.loc[0, "title"] == "song 0"
 
 
