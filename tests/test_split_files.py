@@ -246,3 +246,17 @@ def test_train_cli_split_and_label_flags(tmp_path: Path) -> None:
     assert (labels().merge_synonyms, labels().drop_untagged) == (None, None)  # resolved per corpus
     assert labels("--merge-synonyms").merge_synonyms is True and labels("--no-synonyms").merge_synonyms is False
     assert labels("--keep-untagged").drop_untagged is False and labels("--drop-untagged").drop_untagged is True
+
+
+def test_the_demo_corpus_keeps_its_own_label_defaults(corpus_dir: Path) -> None:
+    from pipeline.sources.mtt_format import DEMO_MANIFEST_FILE
+
+    mtt = load_corpus(corpus_dir)
+    assert not mtt.demo and (mtt.label_config.merge_synonyms, mtt.label_config.drop_untagged) == (False, True)
+    assert "female" in mtt.tags and "woman" in mtt.tags
+    (corpus_dir / DEMO_MANIFEST_FILE).write_text("{}")  # the demo's build record marks the folder
+    demo = load_corpus(corpus_dir)
+    assert demo.demo and (demo.label_config.merge_synonyms, demo.label_config.drop_untagged) == (True, False)
+    assert "female" in demo.tags and "woman" not in demo.tags
+    assert demo.resolve_labels(LabelConfig()) == demo.label_config
+    assert corpus_from_record(corpus_record(demo)).tags == demo.tags
