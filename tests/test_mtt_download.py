@@ -24,8 +24,8 @@ import pytest
 
 from pipeline.errors import DownloadError
 from pipeline.sources import mtt
-from pipeline.sources.download import download, part_path
 from pipeline.sources.corpus import LabelConfig
+from pipeline.sources.download import download, part_path
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import AUDIO_FOLDERS as FOLDERS
 from pipeline.sources.mtt_format import write_annotations, write_clip_info
