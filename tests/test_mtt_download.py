@@ -139,6 +139,33 @@ def _served(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.startswith("_")}
 
 
+def test_downloaded_corpus_takes_the_published_splits(tmp_path: Path, serve) -> None:
+    """Won et al.'s .npy lists and musicnn's index files, written for the fake MTT, split it as they say."""
+    files = _fake_mtt()
+    out = mtt.download_mtt(tmp_path / "mtt", base_url=serve(FakeFiles(_served(files))), progress=False)
+    paths = files["_paths"].decode().split("\n")
+    clip_ids = [str(i + 2) for i in range(len(paths))]
+    tagged = {c for c, row in zip(clip_ids, files["_labels"]) if row.any()}
+    lists = {"train": clip_ids[:10], "valid": clip_ids[10:14], "test": clip_ids[14:24]}  # the rest in no list
+    won = tmp_path / "split" / "mtat"
+    won.mkdir(parents=True)
+    for name, ids in lists.items():
+        np.save(won / f"{name}.npy", np.array([f"{k}\t{paths[clip_ids.index(c)]}" for k, c in enumerate(ids)]))
+    musicnn = tmp_path / "index" / "mtt"
+    musicnn.mkdir(parents=True)
+    for name, ids in lists.items():
+        gt = "".join(f"{c}\t{[float(v) for v in files['_labels'][clip_ids.index(c)]]}\n" for c in ids)
+        (musicnn / f"{'val' if name == 'valid' else name}_gt_mtt.tsv").write_text(gt)
+    (musicnn / "index_mtt.tsv").write_text("".join(f"{c}\t{p}\n" for c, p in zip(clip_ids, paths)))
+    for split in (won, musicnn):
+        corpus = load_corpus(out, LabelConfig(split=str(split)))
+        assert set(corpus.clip_ids) == tagged  # the literature's default: clips with a top-50 tag
+        where = dict(zip(corpus.clip_ids, corpus.split))
+        for name, ids in lists.items():
+            assert {where[c] for c in ids if c in tagged} == {name}
+        assert {where[c] for c in clip_ids[24:] if c in tagged} <= {"none"}
+
+
 def test_full_download_loads_as_corpus(tmp_path: Path, serve) -> None:
     files = _fake_mtt()
     fake = FakeFiles(_served(files))

@@ -172,6 +172,11 @@ def _file_kind(path: Path) -> str:
                           f".tsv index files); pickles such as .cP files are never read")
 
 
+def _no_split_file(given: str | Path) -> ParameterError:
+    return ParameterError(f"split must be 'auto', 'folder', 'random' or split file(s) / a folder of them; "
+                          f"no such file or folder: {given}")
+
+
 def split_files(paths: Sequence[str | Path]) -> list[Path]:
     """The split files ``paths`` stand for: each file itself, each folder the published split files in it.
 
@@ -192,8 +197,7 @@ def split_files(paths: Sequence[str | Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise ParameterError(f"split must be 'auto', 'folder', 'random' or split file(s) / a folder of them; "
-                                 f"no such file or folder: {given}")
+            raise _no_split_file(given)
     return found
 
 
@@ -341,8 +345,7 @@ def process(raw: RawAnnotations, config: LabelConfig, *, name: str, root: Path, 
         assert config.split == "file" and config.split_paths, config
         for shown, path in zip(given_paths, config.split_paths):
             if not Path(path).exists():  # named as given: a typo of a mode reads as one
-                raise ParameterError(f"split must be 'auto', 'folder', 'random' or split file(s) / a folder of "
-                                     f"them; no such file or folder: {shown}")
+                raise _no_split_file(shown)
         split = read_split(config.split_paths, raw.clip_ids, raw.rel_paths)
 
     keep = np.ones(len(raw.clip_ids), dtype=bool)
