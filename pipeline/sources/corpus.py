@@ -51,7 +51,7 @@ class RawAnnotations:
 # What ``merge_synonyms=None`` and ``drop_untagged=None`` become for each kind of corpus.
 # MagnaTagATune follows the literature's protocol: the 50 most frequent tags of the raw
 # vocabulary, synonyms kept apart (Choi et al. 2016, Pons et al. 2018, Won et al. 2020), and only
-# clips with at least one of those tags (Won et al.'s split: 21,108 of the 25,863 clips). The
+# clips with at least one of those tags (Won et al.'s split lists 21,108 of the 25,863 clips). The
 # demo corpus spells each concept several ways on purpose, so merging has work to do there; a
 # folder of a user's audio keeps its tags and clips as they are.
 LABEL_DEFAULTS: dict[str, dict[str, bool]] = {

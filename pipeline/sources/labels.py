@@ -218,7 +218,7 @@ def read_won_list(path: Path) -> list[str]:
     entries = [e.decode("utf-8") if isinstance(e, bytes) else str(e) for e in array.tolist()]
     paths = []
     for i, entry in enumerate(entries):
-        number, sep, rel = entry.partition("\t")
+        _, sep, rel = entry.partition("\t")  # the number: a row of the authors' label matrix, not needed
         if not sep or not rel.strip():
             raise DataFormatError(f"{path}, entry {i}: expected '<n>\\t<path>', got {entry!r}")
         paths.append(rel.strip())
