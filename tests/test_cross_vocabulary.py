@@ -121,3 +121,8 @@ def test_unmerged_model_on_the_merged_demo_combines_synonyms_by_maximum(tiny_run
     for tag, auc in expected.items():
         assert evaluated[tag] == pytest.approx(auc, abs=1e-6), tag
     assert not set(m for ms in combined.values() for m in ms if m not in combined) & set(evaluated)
+    # embed scores its label issues against the demo's truth.csv through the same map
+    from pipeline.analysis.embed import EmbedConfig, run_embed
+
+    issues = run_embed(out, EmbedConfig(neighbors=3), progress=False)["issues"]
+    assert RunDir(out).stage_done("embed") and "truth" in issues
