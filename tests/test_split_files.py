@@ -228,8 +228,11 @@ def test_split_file_config_forms(tmp_path: Path) -> None:
     assert LabelConfig(split=["only.npy"]).split_file == "only.npy"
     resolved = several.resolved("mtt")
     assert all(Path(p).is_absolute() for p in resolved.split_paths)
-    with pytest.raises(ParameterError, match="split_file must be a path or a list of paths"):
-        LabelConfig(split="file", split_file=[1, 2])  # type: ignore[list-item]
+    for bad in ([1, 2], [], 7):
+        with pytest.raises(ParameterError, match="split_file must be a path or a list of paths"):
+            LabelConfig(split="file", split_file=bad)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="split_file must be a path or a list of paths, got 7"):
+        LabelConfig(split=7)  # type: ignore[arg-type]
 
 
 def test_train_cli_split_and_label_flags(tmp_path: Path) -> None:

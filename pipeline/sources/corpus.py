@@ -141,12 +141,9 @@ def _split_paths(value: Any) -> str | tuple[str, ...] | None:
         return None
     if isinstance(value, (str, PathLike)):
         return str(value)
-    try:
-        paths = tuple(str(p) for p in value if isinstance(p, (str, PathLike)))
-    except TypeError:
-        paths = ()
-    if not paths or len(paths) != len(value):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(p, (str, PathLike)) for p in value):
         raise ParameterError(f"split_file must be a path or a list of paths, got {value!r}")
+    paths = tuple(str(p) for p in value)
     return paths[0] if len(paths) == 1 else paths
 
 
