@@ -118,9 +118,9 @@ def prepare_scored_copy(source_dir: str | Path, corpus_dir: str | Path, out_dir:
 
     Copies the checkpoint (and a baseline's estimator, and the training history) and writes a
     manifest recording the corpus and where the model came from (``origin``: run, checkpoint
-    SHA-256). The corpus keeps every tag it has (no top-N) so that its labels can be matched to
-    the model's tags by name (`pipeline.sources.vocab.shared_tags`). An ``out_dir`` made earlier from the same model and corpus is
-    reused; any other existing folder is refused.
+    SHA-256). The corpus keeps every tag and clip it has (no top-N) so that its labels can be
+    matched to the model's tags by name (`pipeline.sources.vocab.shared_tags`). An ``out_dir``
+    made earlier from the same model and corpus is reused; any other existing folder is refused.
     """
     from pipeline.sources.labels import LabelConfig
 
