@@ -208,6 +208,8 @@ def _trained_params(manifest: dict[str, Any]) -> str:
     if record is None:
         return "all (random init)"
     trained = record.get("trained_blocks") or []
+    if not record.get("frozen_blocks"):
+        return "every block + output layer"
     return "output layer" if not trained else ", ".join(trained) + " + output layer"
 
 
