@@ -201,9 +201,22 @@ def write_taggram_index(run: rd.RunDir, clip_ids: list[str], writer: TaggramWrit
                     pd.DataFrame({"clip_id": clip_ids, "offset": writer.offsets, "n_frames": writer.n_frames}))
 
 
+def shared_tags(model_tags: list[str], corpus_tags: list[str]) -> dict[str, str]:
+    """Which corpus column annotates each model tag: ``{model tag: corpus tag}``, in the model's order.
+
+    The one place that decides it (exact names today; a vocabulary mapping of renamed or synonym
+    tags plugs in here). Model tags absent from the result have no ground truth in the corpus.
+    """
+    known = set(corpus_tags)
+    return {tag: tag for tag in model_tags if tag in known}
+
+
 def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: np.ndarray, tags: list[str],
-                      labelled: list[str]) -> None:
-    """predictions.parquet: ids, split, audio path relative to the corpus root, probabilities, annotations."""
+                      labelled: dict[str, str]) -> None:
+    """predictions.parquet: ids, split, audio path relative to the corpus root, probabilities, annotations.
+
+    ``labelled`` maps each model tag the corpus annotates to its corpus column (`shared_tags`).
+    """
     import pandas as pd
 
     columns: dict[str, Any] = {
@@ -213,8 +226,8 @@ def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: n
     }
     for j, tag in enumerate(tags):
         columns[rd.prob_column(tag)] = np.clip(probs[:, j], 0.0, 1.0).astype(np.float32)
-    for tag in labelled:
-        columns[rd.true_column(tag)] = corpus.labels[rows, corpus.tags.index(tag)].astype(np.uint8)
+    for tag, corpus_tag in labelled.items():
+        columns[rd.true_column(tag)] = corpus.labels[rows, corpus.tags.index(corpus_tag)].astype(np.uint8)
     run.write_table(rd.PREDICTIONS, pd.DataFrame(columns))
 
 
@@ -379,7 +392,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     if origin is None and list(corpus.tags) != run_model.tags:
         raise RunDirError(f"{run.path}: the corpus at {corpus.root} now has different tags than the run was "
                           "trained on; retrain the run")
-    labelled = [t for t in run_model.tags if t in corpus.tags]
+    labelled = shared_tags(run_model.tags, list(corpus.tags))
     cache = feature_cache(run_model, corpus, workers=workers, progress=progress)
     present = np.array([c in cache for c in corpus.clip_ids], dtype=bool)
     rows = np.flatnonzero(present)
@@ -396,7 +409,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
         "key": key, "aggregate": aggregate, "n_clips": len(rows), "n_failed": len(failed), "failed": failed[:1000],
         "device": str(run_model.device), "backend": f"torch ({run_model.device})",
         "model_name": ckpt.get("model_name"), "checkpoint_epoch": ckpt.get("epoch"),
-        "labelled_tags": labelled, "corpus_root": str(corpus.root)}
+        "labelled_tags": list(labelled), "corpus_root": str(corpus.root)}
 
     files = [rd.PREDICTIONS, rd.CLIP_EMBEDDINGS]
     plan = run_model.taggram_plan(taggram_hop_s)
