@@ -13,7 +13,8 @@ from pipeline.run import rundir as rd
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Tag metrics", "How well each tag is predicted, at the threshold chosen in the sidebar", run)
-preds = widgets.scored_predictions(run, "there is nothing to score")
+preds = widgets.scored_predictions(run, "per-tag ROC-AUC, PR-AUC, precision and recall compare the "
+                                   "predictions with annotations")
 tags = preds.tags
 
 c1, c2, c3 = st.columns([1, 1, 2])
