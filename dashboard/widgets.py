@@ -246,8 +246,8 @@ def tags_csv_hint(run: RunInfo) -> str:
     folder = run.corpus_root or "FOLDER"
     command = (f"python -m pipeline score {model_run} --corpus {folder} --tags-csv TAGS.csv "
                f"--out {run.path.parent / (run.name + '-tagged')}")
-    return (f"To get metrics, give the corpus a tags CSV (`tags.csv` in the folder, rows such as "
-            f"`songs/a.mp3,rock;guitar`, or one 0/1 column per tag) and score it again: {code(command)}")
+    return (f"To get metrics, give the corpus a tags CSV (`tags.csv` in the folder: a `path,tags` header, then "
+            f"rows such as `songs/a.mp3,rock;guitar`; or one 0/1 column per tag) and score it again: {code(command)}")
 
 
 def no_annotations(run: RunInfo, preds: Predictions | None = None) -> bool:

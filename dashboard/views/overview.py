@@ -132,7 +132,8 @@ with st.container(border=True):
     st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))
 stages = manifest.get("stages") or {}
 st.dataframe(pd.DataFrame([
-    {"stage": s, "status": "complete" if run.has(s) else ("incomplete" if s in stages else "missing"),
+    {"stage": s, "status": "complete" if run.has(s) else (f"skipped: {run.skip_reason(s)}" if run.skip_reason(s)
+                                                          else "incomplete" if s in stages else "missing"),
      "finished": (stages.get(s) or {}).get("finished", "")} for s in rd.STAGE_FILES]),
     hide_index=True, width="stretch")
 with st.expander("Resolved training configuration"):
