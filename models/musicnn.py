@@ -1,10 +1,27 @@
-"""Musicnn: musically motivated front-end filters and a residual 1-D back end (Pons et al. 2018).
+"""Musicnn: musically motivated front-end filters, a dense 1-D mid end, max + mean pooling (Pons et al.).
 
 J. Pons, O. Nieto, M. Prockup, E. M. Schmidt, A. F. Ehmann, X. Serra, "End-to-end learning
 for music audio tagging at scale", ISMIR 2018 (arXiv:1711.02520); J. Pons, X. Serra,
 "musicnn: pre-trained convolutional neural networks for music audio tagging", ISMIR LBD 2019.
-Filter sizes follow the MagnaTagATune configuration of M. Won et al., "Evaluation of
-CNN-based automatic music tagging models", SMC 2020 (ROC-AUC 0.9106 / PR-AUC 0.4493).
+
+This is the network of the published musicnn package (``musicnn/models.py``, 0.1.0) layer for
+layer, so that its TensorFlow weights load unchanged (`pipeline.pretrained.convert`):
+
+- the input is batch-normalised as one channel;
+- front end: two *timbral* (vertical) filters, 7 frames x 40% / 70% of the mel bins, on the
+  input zero-padded by 3 frames in time ("valid" in frequency), and three *temporal*
+  (horizontal) filters 128 / 64 / 32 frames long x 1 bin, TensorFlow "same" padding (one
+  frame more after than before for even lengths). Each is conv (with bias) -> ReLU ->
+  batch-norm -> max over frequency; their outputs are concatenated along channels in that
+  order (timbral 40%, timbral 70%, temporal 128, 64, 32);
+- mid end: three 1-D convs of 7 frames, conv -> ReLU -> batch-norm, the second and third
+  residual; the front end and the three outputs are concatenated ("dense connections");
+- back end: max and mean over time, *interleaved per channel* (TensorFlow's flatten of the
+  (channels, 2) pool), batch-norm, dropout, a dense ReLU layer, batch-norm (this output is the
+  penultimate embedding), dropout, and the output layer.
+
+Every batch-norm uses TensorFlow's epsilon, 1e-3. Won et al. (SMC 2020) retrain a variant
+with frequency-averaged temporal filters and BN before ReLU; that is not this network.
 """
 
 from __future__ import annotations
@@ -16,95 +33,100 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import InputSpec, Tagger, register_model
-from models.blocks import (
-    DenseHead,
-    InputNorm,
-    apply_per_frame,
-    frames_to_channels_last,
-    global_max_mean,
-    scale_channels,
-)
+from models.blocks import apply_per_frame, frames_to_channels_last, scale_channels
 from pipeline.errors import ParameterError
 
+BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 
-class TimbralFilter(nn.Module):
-    """Vertical filter: ``height`` mel bins tall, ``length`` frames wide, max-pooled over frequency.
 
-    x : (B, 1, n_mels, T) -> (B, C, T)
+def same_padding(length: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding for a stride-1 kernel of ``length``: (before, after)."""
+    return (length - 1) // 2, length // 2
+
+
+class FrontEndFilter(nn.Module):
+    """A conv over the (frequency, time) input, ReLU, batch-norm, then max over frequency.
+
+    ``height`` bins x ``length`` frames; time is padded by ``time_padding`` (before, after) and
+    frequency is "valid". x : (B, 1, n_mels, T) -> (B, C, T')
     """
 
-    def __init__(self, channels: int, height: int, length: int) -> None:
+    def __init__(self, channels: int, height: int, length: int, time_padding: tuple[int, int]) -> None:
         super().__init__()
-        # 'same' in time only: frequency is "valid" so that each filter sees a spectral shape
-        self.conv = nn.Conv2d(1, channels, (height, length), padding=(0, length // 2), bias=False)
-        self.bn = nn.BatchNorm2d(channels)
+        self.time_padding = time_padding
+        self.conv = nn.Conv2d(1, channels, (height, length))
+        self.bn = nn.BatchNorm2d(channels, eps=BN_EPS)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn(self.conv(x))).amax(dim=2)
+        x = F.pad(x, self.time_padding)
+        return self.bn(F.relu(self.conv(x))).amax(dim=2)
 
 
-class TemporalFilter(nn.Module):
-    """Horizontal filter: ``length`` frames long, on the spectrogram averaged over frequency.
+class MidEnd(nn.Module):
+    """Three 1-D convs (conv -> ReLU -> batch-norm), the last two residual; all outputs concatenated.
 
-    x : (B, 1, n_mels, T) -> (B, C, T)
-    """
-
-    def __init__(self, channels: int, length: int) -> None:
-        super().__init__()
-        length += 1 - length % 2  # odd, so that 'same' padding keeps the length exactly
-        self.conv = nn.Conv1d(1, channels, length, padding=length // 2, bias=False)
-        self.bn = nn.BatchNorm1d(channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn(self.conv(x.mean(dim=2))))
-
-
-class ResidualBackEnd(nn.Module):
-    """Three 1-D conv layers (dense in time: no pooling), the last two residual.
-
-    Returns the front-end output and every layer's output stacked along channels, as Pons et al.
-    pool all of them. x : (B, C_in, T) -> (B, C_in + 3 * C, T)
+    x : (B, C_in, T) -> (B, C_in + 3 * C, T)
     """
 
     def __init__(self, in_channels: int, channels: int, *, kernel: int = 7) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv1d(c, channels, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(channels), nn.ReLU()
-            )
-            for c in (in_channels, channels, channels)
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(c, channels, kernel, padding=kernel // 2)
+                                   for c in (in_channels, channels, channels))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(channels, eps=BN_EPS) for _ in range(3))
 
     def forward(self, x: Tensor) -> Tensor:
-        r1 = self.layers[0](x)
-        r2 = self.layers[1](r1) + r1
-        r3 = self.layers[2](r2) + r2
-        return torch.cat([x, r1, r2, r3], dim=1)
+        out = [x]
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            y = bn(F.relu(conv(out[-1])))
+            out.append(y if i == 0 else y + out[-1])
+        return torch.cat(out, dim=1)
+
+
+class BackEnd(nn.Module):
+    """Batch-norm, dropout, dense ReLU, batch-norm (the embedding) on the pooled mid end.
+
+    x : (N, D_in) -> (N, D_out); dropout after the embedding is applied by `Musicnn`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, dropout: float) -> None:
+        super().__init__()
+        self.bn_in = nn.BatchNorm1d(in_features, eps=BN_EPS)
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(in_features, out_features)
+        self.bn_out = nn.BatchNorm1d(out_features, eps=BN_EPS)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn_out(F.relu(self.dense(self.dropout(self.bn_in(x)))))
+
+
+def max_mean_interleaved(x: Tensor, dim: int = -1) -> Tensor:
+    """Max and mean over ``dim``, interleaved per channel: (B, C, T) -> (B, 2C) as [max_0, mean_0, max_1, ...]."""
+    return torch.stack([x.amax(dim=dim), x.mean(dim=dim)], dim=-1).flatten(1)
 
 
 # CPU recipe: 48 mel bins, as its tall timbral filters cost the most per example of the zoo.
 @register_model("musicnn", small={"width": 0.125},
                 cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30})
 class Musicnn(Tagger):
-    """Pons et al. timbral + temporal front end, residual back end, max + mean pooling over time.
+    """The published musicnn (see the module docstring); the embedding is its penultimate layer.
 
-    The embedding is the dense layer after pooling. ``frame_logits`` pools the back end's
-    output over a sliding window of ``taggram_window`` frames every ``taggram_hop`` frames
-    (the same max + mean the clip gets) and applies the dense layer and classifier to each.
+    ``frame_logits`` pools the mid end's output over a sliding window of ``taggram_window``
+    frames every ``taggram_hop`` frames (the same max + mean the clip gets) and applies the
+    back end and the output layer to each window.
 
     Parameters
     ----------
     n_tags : number of output tags
     n_mels : mel bins of the input (96 published)
-    chunk_frames : input frames per training example (187 = 3 s)
+    chunk_frames : input frames per training example (187 = 3 s, the published models' input)
     timbral_shapes : (height as a share of n_mels, width in frames) of each vertical filter
-    timbral_filters : channels of each vertical filter
-    temporal_lengths : lengths in frames of the horizontal filters (made odd)
-    temporal_filters : channels of each horizontal filter
-    backend_channels : channels of the back end's 1-D conv layers (64 for MTT, 512 for MSD)
-    dense_units : size of the embedding (200 for MTT, 500 for MSD)
+    timbral_filters : channels of each vertical filter (int(1.6 * 128) published)
+    temporal_lengths : lengths in frames of the horizontal filters
+    temporal_filters : channels of each horizontal filter (int(1.6 * 32) published)
+    backend_channels : channels of the mid end's 1-D convs (64 for MTT / MSD, 512 for MSD big)
+    dense_units : size of the embedding (200 for MTT / MSD, 500 for MSD big)
     width : multiplier on every channel count and on the embedding size
-    dropout : dropout after the embedding layer
+    dropout : dropout before the dense layer and before the output layer (0.5 published)
     taggram_window, taggram_hop : frames pooled per taggram frame, and the step between them
     """
 
@@ -114,7 +136,7 @@ class Musicnn(Tagger):
         *,
         n_mels: int = 96,
         chunk_frames: int = 187,
-        timbral_shapes: Sequence[tuple[float, int]] = ((0.7, 7), (0.4, 7)),
+        timbral_shapes: Sequence[tuple[float, int]] = ((0.4, 7), (0.7, 7)),
         timbral_filters: int = 204,
         temporal_lengths: Sequence[int] = (128, 64, 32),
         temporal_filters: int = 51,
@@ -134,37 +156,44 @@ class Musicnn(Tagger):
                 f"musicnn taggram_window and taggram_hop must be >= 1, got {taggram_window}, {taggram_hop}"
             )
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
-        self.input_norm = InputNorm()
-        n_timbral, n_temporal, back_channels, self.embedding_dim = scale_channels(
+        n_timbral, n_temporal, mid_channels, self.embedding_dim = scale_channels(
             "musicnn", (timbral_filters, temporal_filters, backend_channels, dense_units), width
         )
+        self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
+        # the original pads 3 frames on both sides for its 7-frame timbral filters
         self.front_end = nn.ModuleList(
-            [TimbralFilter(n_timbral, max(1, int(share * n_mels)), length) for share, length in timbral_shapes]
-            + [TemporalFilter(n_temporal, length) for length in temporal_lengths]
+            [FrontEndFilter(n_timbral, max(1, int(share * n_mels)), length, (length // 2, length // 2))
+             for share, length in timbral_shapes]
+            + [FrontEndFilter(n_temporal, 1, length, same_padding(length)) for length in temporal_lengths]
         )
         front_channels = n_timbral * len(timbral_shapes) + n_temporal * len(temporal_lengths)
-        self.back_end = ResidualBackEnd(front_channels, back_channels)
-        self.head = DenseHead(2 * (front_channels + 3 * back_channels), self.embedding_dim, dropout=dropout)
+        self.mid_end = MidEnd(front_channels, mid_channels)
+        self.back_end = BackEnd(2 * (front_channels + 3 * mid_channels), self.embedding_dim, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.embedding_dim, n_tags)
         self.taggram_window = taggram_window | 1  # odd, so that windows centre on their frame
         self.taggram_hop = taggram_hop
 
-    def _sequence(self, x: Tensor) -> Tensor:  # (B, n_mels, T) -> (B, C, T)
-        x = self.input_norm(x)
+    def sequence(self, x: Tensor) -> Tensor:
+        """The mid end's output over time: (B, n_mels, T) -> (B, C, T)."""
+        x = self.input_bn(x.unsqueeze(1))
         front = torch.cat([f(x) for f in self.front_end], dim=1)
-        return self.back_end(front)
+        return self.mid_end(front)
 
     def embed(self, x: Tensor) -> Tensor:  # (B, n_mels, T) -> (B, D)
-        return self.head(global_max_mean(self._sequence(x)))
+        return self.back_end(max_mean_interleaved(self.sequence(x)))
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, n_mels, T) -> (B, n_tags) logits
+        return self.classifier(self.dropout(self.embed(x)))
 
     def frame_logits(self, x: Tensor) -> Tensor:  # (B, n_mels, T) -> (B, ceil(T / hop), n_tags)
-        seq = self._sequence(x)
+        seq = self.sequence(x)
         w, pad = self.taggram_window, self.taggram_window // 2
-        pooled = torch.cat(
+        pooled = torch.stack(
             [
                 F.max_pool1d(seq, w, self.taggram_hop, padding=pad),
                 F.avg_pool1d(seq, w, self.taggram_hop, padding=pad, count_include_pad=False),
             ],
-            dim=1,
-        )  # (B, 2C, T')
-        return self.classifier(apply_per_frame(self.head, frames_to_channels_last(pooled)))
+            dim=2,
+        ).flatten(1, 2)  # (B, 2C, T') interleaved like max_mean_interleaved
+        return self.classifier(apply_per_frame(self.back_end, frames_to_channels_last(pooled)))

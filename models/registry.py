@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models import crnn, fcn, fcn4, multiscale, musicnn, samplecnn, shortchunk  # noqa: F401  (registration)
+from models import crnn, fcn, fcn4, multiscale, musicnn, samplecnn, shortchunk, vgg  # noqa: F401  (registration)
 from models.base import InputSpec, ModelInfo, Tagger, register_model, registered_models
 from pipeline.errors import ParameterError
 

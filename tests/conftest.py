@@ -52,16 +52,20 @@ def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Cal
 def private_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root of the session's own ($MUSICTAG_DATA), so feature caches never land in data/.
 
-    Subprocesses started by tests inherit it.
+    The converted published models stay where the install step put them ($MUSICTAG_PRETRAINED
+    is pinned there). Subprocesses started by tests inherit both.
     """
+    from pipeline.paths import PRETRAINED_ENV, pretrained_root
+
     root = tmp_path_factory.getbasetemp() / "data-root"
     patch = pytest.MonkeyPatch()
+    patch.setenv(PRETRAINED_ENV, str(pretrained_root()))
     patch.setenv("MUSICTAG_DATA", str(root))
     yield root
     patch.undo()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_audio() -> dict[str, Path]:
     """The two real mp3s in ../shared (an MTT clip and an MSD preview); skip when absent."""
     files = {

@@ -13,7 +13,7 @@ from pipeline.errors import ParameterError
 
 N_TAGS = 5
 BATCH = 3
-EXPECTED = {"fcn", "fcn4", "multiscale", "musicnn", "shortchunk_res", "samplecnn", "crnn"}
+EXPECTED = {"fcn", "fcn4", "multiscale", "musicnn", "shortchunk_res", "samplecnn", "crnn", "vgg"}
 
 
 def _small(name: str, **kwargs) -> Tagger:

@@ -21,7 +21,8 @@ COMMANDS: dict[str, str] = {
     "score": "score every clip once: probabilities, taggrams, embeddings (any run on any corpus)",
     "evaluate": "evaluate a run's scores: ROC-AUC / PR-AUC overall and per tag, with confidence intervals",
     "embed": "clip and tag maps, neighbours and label issues, from a run's scores",
-    "tag": "tag audio files with a trained run and print the top tags",
+    "tag": "tag audio files or folders (musicnn's published model by default, or a run) and print the top tags",
+    "pretrained": "musicnn's published taggers converted to torch: list, get NAME, fetch (the install step)",
     "demo": "build the whole demo from nothing: corpus, features, training, artifacts",
 }
 

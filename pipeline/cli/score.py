@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "embedded, ready for the dashboard. "
                     "Uses CUDA when present. Rerunning with everything unchanged and intact does nothing; a damaged "
                     "file is detected and rebuilt.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run directory (python -m pipeline train)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="a trained run directory (python -m pipeline train), or a published model's name "
+                        "(mtt_musicnn, mtt_vgg, msd_musicnn, msd_vgg: see 'python -m pipeline pretrained list')")
     p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                    help="score this corpus (an MTT-format corpus or a folder of audio) instead of the run's own; "
                         "needs --out")
@@ -50,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from pipeline.pretrained.build import run_or_pretrained
     from pipeline.scoring.score import score_run
 
+    args.run_dir = run_or_pretrained(args.run_dir)
     entry = score_run(args.run_dir, corpus_dir=args.corpus, out_dir=args.out, tags_csv=args.tags_csv,
                       aggregate=args.aggregate, batch_clips=args.batch_size, taggram_hop_s=args.taggram_hop,
                       device=args.device, workers=args.workers, force=args.force, progress=not args.no_progress)

@@ -1,4 +1,8 @@
-"""``python -m pipeline tag FILE... --run RUN_DIR``: tag audio files and print their top tags.
+"""``python -m pipeline tag FILE_OR_FOLDER... [--model NAME | --run RUN_DIR]``: tag audio and print the top tags.
+
+Without ``--run`` the files are tagged by a converted published model (`pipeline.pretrained`;
+musicnn's MagnaTagATune model by default). A folder stands for every audio file under it, and
+its files' probabilities are also written to a CSV.
 
 This command is timed as a whole process (``python -m benchmarks tag``), so this module
 imports only the standard library at the top, and tagging goes through ONNX Runtime
@@ -16,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.pretrained.catalog import DEFAULT_MODEL, MODELS
+
 log = logging.getLogger(__name__)
 
 TAGGRAM_FORMATS: tuple[str, ...] = (".png", ".csv")
@@ -24,13 +30,25 @@ TAGGRAM_FORMATS: tuple[str, ...] = (".png", ".csv")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipeline tag",
-        description="Tag audio files (mp3, wav, flac, ogg; any length, even shorter than the model's input) with "
-                    "a trained run and print each file's most probable tags. Uses the run's ONNX model "
-                    "(written by 'python -m pipeline score RUN_DIR'), so it starts fast and needs no GPU. "
-                    "A file that cannot be decoded is reported and skipped; the exit status is then 1.")
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files to tag")
-    p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
-                   help="a run directory whose score stage is complete")
+        description="Tag audio files (mp3, wav, flac, ogg; any length, even shorter than the model's input) and "
+                    "print each file's most probable tags. By default the tagger is musicnn's published "
+                    f"MagnaTagATune model ({DEFAULT_MODEL}, converted from musicnn 0.1.0 at install or first use); "
+                    "--model picks another published model, --run a run of your own. Uses the ONNX export, so "
+                    "it starts fast and needs no GPU. A folder stands for every audio file under it, and their "
+                    "probabilities are also written to a CSV. A file that cannot be decoded is reported and "
+                    "skipped; the exit status is then 1.")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE_OR_FOLDER",
+                   help="audio files, or folders of them (searched recursively)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", default=None, metavar="NAME",
+                        help=f"a published model: {', '.join(MODELS)} (default {DEFAULT_MODEL}; MTT = "
+                             "MagnaTagATune's top-50 tags, MSD = the Million Song Dataset's top-50 Last.fm tags; "
+                             "'python -m pipeline pretrained list --tags' shows each vocabulary)")
+    source.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
+                        help="a run of your own whose score stage is complete")
+    p.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",
+                   help="write every file's probabilities (one column per tag) to this CSV (default for a folder: "
+                        "./<folder>.<model>.csv)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="tags printed per file (default 10)")
     p.add_argument("--taggram", type=Path, metavar="OUT",
                    help="also write each file's taggram (tag activations over time) to OUT.png (a heat map) or "
@@ -50,14 +68,13 @@ def taggram_path(out: Path, audio: Path, n_files: int) -> Path:
 
 def open_tagger(run_dir: Path, *, use_torch: bool = False, threads: int | None = None) -> Any:
     """The run's ONNX tagger, or its torch tagger when asked for or when the run has no ONNX model."""
-    from pipeline.run.rundir import TAGGER, RunDir
+    from pipeline.run.rundir import RunDir
+    from pipeline.scoring.tagger import read_tagger_config, tagger_stage
 
-    run = RunDir(run_dir)
-    run.require("score")
-    entry = run.manifest()["stages"]["score"]
-    has_onnx = TAGGER in entry.get("files", [])
+    has_onnx = tagger_stage(run_dir) is not None
+    if not has_onnx:
+        RunDir(run_dir).require("score")  # a one-line error naming the command that completes it
     if has_onnx:
-        from pipeline.scoring.tagger import read_tagger_config
 
         config = read_tagger_config(run_dir)
         has_onnx = bool(config.get("onnx"))
@@ -149,6 +166,53 @@ def write_taggram_png(path: Path, taggram: Any, tags: list[str], hop_s: float, *
         image.save(tmp, format="PNG")
 
 
+def resolve_tagger_dir(model: str | None, run: Path | None) -> tuple[Path, str]:
+    """The folder to tag with and a name for it: ``--run``, or the converted published ``--model``."""
+    if run is not None:
+        return run, run.name
+    from pipeline.pretrained.build import ensure_model, installed_model
+    from pipeline.pretrained.catalog import get_pretrained
+
+    entry = get_pretrained(model or DEFAULT_MODEL)
+    folder = installed_model(entry.name)
+    if folder is None:
+        print(f"converting {entry.name} from musicnn 0.1.0 (first use; fetched with pip) ...", file=sys.stderr)
+        folder = ensure_model(entry.name)
+    return folder, entry.name
+
+
+def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(file, folder it was found in or the file itself) for each audio file, and the folders given."""
+    from pipeline.errors import ParameterError
+
+    files: list[tuple[Path, Path]] = []
+    folders = [p for p in paths if p.is_dir()]
+    for path in paths:
+        if path.is_dir():
+            from pipeline.sources.folder import find_audio
+
+            found = find_audio(path)
+            if not found:
+                raise ParameterError(f"{path}: no audio files (mp3, wav, flac, ogg) in this folder")
+            files += [(path / rel, path) for rel in found]
+        else:
+            files.append((path, path))
+    return files, folders
+
+
+def write_probabilities_csv(path: Path, rows: list[tuple[str, float, list[tuple[str, float]], Any]],
+                            tags: list[str], top: int) -> None:
+    """``path, seconds, top_tags`` (the ``top`` best, ``;``-separated) and one probability column per tag."""
+    from pipeline.io import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "seconds", f"top_{top}_tags", *tags])
+    for name, seconds, best, probs in rows:
+        writer.writerow([name, f"{seconds:.2f}", ";".join(t for t, _ in best), *(f"{float(v):.4f}" for v in probs)])
+    write_text(path, buf.getvalue())
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.errors import ParameterError, PipelineError
@@ -159,15 +223,24 @@ def main(argv: list[str]) -> int:
         raise ParameterError(f"--threads must be >= 1 (or left out), got {args.threads}")
     if args.taggram is not None and args.taggram.suffix.lower() not in TAGGRAM_FORMATS:
         raise ParameterError(f"--taggram must end in {' or '.join(TAGGRAM_FORMATS)}, got {args.taggram}")
-    if args.taggram is not None:
-        from pipeline.io import check_folder_path
+    from pipeline.io import check_folder_path
 
-        if args.taggram.is_dir():
-            raise ParameterError(f"--taggram names a file to write, but {args.taggram} is a folder")
-        check_folder_path(args.taggram.parent, "--taggram")  # before any file is tagged
-    tagger = open_tagger(args.run, use_torch=args.torch, threads=args.threads)
+    for option, out in (("--taggram", args.taggram), ("--csv", args.csv)):
+        if out is not None:
+            if out.is_dir():
+                raise ParameterError(f"{option} names a file to write, but {out} is a folder")
+            check_folder_path(out.parent, option)  # before any file is tagged
+    files, folders = expand_inputs(args.files)
+    tagger_dir, model_name = resolve_tagger_dir(args.model, args.run)
+    tagger = open_tagger(tagger_dir, use_torch=args.torch, threads=args.threads)
+    if args.run is None:
+        print(f"model: {model_name} ({MODELS[model_name].dataset}); {len(tagger.tags)} tags: {', '.join(tagger.tags)}")
+    csv_path = args.csv
+    if csv_path is None and folders:
+        csv_path = Path.cwd() / f"{folders[0].resolve().name or 'audio'}.{model_name}.csv"
+    rows: list[tuple[str, float, list[tuple[str, float]], Any]] = []
     failed = 0
-    for path in args.files:
+    for path, base in files:
         try:
             features = tagger.compute_features(_load(tagger, path))
             probs, taggram = tagger.tag_features(features, taggram=args.taggram is not None)
@@ -176,14 +249,16 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         seconds = len(features) / tagger.features.frames_per_second
+        best = tagger.top(probs, args.top)
+        rows.append((path.relative_to(base).as_posix() if base != path else str(path), seconds, best, probs))
         print(f"{path} ({seconds:.1f} s)")
-        width = max(len(t) for t, _ in tagger.top(probs, args.top))
-        for tag, p in tagger.top(probs, args.top):
+        width = max(len(t) for t, _ in best)
+        for tag, p in best:
             print(f"  {tag:<{width}}  {p:.3f}")
         if args.taggram is not None and taggram is None:
             print("  taggram: none (a classical baseline has no time resolution)")
         elif args.taggram is not None:
-            out = taggram_path(args.taggram, path, len(args.files))
+            out = taggram_path(args.taggram, path, len(files))
             try:
                 if out.suffix.lower() == ".csv":
                     write_taggram_csv(out, taggram, tagger.tags, tagger.plan.hop_s)
@@ -197,8 +272,15 @@ def main(argv: list[str]) -> int:
                 failed += 1
                 continue
             print(f"  taggram: {out}")
+    if csv_path is not None and rows:
+        try:
+            write_probabilities_csv(csv_path, rows, tagger.tags, args.top)
+            print(f"probabilities of {len(rows)} file(s): {csv_path}")
+        except OSError as exc:
+            print(f"error: cannot write {csv_path}: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
     if failed:
-        print(f"{failed} of {len(args.files)} file(s) could not be tagged", file=sys.stderr)
+        print(f"{failed} of {len(files)} file(s) could not be tagged", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -176,6 +176,8 @@ class Manifest:
     stages: dict[str, StageState] = field(default_factory=dict)
     synthetic: bool = False  # benchmark / development data, not a result
     description: str | None = None
+    # where a converted published model came from: distribution, file SHA-256, licence, authors
+    provenance: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not declare
 
     # -- reading -----------------------------------------------------------------------------
@@ -209,6 +211,7 @@ class Manifest:
             metrics=metrics, stages=stages,
             synthetic=bool(_check(obj.get("synthetic", False), (bool,), where, "synthetic", optional=False)),
             description=_check(obj.get("description"), (str,), where, "description"),
+            provenance=_check(obj.get("provenance"), (dict,), where, "provenance"),
             extra={k: v for k, v in obj.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,7 +222,8 @@ class Manifest:
                     "model": self.model.to_dict() if self.model else None, "features": self.features,
                     "config": self.config, "training": self.training, "device": self.device,
                     "metrics": self.metrics.to_dict() if self.metrics else None,
-                    "synthetic": self.synthetic or None, "description": self.description}
+                    "synthetic": self.synthetic or None, "description": self.description,
+                    "provenance": self.provenance}
         out.update({k: v for k, v in optional.items() if v is not None})
         out.update(self.extra)
         out["stages"] = {s: e.to_dict() for s, e in self.stages.items()}

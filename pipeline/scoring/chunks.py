@@ -1,7 +1,9 @@
 """Chunks of a clip and their aggregation: the one chunking and the one aggregation of the project.
 
-A clip of any length is cut into chunks of the model's input length (the last chunk aligned
-to the clip's end, a clip shorter than one chunk zero-padded after normalisation), each chunk
+A clip of any length is cut into chunks of the model's input length (by default the last
+chunk aligned to the clip's end, so the whole clip is seen; with ``tail="drop"`` the frames
+after the last whole chunk are left out, as musicnn does; a clip shorter than one chunk is
+zero-padded after normalisation), each chunk
 is scored, and the chunk outputs are combined per clip by their mean or their max, as in the
 RWTH thesis and in Won et al. 2020. Training's validation, the score stage and both taggers
 call these functions, so every clip score of the project is cut and combined the same way.
@@ -18,6 +20,10 @@ import numpy as np
 from pipeline.errors import ParameterError
 
 AGGREGATES: tuple[str, ...] = ("mean", "max")
+# What happens to a clip's frames after its last whole chunk: "cover" adds a chunk aligned to
+# the clip's end (every frame is seen); "drop" leaves them out (musicnn's own batching, which
+# its published models are verified against).
+TAILS: tuple[str, ...] = ("cover", "drop")
 
 
 class Network(Protocol):
@@ -43,26 +49,34 @@ def check_aggregate(aggregate: str) -> str:
     return aggregate
 
 
-def chunk_starts(n_frames: int, chunk_frames: int, hop: int | None = None) -> list[int]:
-    """Start frames of a clip's chunks: ``hop`` apart, the last aligned to the clip's end."""
+def check_tail(tail: str) -> str:
+    """``tail`` itself, or a `ParameterError` naming the accepted values."""
+    if tail not in TAILS:
+        raise ParameterError(f"chunk tail must be one of {TAILS}, got {tail!r}")
+    return tail
+
+
+def chunk_starts(n_frames: int, chunk_frames: int, hop: int | None = None, tail: str = "cover") -> list[int]:
+    """Start frames of a clip's chunks: ``hop`` apart; with ``tail="cover"`` the last is aligned to the clip's end."""
     hop = chunk_frames if hop is None else hop
     starts = list(range(0, max(n_frames - chunk_frames, 0) + 1, hop))
-    if n_frames > chunk_frames and starts[-1] + chunk_frames < n_frames:
+    if check_tail(tail) == "cover" and n_frames > chunk_frames and starts[-1] + chunk_frames < n_frames:
         starts.append(n_frames - chunk_frames)
     return starts
 
 
 def chunk_clip(features: np.ndarray, chunk_frames: int, hop: int | None = None, *,
-               normalizer: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+               normalizer: Callable[[np.ndarray], np.ndarray] | None = None, tail: str = "cover") -> np.ndarray:
     """Cut one clip's features into model inputs.
 
     Parameters
     ----------
     features : np.ndarray [shape=(T, n_bins)]  one clip (any T >= 1)
     chunk_frames : frames per chunk (the model's input length)
-    hop : frames between chunk starts (default ``chunk_frames``: no overlap); the last chunk is
-        aligned to the clip's end so the whole clip is covered without padding
+    hop : frames between chunk starts (default ``chunk_frames``: no overlap)
     normalizer : applied to each chunk before padding (so padding is the normalised mean, zero)
+    tail : ``"cover"``: a last chunk aligned to the clip's end, so the whole clip is covered
+        without padding; ``"drop"``: the frames after the last whole chunk are left out
 
     Returns
     -------
@@ -82,7 +96,7 @@ def chunk_clip(features: np.ndarray, chunk_frames: int, hop: int | None = None, 
     if hop is not None and hop < 1:
         raise ParameterError(f"hop must be >= 1, got {hop}")
     n_frames, n_bins = features.shape
-    starts = chunk_starts(n_frames, chunk_frames, hop)
+    starts = chunk_starts(n_frames, chunk_frames, hop, tail)
     out = np.zeros((len(starts), n_bins, chunk_frames), dtype=np.float32)
     for i, start in enumerate(starts):
         chunk = features[start:start + chunk_frames]

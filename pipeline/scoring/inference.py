@@ -20,7 +20,7 @@ import torch
 
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run.rundir import BASELINE_FILE, CHECKPOINT, RunDir
-from pipeline.scoring.chunks import check_aggregate
+from pipeline.scoring.chunks import check_aggregate, check_tail
 from pipeline.scoring.network import ClipScores, score_clips
 from pipeline.scoring.tagger import BaseTagger, read_tagger_config
 from pipeline.scoring.taggram import TaggramPlan, frame_hop_from_lengths, plan_taggram
@@ -171,6 +171,8 @@ class RunModel:
         self.features = FeatureConfig.from_dict(self.checkpoint["features"])
         self.normalizer = Normalizer.from_dict(self.checkpoint["normalizer"])
         self.chunk_frames = int(self.checkpoint["chunk_frames"])
+        # converted published models keep their own batching (pipeline.scoring.chunks.TAILS)
+        self.chunk_tail = check_tail(str(self.checkpoint.get("chunk_tail", "cover")))
         self.net = TorchNetwork(self.model, self.device) if self.model is not None else None
 
     @property
@@ -182,8 +184,10 @@ class RunModel:
         if self.model is None:
             return None
         hop = model_frame_hop(self.model, n_bins=self.features.n_bins, chunk_frames=self.chunk_frames)
+        # a model whose frames are whole forward passes may bound the shifted copies (models.vgg)
+        max_shifts = int(getattr(self.model, "taggram_max_shifts", 16))
         return plan_taggram(hop, chunk_frames=self.chunk_frames, input_fps=self.features.frames_per_second,
-                            hop_s=hop_s)
+                            hop_s=hop_s, max_shifts=max_shifts)
 
     def features_of(self, path: str | Path) -> np.ndarray:
         """Decode an audio file and compute the run's features (T, n_bins); `AudioDecodeError` if broken."""
@@ -204,7 +208,8 @@ class RunModel:
             return ClipScores(probs=probs, embeddings=_logits_of(probs))
         assert self.net is not None
         return score_clips(self.net, clips, chunk_frames=self.chunk_frames, normalizer=self.normalizer,
-                           aggregate=aggregate, embeddings=True, plan=plan, max_batch=max_batch)
+                           aggregate=aggregate, embeddings=True, plan=plan, max_batch=max_batch,
+                           chunk_tail=self.chunk_tail)
 
     def predict_many(self, features_list: Iterable[np.ndarray], *, aggregate: str = "mean") -> np.ndarray:
         """Probabilities (n_clips, n_tags) for clips' features of any lengths."""
@@ -273,6 +278,7 @@ class TorchTagger(BaseTagger):
         self.features = run_model.features
         self.normalizer = run_model.normalizer
         self.chunk_frames = run_model.chunk_frames
+        self.chunk_tail = run_model.chunk_tail
         self.aggregate = "mean"
         if run_model.net is None:  # a classical baseline: probabilities, no taggram
             self.plan = None  # type: ignore[assignment]

@@ -49,7 +49,8 @@ class ClipScores:
 
 def score_clips(net: Network, clips: Sequence[np.ndarray], *, chunk_frames: int,
                 normalizer: Callable[[np.ndarray], np.ndarray] | None, aggregate: str = "mean",
-                embeddings: bool = False, plan: TaggramPlan | None = None, max_batch: int = 256) -> ClipScores:
+                embeddings: bool = False, plan: TaggramPlan | None = None, max_batch: int = 256,
+                chunk_tail: str = "cover") -> ClipScores:
     """Score clips' raw features (each (T_i, n_bins)) in one pass (see the module docstring).
 
     Parameters
@@ -57,11 +58,13 @@ def score_clips(net: Network, clips: Sequence[np.ndarray], *, chunk_frames: int,
     embeddings : also return the penultimate embeddings (``net`` must be an `EmbeddingNetwork`)
     plan : also return each clip's taggram, computed with this plan
     max_batch : at most this many chunks (or taggram inputs) go through the network at once
+    chunk_tail : what becomes of the frames after a clip's last whole chunk
+        (`pipeline.scoring.chunks.TAILS`; the run's checkpoint says which)
     """
     check_aggregate(aggregate)
     if embeddings and not isinstance(net, EmbeddingNetwork):
         raise TypeError(f"{type(net).__name__} gives no embeddings (no embed_logits)")
-    chunked = [chunk_clip(f, chunk_frames, normalizer=normalizer) for f in clips]
+    chunked = [chunk_clip(f, chunk_frames, normalizer=normalizer, tail=chunk_tail) for f in clips]
     counts = [len(c) for c in chunked]
     chunks = np.concatenate(chunked) if chunked else np.zeros((0, 1, chunk_frames), np.float32)
     logits, embedded = [], []

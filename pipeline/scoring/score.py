@@ -248,7 +248,7 @@ def write_tagger(run: rd.RunDir, run_model: RunModel, *, plan: TaggramPlan, aggr
         "format": TAGGER_FORMAT, "onnx": None, "onnx_error": None, "model_name": run_model.checkpoint["model_name"],
         "tags": run_model.tags, "features": run_model.features.to_dict(),
         "normalizer": run_model.normalizer.to_dict(), "chunk_frames": run_model.chunk_frames,
-        "aggregate": aggregate, "taggram": plan.to_dict(), "input": INPUT_NAME, "outputs": list(OUTPUT_NAMES),
+        "chunk_tail": run_model.chunk_tail, "aggregate": aggregate, "taggram": plan.to_dict(), "input": INPUT_NAME, "outputs": list(OUTPUT_NAMES),
         "checkpoint_sha256": checkpoint_sha256,
     }
     try:
