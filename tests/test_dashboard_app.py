@@ -405,6 +405,21 @@ def test_outcomes_and_counts_with_known_answers() -> None:
     assert fp.tolist() == [0, 1] and fn.tolist() == [2, 3]
 
 
+def test_a_model_not_trained_here_has_provenance_not_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A converted published model (pipeline.pretrained) has no history.csv: the overview says so, no error."""
+    build_synthetic_run(tmp_path / "run", n_clips=32, n_tags=6, seconds=2.0, audio_seconds=1.0, n_audio=1,
+                        audio_format="wav", n_bootstrap=0)
+    run = rd.RunDir(tmp_path / "run")
+    (run / rd.HISTORY).unlink()
+    run.mark_stage("train", ())
+    run.update_manifest(provenance={"original_model": "MTT_musicnn", "distribution": "musicnn==0.1.0",
+                                    "authors": "Pons and Serra", "licence": "ISC"})
+    at = app(tmp_path, monkeypatch, run="run")
+    assert not at.error, [e.value for e in at.error]
+    shown = texts(at)  # (md() escapes the underscore of MTT_musicnn)
+    assert "No training history" in shown and "converted from MTT" in shown and "licence ISC" in shown
+
+
 def test_outcomes_without_ground_truth_are_predicted_or_not() -> None:
     from dashboard.theme import PRED, UNPRED
 

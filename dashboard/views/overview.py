@@ -92,10 +92,16 @@ with right:
 # ---- training curves and tag frequencies
 st.subheader("Training")
 origin = manifest.get("origin") if isinstance(manifest.get("origin"), dict) else None
+provenance = manifest.get("provenance") if isinstance(manifest.get("provenance"), dict) else {}
+trained_here = run.record is not None and (entry := run.record.stage("train")) is not None and rd.HISTORY in entry.files
 if origin:
-    st.caption(f"This run holds the model of run {code(origin.get('name', '?'))}, scored on another corpus; the "
-               "curves are that model's training on its own corpus.")
-if run.has("train"):
+    st.caption(f"This run holds the model of run {code(origin.get('name', '?'))}, scored on another corpus"
+               + ("; the curves are that model's training on its own corpus." if trained_here else "."))
+if run.has("train") and not trained_here:  # a converted published model has no training history
+    st.caption("No training history: this model was not trained by this toolkit"
+               + (f" (converted from {md(provenance.get('original_model', '?'))}, "
+                  f"{md(provenance.get('distribution', '?'))})." if provenance else "."))
+elif run.has("train"):
     history = widgets.guarded(loaders.load_history, str(run.file(rd.HISTORY)), run.stamp(rd.HISTORY),
                               what=rd.HISTORY)
     if history is not None and len(history):
@@ -128,6 +134,9 @@ card = {
               f"source: {md(corpus.get('source', '?'))})",
     f"Tags ({len(tags)})": ", ".join(md(t) for t in tags) if tags else "–",
 }
+if provenance:  # a converted published model: where it came from, under which licence
+    card["Provenance"] = (f"{md(provenance.get('original_model', '?'))} from {md(provenance.get('distribution', '?'))}"
+                          f" ({md(provenance.get('authors', '?'))}), licence {md(provenance.get('licence', '?'))}")
 with st.container(border=True):
     st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))
 stages = manifest.get("stages") or {}
