@@ -232,6 +232,8 @@ def test_partial_annotations_show_metrics_for_the_annotated_tags_only(runs: Path
     table = next(f.value for f in at.dataframe if "roc_auc" in f.value.columns)
     assert table["tag"].tolist() == labelled
     assert f"{len(labelled)} of the model's {len(corpus.tags)} tags" in texts(at)
+    at = app(runs, monkeypatch, "tag_map", run="partial")
+    assert not at.error and f"This corpus annotates {len(labelled)} of the model's tags" in texts(at)
     at = app(runs, monkeypatch, "overview", run="partial")
     assert any(m.label == "ROC-AUC (macro)" for m in at.metric)
     assert f"{len(labelled)} of the model's {len(corpus.tags)} tags" in texts(at)

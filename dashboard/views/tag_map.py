@@ -60,6 +60,13 @@ else:
         st.caption(f"Each point is a tag, sized by {md(sized)}; colours are clusters (k-means within each view, "
                    "so cluster numbers are not shared between views)"
                    + (" or ROC-AUC" if auc.notna().any() else "") + ". Hover for details.")
+        annotated = report.get("annotated_tags")
+        if report.get("basis") == "annotations" and isinstance(annotated, list) and annotated:
+            unsized = sorted({str(t) for t in projections["tag"]} - {str(t) for t in annotated})
+            if unsized:
+                st.caption(f"This corpus annotates {len(annotated)} of the model's tags: "
+                           f"{', '.join(map(md, unsized))} have no annotations here, so they are drawn smallest "
+                           "and the co-occurrence view leaves them out.")
         if report.get("basis") == "predictions":
             st.caption("Without annotations the co-occurrence view is built from the model's own predictions "
                        "(co-activation: tags it predicts for the same clips sit together).")
