@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "tag": "time 'python -m pipeline tag' on a 30 s clip as a whole process",
     "dashboard": "dashboard load and interaction times on a MagnaTagATune-scale run",
     "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
+    "agreement": "the converted musicnn models against the original's outputs on real mp3s",
 }
 
 

@@ -31,6 +31,15 @@ def test_chunks_cover_the_clip_and_align_the_last_to_its_end() -> None:
     assert chunk_clip(features, 10).shape == (1, 2, 10)
 
 
+def test_drop_tail_keeps_whole_chunks_only_as_musicnn_batches() -> None:
+    features = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)
+    chunks = chunk_clip(features, 4, tail="drop")
+    assert chunks[:, 0, 0].tolist() == [0, 4]  # frames 8 and 9 are left out
+    assert chunk_clip(features[:3], 4, tail="drop").shape == (1, 2, 4)  # a short clip still gives one chunk
+    with pytest.raises(ParameterError, match="chunk tail"):
+        chunk_clip(features, 4, tail="end")
+
+
 def test_short_clip_is_padded_after_normalisation() -> None:
     features = np.full((3, 2), 5.0, dtype=np.float32)
     chunks = chunk_clip(features, 8, normalizer=lambda x: x - 5.0 + 1.0)
