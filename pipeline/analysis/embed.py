@@ -146,6 +146,33 @@ def build_clip_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions, so
             "neighbors": k, "seconds": {"project": round(t_project, 2)}}
 
 
+ANNOTATED, PREDICTED = "annotations", "predictions"  # what the co-occurrence view and tag sizes come from
+FREQUENCY_NOTE = {ANNOTATED: f"clips annotated with the tag ({rd.TRUE_PREFIX}<tag> columns)",
+                  PREDICTED: f"clips the model predicts the tag for (p >= {GLOBAL_THRESHOLD:g}); the corpus has no "
+                             "annotations"}
+
+
+def tag_lists(scores: Predictions) -> tuple[list[list[str]], str]:
+    """Each clip's tag list for the co-occurrence view, and what it comes from (`ANNOTATED` / `PREDICTED`).
+
+    With annotations: the train clips' annotated tags (every clip's when there is no train
+    split). Without any (a folder of a user's own music): every clip's predicted tags at the
+    global threshold, and at least its most probable tag, so that the view shows which tags
+    the model hears together (co-activation) rather than nothing.
+    """
+    tag_array = np.asarray(scores.tags, dtype=object)
+    if scores.labelled.any():
+        train = scores.split == "train"
+        if not train.any():
+            log.warning("no train clips in predictions; the co-occurrence view learns from every clip")
+        rows = np.flatnonzero(train) if train.any() else np.arange(len(scores.frame))
+        return [list(tag_array[scores.truth[i].astype(bool)]) for i in rows], ANNOTATED
+    predicted = scores.probs >= GLOBAL_THRESHOLD  # (n, k)
+    if len(predicted):
+        predicted[np.arange(len(predicted)), scores.probs.argmax(axis=1)] = True
+    return [list(tag_array[row]) for row in predicted], PREDICTED
+
+
 def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> dict[str, Any]:
     """Write tag_embeddings.npz, tag_projections.parquet and tag_views.json; return the part's facts."""
     from pipeline.analysis.tag_views import (
@@ -196,33 +223,6 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> 
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-ANNOTATED, PREDICTED = "annotations", "predictions"  # what the co-occurrence view and tag sizes come from
-FREQUENCY_NOTE = {ANNOTATED: f"clips annotated with the tag ({rd.TRUE_PREFIX}<tag> columns)",
-                  PREDICTED: f"clips the model predicts the tag for (p >= {GLOBAL_THRESHOLD:g}); the corpus has no "
-                             "annotations"}
-
-
-def tag_lists(scores: Predictions) -> tuple[list[list[str]], str]:
-    """Each clip's tag list for the co-occurrence view, and what it comes from (`ANNOTATED` / `PREDICTED`).
-
-    With annotations: the train clips' annotated tags (every clip's when there is no train
-    split). Without any (a folder of a user's own music): every clip's predicted tags at the
-    global threshold, and at least its most probable tag, so that the view shows which tags
-    the model hears together (co-activation) rather than nothing.
-    """
-    tag_array = np.asarray(scores.tags, dtype=object)
-    if scores.labelled.any():
-        train = scores.split == "train"
-        if not train.any():
-            log.warning("no train clips in predictions; the co-occurrence view learns from every clip")
-        rows = np.flatnonzero(train) if train.any() else np.arange(len(scores.frame))
-        return [list(tag_array[scores.truth[i].astype(bool)]) for i in rows], ANNOTATED
-    predicted = scores.probs >= GLOBAL_THRESHOLD  # (n, k)
-    if len(predicted):
-        predicted[np.arange(len(predicted)), scores.probs.argmax(axis=1)] = True
-    return [list(tag_array[row]) for row in predicted], PREDICTED
-
-
 def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> dict[str, Any]:
     """Write label_issues.parquet (tags the corpus labels); score it against the corpus's truth.csv if any."""
     from pipeline.analysis.label_issues import find_label_issues
@@ -240,7 +240,7 @@ def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -
     run.write_table(rd.LABEL_ISSUES, issues)
     scored_splits = sorted(set(issues["split"])) if len(issues) else []
     info: dict[str, Any] = {"method": config.issue_method, "splits": scored_splits, "n_issues": len(issues),
-                            "n_flagged": int(issues["flagged"].sum()) if len(issues) else 0, "tags": len(tags)}
+                            "n_flagged": int(issues["flagged"].sum()) if len(issues) else 0, "n_tags": len(tags)}
     if not tags:
         info[SKIPPED] = (f"the corpus annotates none of the model's {len(scores.tags)} tags, so there is no "
                          "annotation to doubt")
