@@ -33,9 +33,16 @@ POOLS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
 )
 
 
+def clamped(pool: tuple[int, int], frames: int, bins: int) -> tuple[int, int]:
+    """A pool no larger than its input, so that the zoo's small test inputs still run (the published
+    3 s x 96-bin input never needs it: there the pools are the original's)."""
+    return min(pool[0], frames), min(pool[1], bins)
+
+
 def pooled_size(frames: int, bins: int) -> tuple[int, int]:
     """(time, frequency) size of the last pool for an input of ``frames`` x ``bins`` ("valid" pools)."""
-    for (pt, pf), (st, sf) in POOLS:
+    for pool, (st, sf) in POOLS:
+        pt, pf = clamped(pool, frames, bins)
         frames, bins = (frames - pt) // st + 1, (bins - pf) // sf + 1
     return frames, bins
 
@@ -47,7 +54,7 @@ class VGG(Tagger):
     Parameters
     ----------
     n_tags : number of output tags
-    n_mels : mel bins of the input (96 published; at least 64)
+    n_mels : mel bins of the input (96 published)
     chunk_frames : input frames (187 = 3 s published); the network takes exactly this many
     filters : channels of every conv layer (128 published)
     width : multiplier on ``filters``
@@ -62,10 +69,9 @@ class VGG(Tagger):
                  width: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
         (channels,) = scale_channels("vgg", (filters,), width)
+        if n_mels < 1 or chunk_frames < 1:
+            raise ParameterError(f"vgg needs n_mels and chunk_frames >= 1, got {n_mels}, {chunk_frames}")
         frames, bins = pooled_size(chunk_frames, n_mels)
-        if frames < 1 or bins < 1:
-            raise ParameterError(f"vgg needs at least 64 mel bins and 3 s of input; got n_mels={n_mels}, "
-                                 f"chunk_frames={chunk_frames}")
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         self.convs = nn.ModuleList(nn.Conv2d(1 if i == 0 else channels, channels, 3, padding=1) for i in range(5))
@@ -81,9 +87,10 @@ class VGG(Tagger):
         # clips into exact chunks; this keeps other lengths, e.g. ONNX's checks, well defined)
         x = F.pad(x, (0, chunk - x.shape[-1])) if x.shape[-1] < chunk else x[..., :chunk]
         x = self.input_bn(x.unsqueeze(1))  # (B, 1, F, T)
-        for i, (conv, bn, ((pt, pf), (st, sf))) in enumerate(zip(self.convs, self.bns, POOLS)):
+        for i, (conv, bn, (pool, (st, sf))) in enumerate(zip(self.convs, self.bns, POOLS)):
             if i:
                 x = self.block_dropout(x)
+            pt, pf = clamped(pool, x.shape[3], x.shape[2])
             x = F.max_pool2d(bn(F.relu(conv(x))), (pf, pt), (sf, st))
         return x.permute(0, 3, 2, 1).flatten(1)  # TensorFlow's (time, frequency, channel) order
 

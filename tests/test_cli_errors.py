@@ -157,7 +157,7 @@ def test_tag_bad_paths_and_numbers(tmp_path: Path, a_file: Path) -> None:
 
 
 def test_tag_bad_audio_is_reported_per_file(tiny_run: Path, tmp_path: Path) -> None:
-    """A missing file, a folder, a non-audio file: one line each, exit 1, the rest still tagged."""
+    """A missing file, a folder without audio, a non-audio file: one line each, exit 1, the rest still tagged."""
     missing, folder, junk = tmp_path / "gone.mp3", tmp_path / "folder.wav", tmp_path / "junk.mp3"
     folder.mkdir()
     junk.write_text("<html>404</html>")
@@ -165,8 +165,8 @@ def test_tag_bad_audio_is_reported_per_file(tiny_run: Path, tmp_path: Path) -> N
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3
-    assert f"{missing}: missing" in errors[0] and f"{folder}: unreadable: a folder" in errors[1]
-    assert f"{junk}: not audio" in errors[2]
+    assert f"{folder}: no audio files" in errors[0]  # a folder is searched for audio files
+    assert f"{missing}: missing" in errors[1] and f"{junk}: not audio" in errors[2]
     assert "3 of 3 file(s) could not be tagged" in proc.stderr
 
 

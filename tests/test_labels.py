@@ -26,8 +26,8 @@ from pipeline.sources.mtt_tags import MTT_TAGS, SYNONYMS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _process(raw: RawAnnotations, source: str = "mtt", **config: object):
-    return process(raw, LabelConfig(**config), name="t", root=Path("/corpus"), source=source)
+def _process(raw: RawAnnotations, source: str = "mtt", *, demo: bool = False, **config: object):
+    return process(raw, LabelConfig(**config), name="t", root=Path("/corpus"), source=source, demo=demo)
 
 
 # ---------------------------------------------------------------- synonym merging
@@ -77,13 +77,16 @@ def test_merge_whole_mtt_vocabulary() -> None:
         assert np.array_equal(merged[:, merged_tags.index(head)], expected), head
 
 
-def test_merge_on_by_default_only_for_mtt() -> None:
+def test_merge_on_by_default_only_for_the_demo() -> None:
     raw = RawAnnotations(["1", "2"], ["0/a.mp3", "c/b.mp3"], ["drum", "drums"],
                          np.array([[1, 0], [0, 1]], dtype=np.uint8))
-    assert _process(raw, "mtt").tags == ["drum"]
+    assert _process(raw, "mtt", demo=True).tags == ["drum"]  # the demo corpus exercises merging
+    assert _process(raw, "mtt").tags == ["drum", "drums"]  # MagnaTagATune: the literature's unmerged tags
     assert _process(raw, "folder").tags == ["drum", "drums"]
+    assert _process(raw, "folder", demo=True).tags == ["drum", "drums"]  # only an MTT-format corpus is the demo
     assert _process(raw, "folder", merge_synonyms=True).tags == ["drum"]
-    assert _process(raw, "mtt", merge_synonyms=False).tags == ["drum", "drums"]
+    assert _process(raw, "mtt", merge_synonyms=True).tags == ["drum"]
+    assert _process(raw, "mtt", demo=True, merge_synonyms=False).tags == ["drum", "drums"]
 
 
 # ---------------------------------------------------------------- top-N and untagged clips
@@ -103,7 +106,7 @@ def test_top_n_and_drop_untagged_in_process() -> None:
     labels = np.array([[1, 0, 0], [0, 1, 1], [0, 1, 0], [0, 0, 1], [0, 1, 0]], dtype=np.uint8)
     raw = RawAnnotations([f"c{i}" for i in range(5)], [f"0/{i}.mp3" for i in range(5)], tags, labels,
                          pd.DataFrame({"title": list("abcde")}))
-    kept = _process(raw, top_n=2)
+    kept = _process(raw, top_n=2, drop_untagged=False)
     assert kept.tags == ["common", "mid"] and len(kept) == 5
     assert kept.labels[0].tolist() == [0, 0]  # clip 0's only tag fell outside the top 2
     dropped = _process(raw, top_n=2, drop_untagged=True)
@@ -111,6 +114,18 @@ def test_top_n_and_drop_untagged_in_process() -> None:
     assert dropped.rel_paths == ["0/1.mp3", "0/2.mp3", "0/3.mp3", "0/4.mp3"]
     assert list(dropped.metadata["title"]) == list("bcde") and dropped.labels.shape == (4, 2)
     assert _process(raw, top_n=None).tags == tags
+
+
+def test_untagged_clips_dropped_by_default_only_for_mtt() -> None:
+    # The literature's MTT protocol keeps only clips with at least one top-N tag; the demo and folders keep all.
+    labels = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1]], dtype=np.uint8)
+    raw = RawAnnotations([f"c{i}" for i in range(4)], [f"0/{i}.mp3" for i in range(4)], ["rare", "common", "mid"],
+                         labels)
+    assert _process(raw, top_n=2).clip_ids == ["c1", "c3"]  # c0's only tag is outside the top 2, c2 has none
+    assert _process(raw, top_n=2).label_config.drop_untagged is True
+    assert len(_process(raw, top_n=2, demo=True)) == 4 and len(_process(raw, "folder", top_n=2)) == 4
+    assert len(_process(raw, top_n=2, drop_untagged=False)) == 4
+    assert _process(raw, "folder", top_n=2, drop_untagged=True).clip_ids == ["c1", "c3"]
 
 
 # ---------------------------------------------------------------- splits
@@ -193,7 +208,7 @@ def test_split_file_missing_column(tmp_path: Path, text: str) -> None:
 
 def test_split_not_a_mode_nor_a_file() -> None:
     raw = RawAnnotations(["1"], ["0/a.mp3"], ["t"], np.ones((1, 1), np.uint8))
-    with pytest.raises(ParameterError, match="no such file: randm"):
+    with pytest.raises(ParameterError, match="no such file or folder: randm$"):
         _process(raw, split="randm")
 
 
@@ -218,7 +233,8 @@ def test_label_config_errors(kwargs: dict, match: str) -> None:
 
 def test_label_config_defaults() -> None:
     config = LabelConfig()
-    assert (config.top_n, config.drop_untagged, config.split, config.ratios) == (50, False, "auto", (0.8, 0.1, 0.1))
+    assert (config.merge_synonyms, config.top_n, config.drop_untagged, config.split, config.ratios) == (
+        None, 50, None, "auto", (0.8, 0.1, 0.1))
     assert LabelConfig(top_n=None).top_n is None
     assert type(LabelConfig(top_n=np.int64(7)).top_n) is int  # JSON-ready
 
@@ -250,13 +266,20 @@ def test_cli_top_n_all_keeps_every_tag() -> None:
 
 # ---------------------------------------------------------------- the resolved config
 
-@pytest.mark.parametrize(("source", "merge", "split"), [("mtt", True, "folder"), ("folder", False, "random")])
-def test_resolved_config_replaces_auto(source: str, merge: bool, split: str) -> None:
-    resolved = LabelConfig().resolved(source)
-    assert (resolved.merge_synonyms, resolved.split, resolved.split_file) == (merge, split, None)
-    assert resolved.resolved(source) == resolved
-    explicit = LabelConfig(merge_synonyms=not merge, split="random" if split == "folder" else "folder")
-    assert explicit.resolved(source) == explicit  # nothing left to resolve
+@pytest.mark.parametrize(("source", "demo", "merge", "drop", "split"), [
+    ("mtt", False, False, True, "folder"),  # MagnaTagATune: the literature's protocol
+    ("mtt", True, True, False, "folder"),  # the demo corpus
+    ("folder", False, False, False, "random"),
+    ("folder", True, False, False, "random"),  # only an MTT-format corpus can be the demo
+])
+def test_resolved_config_replaces_auto(source: str, demo: bool, merge: bool, drop: bool, split: str) -> None:
+    resolved = LabelConfig().resolved(source, demo=demo)
+    assert (resolved.merge_synonyms, resolved.drop_untagged, resolved.split, resolved.split_file) == (
+        merge, drop, split, None)
+    assert resolved.resolved(source, demo=not demo) == resolved  # nothing left to resolve
+    explicit = LabelConfig(merge_synonyms=not merge, drop_untagged=not drop,
+                           split="random" if split == "folder" else "folder")
+    assert explicit.resolved(source, demo=demo) == explicit
     with pytest.raises(ParameterError, match="source must be one of"):
         LabelConfig().resolved("auto")
 
@@ -272,8 +295,11 @@ def test_split_csv_path_is_split_file(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_process_records_the_config_it_applied(tmp_path: Path) -> None:
     raw = RawAnnotations(["1", "2"], ["0/a.mp3", "c/b.mp3"], ["drum", "drums"],
                          np.array([[1, 0], [0, 1]], dtype=np.uint8))
-    assert _process(raw, "mtt").label_config == LabelConfig(merge_synonyms=True, split="folder")
-    assert _process(raw, "folder", seed=3).label_config == LabelConfig(merge_synonyms=False, split="random", seed=3)
+    assert _process(raw, "mtt").label_config == LabelConfig(merge_synonyms=False, drop_untagged=True, split="folder")
+    assert _process(raw, "mtt", demo=True).label_config == LabelConfig(merge_synonyms=True, drop_untagged=False,
+                                                                       split="folder")
+    assert _process(raw, "folder", seed=3).label_config == LabelConfig(merge_synonyms=False, drop_untagged=False,
+                                                                       split="random", seed=3)
     path = _split_csv(tmp_path, "clip_id,split\n1,train\n2,test\n")
     applied = _process(raw, "folder", split=str(path)).label_config
     assert (applied.split, applied.split_file) == ("file", str(path.resolve()))
@@ -295,8 +321,13 @@ def test_corpus_record_holds_the_resolved_config_and_reloads(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("source", "merge", "split"), [("mtt", True, "folder"), ("folder", False, "random")])
 def test_labels_of_an_older_unresolved_record_are_resolved(source: str, merge: bool, split: str) -> None:
-    record = {"source": source, "labels": {"merge_synonyms": None, "top_n": 50, "split": "auto", "ratios": [0.8, 0.1, 0.1]}}
-    assert labels_from_record(record) == LabelConfig(merge_synonyms=merge, split=split)
+    # Resolved by the rule of its time (synonyms merged for every MTT-format corpus, untagged clips kept),
+    # so an older run reloads the vocabulary it was trained on, not today's MagnaTagATune default.
+    record = {"source": source, "labels": {"merge_synonyms": None, "top_n": 50, "drop_untagged": False,
+                                           "split": "auto", "ratios": [0.8, 0.1, 0.1]}}
+    assert labels_from_record(record) == LabelConfig(merge_synonyms=merge, drop_untagged=False, split=split)
+    record["labels"].pop("drop_untagged")
+    assert labels_from_record(record) == LabelConfig(merge_synonyms=merge, drop_untagged=False, split=split)
 
 
 @pytest.mark.parametrize(("record", "match"), [

@@ -24,6 +24,7 @@ import pytest
 
 from pipeline.errors import DownloadError
 from pipeline.sources import mtt
+from pipeline.sources.corpus import LabelConfig
 from pipeline.sources.download import download, part_path
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import AUDIO_FOLDERS as FOLDERS
@@ -131,11 +132,38 @@ def _fake_mtt(seed: int = 0) -> dict[str, bytes]:
         write_clip_info(Path(tmp) / "clip_info_final.csv", info)
         csvs = {name: (Path(tmp) / name).read_bytes() for name in ("annotations_final.csv", "clip_info_final.csv")}
     return {"mp3.zip.001": parts[0], "mp3.zip.002": parts[1], "mp3.zip.003": parts[2], **csvs,
-            "_archive": archive, "_paths": "\n".join(paths).encode()}
+            "_archive": archive, "_paths": "\n".join(paths).encode(), "_labels": labels}
 
 
 def _served(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.startswith("_")}
+
+
+def test_downloaded_corpus_takes_the_published_splits(tmp_path: Path, serve) -> None:
+    """Won et al.'s .npy lists and musicnn's index files, written for the fake MTT, split it as they say."""
+    files = _fake_mtt()
+    out = mtt.download_mtt(tmp_path / "mtt", base_url=serve(FakeFiles(_served(files))), progress=False)
+    paths = files["_paths"].decode().split("\n")
+    clip_ids = [str(i + 2) for i in range(len(paths))]
+    tagged = {c for c, row in zip(clip_ids, files["_labels"]) if row.any()}
+    lists = {"train": clip_ids[:10], "valid": clip_ids[10:14], "test": clip_ids[14:24]}  # the rest in no list
+    won = tmp_path / "split" / "mtat"
+    won.mkdir(parents=True)
+    for name, ids in lists.items():
+        np.save(won / f"{name}.npy", np.array([f"{k}\t{paths[clip_ids.index(c)]}" for k, c in enumerate(ids)]))
+    musicnn = tmp_path / "index" / "mtt"
+    musicnn.mkdir(parents=True)
+    for name, ids in lists.items():
+        gt = "".join(f"{c}\t{[float(v) for v in files['_labels'][clip_ids.index(c)]]}\n" for c in ids)
+        (musicnn / f"{'val' if name == 'valid' else name}_gt_mtt.tsv").write_text(gt)
+    (musicnn / "index_mtt.tsv").write_text("".join(f"{c}\t{p}\n" for c, p in zip(clip_ids, paths)))
+    for split in (won, musicnn):
+        corpus = load_corpus(out, LabelConfig(split=str(split)))
+        assert set(corpus.clip_ids) == tagged  # the literature's default: clips with a top-50 tag
+        where = dict(zip(corpus.clip_ids, corpus.split))
+        for name, ids in lists.items():
+            assert {where[c] for c in ids if c in tagged} == {name}
+        assert {where[c] for c in clip_ids[24:] if c in tagged} <= {"none"}
 
 
 def test_full_download_loads_as_corpus(tmp_path: Path, serve) -> None:
@@ -151,13 +179,19 @@ def test_full_download_loads_as_corpus(tmp_path: Path, serve) -> None:
     assert not (out / "downloads" / "mp3.zip").exists()  # the joined archive is removed
     assert not list(out.rglob("*.part")) and not (out / ".extracting").exists()
 
+    # The literature's protocol by default: synonyms kept apart, clips without any tag left out.
+    tagged = [p for p, row in zip(paths, files["_labels"]) if row.any()]
     corpus = load_corpus(out)
-    assert len(corpus) == len(paths) and corpus.source == "mtt"
-    assert corpus.rel_paths == paths and all(p.is_file() for p in corpus.audio_paths)
-    # drum/drums and classical/classic merged by default for MTT
-    assert corpus.tags == ["guitar", "drum", "classical", "piano"]
-    assert corpus.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drum", "classical"]]
-    assert corpus.split_sizes() == {"train": 24, "valid": 2, "test": 6}
+    assert len(corpus) == len(tagged) and corpus.source == "mtt" and not corpus.demo
+    assert corpus.rel_paths == tagged and all(p.is_file() for p in corpus.audio_paths)
+    assert sorted(corpus.tags) == sorted(TAGS)
+    assert corpus.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drums", "classic"]]
+    # drum/drums and classical/classic merged on request, every clip kept on request
+    merged = load_corpus(out, LabelConfig(merge_synonyms=True, drop_untagged=False))
+    assert len(merged) == len(paths) and merged.rel_paths == paths
+    assert merged.tags == ["guitar", "drum", "classical", "piano"]
+    assert merged.tag_lists(np.array([0, 1])) == [["guitar", "drum"], ["drum", "classical"]]
+    assert merged.split_sizes() == {"train": 24, "valid": 2, "test": 6}
     assert corpus.metadata.loc[0, "title"] == "song 0"
 
 

@@ -25,7 +25,7 @@ view_info = report.get("views") if isinstance(report.get("views"), dict) else {}
 
 # ROC-AUC per tag for colouring: the evaluation's, else computed from the predictions' test split.
 per_tag = widgets.per_tag(run)
-if per_tag is not None and "roc_auc" in per_tag:
+if per_tag is not None and "roc_auc" in per_tag and set(per_tag["tag"]) >= set(run.manifest.get("tags") or []):
     auc = per_tag.set_index("tag")["roc_auc"]
 elif run.has(rd.SCORE_STAGE) and not unannotated:
     preds_for_auc = widgets.predictions(run, stop=False)

@@ -5,9 +5,14 @@ here), so its figures are those of every other page. Per-tag thresholds are tune
 validation rows and applied to the evaluated split; headline figures get bootstrap 95%
 intervals (`pipeline.analysis.metrics`). Only the tags the corpus labels are evaluated (all of
 them on the run's own corpus; on another corpus scored with ``score --corpus``, those of its
-tags the model knows). A corpus that annotates none of them has no ground truth: the stage is
-recorded as skipped with its reason (`pipeline.run.files.SKIPPED`) and writes no metrics, never
-NaN figures (`skip_without_truth`).
+tags the model shares, `pipeline.sources.vocab.shared_tags`). A corpus that annotates none of them has
+no ground truth: the stage is recorded as skipped with its reason (`pipeline.run.files.SKIPPED`) and
+writes no metrics, never NaN figures (`skip_without_truth`).
+
+Across vocabularies the evaluated tags are the corpus's: the score stage's ``tag_map`` says which
+corpus tag each labelled model tag maps onto, and where several model tags map onto one (an
+unmerged MTT model's "female", "woman", "female voice" on the demo's merged "female") a clip's
+score for that tag is the maximum of theirs (`pipeline.sources.vocab.combine_columns`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pipeline.run.metrics import Metrics
 from pipeline.run.rundir import METRICS, PER_TAG, PREDICTIONS, RunDir
 from pipeline.scoring.results import Predictions, read_predictions, score_entry
 from pipeline.sources.corpus import SPLITS
+from pipeline.sources.vocab import combine_columns
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +68,7 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap
         log.info("%s: %s; evaluation skipped", run.path, reason)
         return None
     split = split if split is not None else default_split(scores)
-    cols = np.flatnonzero(scores.labelled)
-    tags = scores.labelled_tags
-    truth, probs = scores.truth[:, cols], scores.probs[:, cols]
+    tags, truth, probs = corpus_tag_scores(scores, entry.get("tag_map") or {})
     valid = scores.split == "valid"
     if valid.any():
         thresholds = tune_thresholds(truth[valid], probs[valid])
@@ -80,6 +84,26 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap
         _write(run, evaluation, split=split, seed=seed, score=entry, n_valid=int(valid.sum()),
                info=truth_coverage(scores))
     return evaluation
+
+
+def corpus_tag_scores(scores: Predictions, tag_map: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The evaluated tags (the corpus's names), their truth and probabilities [shape=(n, len(tags))].
+
+    ``tag_map`` (model tag -> corpus tag, the score stage's) renames each labelled model tag; model
+    tags mapped onto one corpus tag become one column, the maximum of their probabilities (their
+    truth columns are the same corpus column). A tag absent from the map keeps its own name.
+    """
+    cols = np.flatnonzero(scores.labelled)
+    targets = [tag_map.get(t, t) for t in scores.labelled_tags]
+    probs, truth = scores.probs[:, cols], scores.truth[:, cols]
+    if len(set(targets)) == len(targets):
+        return targets, truth, probs
+    names, probs = combine_columns(targets, probs)
+    _, truth = combine_columns(targets, truth)
+    merged = {n: [m for m, t in zip(scores.labelled_tags, targets) if t == n] for n in names}
+    log.info("%d model tags scored as %d corpus tags; combined by maximum: %s", len(targets), len(names),
+             "; ".join(f"{n} <- {', '.join(ms)}" for n, ms in merged.items() if len(ms) > 1))
+    return names, truth, probs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -263,4 +263,6 @@ def run_truth(run: RunDir, clip_ids: Sequence[str], tags: Sequence[str]) -> np.n
     record = run.manifest().get("corpus", {})
     merge = record.get("labels", {}).get("merge_synonyms")
     merge = record.get("source") == "mtt" if merge is None else bool(merge)
-    return load_truth(root, clip_ids, tags, merge=merge)
+    # A model scored on a corpus of other tag names: each model tag's truth is the corpus tag it maps onto.
+    tag_map = (run.manifest().get("stages", {}).get("score") or {}).get("tag_map") or {}
+    return load_truth(root, clip_ids, [tag_map.get(t, t) for t in tags], merge=merge)

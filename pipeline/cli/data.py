@@ -80,7 +80,9 @@ def _mtt(args: argparse.Namespace) -> int:
     if args.base_url is not None:
         kwargs["base_url"] = args.base_url
     out = download_mtt(args.out, **kwargs)
-    log.info("MagnaTagATune ready in %s; next: python -m pipeline features %s", out, out)
+    log.info("MagnaTagATune ready in %s; next: python -m pipeline features %s, then train on it (the literature's "
+             "protocol by default: top-50 unmerged tags, tagged clips, folder split; --split FILE|DIR reads "
+             "Won et al.'s or musicnn's published split)", out, out)
     return 0
 
 

@@ -181,23 +181,23 @@ def resolve_tagger_dir(model: str | None, run: Path | None) -> tuple[Path, str]:
     return folder, entry.name
 
 
-def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """(file, folder it was found in or the file itself) for each audio file, and the folders given."""
-    from pipeline.errors import ParameterError
-
+def expand_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[Path], list[str]]:
+    """(file, the folder it was found in or the file itself) for each audio file, the folders given,
+    and one error line per folder without audio (reported like a file that cannot be tagged)."""
     files: list[tuple[Path, Path]] = []
-    folders = [p for p in paths if p.is_dir()]
+    folders, empty = [], []
     for path in paths:
         if path.is_dir():
             from pipeline.sources.folder import find_audio
 
             found = find_audio(path)
             if not found:
-                raise ParameterError(f"{path}: no audio files (mp3, wav, flac, ogg) in this folder")
+                empty.append(f"{path}: no audio files (mp3, wav, flac, ogg) in this folder")
+            folders.append(path)
             files += [(path / rel, path) for rel in found]
         else:
             files.append((path, path))
-    return files, folders
+    return files, folders, empty
 
 
 def write_probabilities_csv(path: Path, rows: list[tuple[str, float, list[tuple[str, float]], Any]],
@@ -230,7 +230,7 @@ def main(argv: list[str]) -> int:
             if out.is_dir():
                 raise ParameterError(f"{option} names a file to write, but {out} is a folder")
             check_folder_path(out.parent, option)  # before any file is tagged
-    files, folders = expand_inputs(args.files)
+    files, folders, empty = expand_inputs(args.files)
     tagger_dir, model_name = resolve_tagger_dir(args.model, args.run)
     tagger = open_tagger(tagger_dir, use_torch=args.torch, threads=args.threads)
     if args.run is None:
@@ -239,7 +239,9 @@ def main(argv: list[str]) -> int:
     if csv_path is None and folders:
         csv_path = Path.cwd() / f"{folders[0].resolve().name or 'audio'}.{model_name}.csv"
     rows: list[tuple[str, float, list[tuple[str, float]], Any]] = []
-    failed = 0
+    for line in empty:
+        print(f"error: {line}", file=sys.stderr)
+    failed = len(empty)
     for path, base in files:
         try:
             features = tagger.compute_features(_load(tagger, path))
@@ -280,7 +282,7 @@ def main(argv: list[str]) -> int:
             print(f"error: cannot write {csv_path}: {exc.strerror or exc}", file=sys.stderr)
             failed += 1
     if failed:
-        print(f"{failed} of {len(files)} file(s) could not be tagged", file=sys.stderr)
+        print(f"{failed} of {len(files) + len(empty)} file(s) could not be tagged", file=sys.stderr)
     return 1 if failed else 0
 
 

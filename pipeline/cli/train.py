@@ -99,15 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("labels")
     g.add_argument("--synonyms", dest="merge_synonyms", type=_bool_or_none, metavar="auto|true|false",
-                   help="merge MTT's 29 synonym groups (default auto: on for MTT-format corpora)")
+                   help="merge MTT's 29 synonym groups (default auto: on for the demo corpus only; MagnaTagATune "
+                   "keeps the literature's unmerged top-50)")
+    g.add_argument("--merge-synonyms", dest="merge_synonyms", action="store_const", const=True,
+                   help="merge the synonym groups (--synonyms true)")
     g.add_argument("--no-synonyms", dest="merge_synonyms", action="store_const", const=False,
                    help="keep synonyms apart (top-50 unmerged tags, as the published MTT results use)")
     g.add_argument("--top-n", type=_int_or_none, metavar="N|all", help=f"keep the N most frequent tags "
                    f"(default {d.labels.top_n}; 'all' keeps every tag)")
-    g.add_argument("--drop-untagged", action="store_true",
-                   help="drop clips left without any tag after top-N")
-    g.add_argument("--split", help="auto (MTT folders for MTT-format corpora, else random) | folder | random | "
-                   "path of a split CSV (clip_id, split)")
+    g.add_argument("--drop-untagged", dest="drop_untagged", action="store_const", const=True,
+                   help="drop clips left without any tag after top-N (the default for MagnaTagATune, as in "
+                   "Won et al. 2020's split)")
+    g.add_argument("--keep-untagged", dest="drop_untagged", action="store_const", const=False,
+                   help="keep clips without any top-N tag, as negatives of every tag (the default for the demo and "
+                   "folders; musicnn's published MTT split keeps them too)")
+    g.add_argument("--split", nargs="+", metavar="MODE|FILE", help="auto (MTT folders for MTT-format corpora, else "
+                   "random) | folder | random | split file(s) or a folder of them: a split CSV (clip_id, split), "
+                   "Won et al.'s train / valid / test .npy lists (sota-music-tagging-models split/mtat), musicnn's "
+                   "{train,val,test}_gt_mtt.tsv with index_mtt.tsv")
     g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.labels.seed})")
     g.add_argument("--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
                    help=f"shares of a random split (default {' '.join(map(str, d.labels.ratios))})")
@@ -178,6 +187,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     overrides = {k: v for k, v in given.items() if k not in _NOT_CONFIG}
     if "cache_root" in overrides:
         overrides["cache_root"] = str(overrides["cache_root"])
+    if "split" in overrides and len(overrides["split"]) == 1:  # one mode or one split file
+        overrides["split"] = overrides["split"][0]
     model = given.get("model")
     if given.get("model_args"):
         kwargs = dict(base.model_kwargs) if model is None or model == base.model else {}

@@ -7,7 +7,9 @@ RUN --corpus DIR --out NEW_RUN`` scores any corpus with the run's model into a n
 - ``predictions.parquet``: one row per clip that has features (clips whose audio failed to
   decode are listed in the stage's manifest entry): ``clip_id``, ``split``, ``audio_path``
   (relative to the corpus root), ``prob:<tag>`` (float32 in [0, 1]) and ``true:<tag>`` (uint8)
-  for each of the model's tags the corpus labels (``labelled_tags`` in the stage entry);
+  for each of the model's tags the corpus labels (``labelled_tags`` in the stage entry): under its
+  own name, or a name it maps onto across vocabularies (`pipeline.sources.vocab.shared_tags`: MTT's
+  "woman" scored against the demo's merged "female"), recorded as ``tag_map`` (model tag -> corpus tag);
 - ``taggrams.npy`` (float16 [total_frames, n_tags]) and ``taggrams_index.parquet`` (``clip_id``,
   ``offset``, ``n_frames``): taggrams by shift and stitch (`pipeline.scoring.taggram`), the plan
   recorded under ``taggram``;
@@ -64,6 +66,7 @@ from pipeline.scoring.tagger import INPUT_NAME, OUTPUT_NAMES, TAGGER_FORMAT
 from pipeline.scoring.taggram import TaggramPlan
 from pipeline.sources.corpus import Corpus, corpus_record
 from pipeline.sources.loader import corpus_from_record, load_corpus
+from pipeline.sources.vocab import shared_tags
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +118,9 @@ def prepare_scored_copy(source_dir: str | Path, corpus_dir: str | Path, out_dir:
 
     Copies the checkpoint (and a baseline's estimator, and the training history) and writes a
     manifest recording the corpus and where the model came from (``origin``: run, checkpoint
-    SHA-256). The corpus keeps every tag it has (no top-N) so that its labels can be matched to
-    the model's tags by name. An ``out_dir`` made earlier from the same model and corpus is
-    reused; any other existing folder is refused.
+    SHA-256). The corpus keeps every tag and clip it has (no top-N) so that its labels can be
+    matched to the model's tags by name (`pipeline.sources.vocab.shared_tags`). An ``out_dir``
+    made earlier from the same model and corpus is reused; any other existing folder is refused.
     """
     from pipeline.sources.labels import LabelConfig
 
@@ -129,7 +132,9 @@ def prepare_scored_copy(source_dir: str | Path, corpus_dir: str | Path, out_dir:
     if out.path.exists() and not out.path.is_dir():
         raise ParameterError(f"--out {out.path} is a file, not a folder")
     checkpoint_sha = sha256_of(source / rd.CHECKPOINT)
-    labels = LabelConfig(top_n=None)
+    # Every tag (matched to the model's by name) and every clip: a clip without any of the model's tags
+    # is a negative of each, as in musicnn's own MTT evaluation, whose test list keeps such clips.
+    labels = LabelConfig(top_n=None, drop_untagged=False)
     corpus = load_corpus(corpus_dir, labels, tags_csv=tags_csv)
     origin = {"run": str(source.path.resolve()), "name": source.name, "checkpoint_sha256": checkpoint_sha}
     if out.exists():
@@ -201,21 +206,11 @@ def write_taggram_index(run: rd.RunDir, clip_ids: list[str], writer: TaggramWrit
                     pd.DataFrame({"clip_id": clip_ids, "offset": writer.offsets, "n_frames": writer.n_frames}))
 
 
-def shared_tags(model_tags: list[str], corpus_tags: list[str]) -> dict[str, str]:
-    """Which corpus column annotates each model tag: ``{model tag: corpus tag}``, in the model's order.
-
-    The one place that decides it (exact names today; a vocabulary mapping of renamed or synonym
-    tags plugs in here). Model tags absent from the result have no ground truth in the corpus.
-    """
-    known = set(corpus_tags)
-    return {tag: tag for tag in model_tags if tag in known}
-
-
 def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: np.ndarray, tags: list[str],
-                      labelled: dict[str, str]) -> None:
+                      tag_map: dict[str, str]) -> None:
     """predictions.parquet: ids, split, audio path relative to the corpus root, probabilities, annotations.
 
-    ``labelled`` maps each model tag the corpus annotates to its corpus column (`shared_tags`).
+    ``tag_map`` (model tag -> corpus tag) says which corpus column is each labelled model tag's truth.
     """
     import pandas as pd
 
@@ -226,8 +221,8 @@ def write_predictions(run: rd.RunDir, corpus: Corpus, rows: np.ndarray, probs: n
     }
     for j, tag in enumerate(tags):
         columns[rd.prob_column(tag)] = np.clip(probs[:, j], 0.0, 1.0).astype(np.float32)
-    for tag, corpus_tag in labelled.items():
-        columns[rd.true_column(tag)] = corpus.labels[rows, corpus.tags.index(corpus_tag)].astype(np.uint8)
+    for tag in (t for t in tags if t in tag_map):
+        columns[rd.true_column(tag)] = corpus.labels[rows, corpus.tags.index(tag_map[tag])].astype(np.uint8)
     run.write_table(rd.PREDICTIONS, pd.DataFrame(columns))
 
 
@@ -392,7 +387,9 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     if origin is None and list(corpus.tags) != run_model.tags:
         raise RunDirError(f"{run.path}: the corpus at {corpus.root} now has different tags than the run was "
                           "trained on; retrain the run")
-    labelled = shared_tags(run_model.tags, list(corpus.tags))
+    # Model tags and corpus tags matched by name, across vocabularies (an identity on the run's own corpus).
+    tag_map = {run_model.tags[i]: name for i, _, name in shared_tags(run_model.tags, corpus.tags)}
+    labelled = [t for t in run_model.tags if t in tag_map]
     cache = feature_cache(run_model, corpus, workers=workers, progress=progress)
     present = np.array([c in cache for c in corpus.clip_ids], dtype=bool)
     rows = np.flatnonzero(present)
@@ -409,7 +406,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
         "key": key, "aggregate": aggregate, "n_clips": len(rows), "n_failed": len(failed), "failed": failed[:1000],
         "device": str(run_model.device), "backend": f"torch ({run_model.device})",
         "model_name": ckpt.get("model_name"), "checkpoint_epoch": ckpt.get("epoch"),
-        "labelled_tags": list(labelled), "corpus_root": str(corpus.root)}
+        "labelled_tags": labelled, "tag_map": tag_map, "corpus_root": str(corpus.root)}
 
     files = [rd.PREDICTIONS, rd.CLIP_EMBEDDINGS]
     plan = run_model.taggram_plan(taggram_hop_s)
@@ -428,7 +425,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     weights = None
     if run_model.model is not None:
         weights = run_model.model.classifier.weight.detach().float().cpu().numpy()  # (n_tags, D)
-    write_predictions(run, corpus, rows, probs, run_model.tags, labelled)
+    write_predictions(run, corpus, rows, probs, run_model.tags, tag_map)
     write_embeddings(run, embeddings, weights)
     info["embedding"]["dim"] = int(embeddings.shape[1])
     if plan is not None:

@@ -35,6 +35,9 @@ FOLDER_SPLIT: dict[str, str] = {
 ANNOTATIONS_FILE = "annotations_final.csv"
 CLIP_INFO_FILE = "clip_info_final.csv"
 TRUTH_FILE = "truth.csv"  # demo corpus only: every true tag, before simulated annotator dropout
+# demo corpus only: its build record (pipeline.sources.demo.build), which also marks a corpus folder as the
+# synthesized demo, whose label defaults differ from MagnaTagATune's (pipeline.sources.corpus.LABEL_DEFAULTS)
+DEMO_MANIFEST_FILE = "demo_corpus.json"
 CLIP_INFO_COLUMNS: tuple[str, ...] = (
     "clip_id", "track_number", "title", "artist", "album", "url",
     "segmentStart", "segmentEnd", "original_url", "mp3_path",
@@ -141,6 +144,11 @@ def read_annotations(path: Path, root: Path | None = None) -> tuple[list[str], l
 def read_clip_info(path: Path) -> pd.DataFrame:
     """Read a clip-info file (all columns as strings); a missing column is an error."""
     return _read_tsv(path)
+
+
+def is_demo_corpus(root: Path) -> bool:
+    """Whether the MTT-format corpus in ``root`` is the synthesized demo corpus (its build record is there)."""
+    return (root / DEMO_MANIFEST_FILE).is_file()
 
 
 def read_mtt_corpus(root: Path) -> RawAnnotations:

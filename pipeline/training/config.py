@@ -174,8 +174,8 @@ class TrainConfig:
 
 
 def label_dict(labels: LabelConfig) -> dict[str, Any]:
-    """A `LabelConfig` as plain JSON types (the ratios as a list)."""
-    return {**dataclasses.asdict(labels), "ratios": list(labels.ratios)}
+    """A `LabelConfig` as plain JSON types (the ratios, and several split files, as lists)."""
+    return labels.to_dict()
 
 
 def _label_config(d: dict[str, Any]) -> LabelConfig:

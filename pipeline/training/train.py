@@ -147,7 +147,7 @@ def _warn_if_ignored(given: TrainConfig, saved: TrainConfig, corpus: Corpus, sou
     if given == TrainConfig():
         return
     features = baseline_features(given) if given.is_baseline else resolve_model_input(given, source_ckpt=source).features
-    given = resolved_config(given, features, given.labels.resolved(corpus.source))
+    given = resolved_config(given, features, corpus.resolve_labels(given.labels))
     if given != saved:
         log.warning("--resume continues with the run's saved config; options given now are ignored")
 

@@ -27,13 +27,13 @@ from pipeline.sources.corpus import SPLITS
 from pipeline.sources.demo.annotate import ANNOTATION_FILES, write_annotation_files
 from pipeline.sources.demo.plan import ClipPlan, plan_clip, plan_corpus
 from pipeline.sources.demo.render import encode_mp3, mp3_ok, preload, render_clip
-from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS
+from pipeline.sources.mtt_format import ANNOTATIONS_FILE, AUDIO_FOLDERS, DEMO_MANIFEST_FILE
 from pipeline.sources.mtt_tags import MTT_TAGS, TOP50_TAGS
 from pipeline.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "demo_corpus.json"
+MANIFEST_FILE = DEMO_MANIFEST_FILE  # declared with the format: it also marks a folder as the demo corpus
 # Bump when recipes or rendering change, so that audio from an older generator is never reused.
 GENERATOR_VERSION = 1
 
