@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboard import charts, loaders, widgets
 from dashboard.text import code, md
-from dashboard.theme import TN, TP
+from dashboard.theme import PRED, UNPRED
 from pipeline.errors import PipelineError
 from pipeline.run import rundir as rd
 
@@ -37,6 +37,7 @@ def tag_upload(run_path: str, model_stamp: loaders.Stamp, name: str, data: bytes
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Tag a file", "Upload a recording and see which tags the model hears, and when", run)
+widgets.no_annotations(run)
 
 # ---- is there a tagger for this run?
 problem = None
@@ -99,10 +100,10 @@ with right:
     if len(taggram):
         order = np.argsort(-probs, kind="stable")[:15]
         fig = charts.clip_view(taggram[:, order], fps, [tags[i] for i in order],
-                               [TP if predicted[i] else TN for i in order],
+                               [PRED if predicted[i] else UNPRED for i in order],  # an upload has no annotation
                                title="Taggram: the top tags' activations over time")
         st.plotly_chart(fig, key="upload_taggram")
-        st.caption("Labels in green are predicted at " + how + ".")
+        st.caption("Labels in blue are predicted at " + how + ".")
     else:
         st.caption("The tagger returned no taggram for this file.")
 
