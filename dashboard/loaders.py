@@ -490,6 +490,30 @@ def onnx_tagger(run_path: str, model_stamp: Stamp) -> Any:
     return OnnxTagger(run_path)
 
 
+def published_models() -> dict[str, tuple[Path, str]]:
+    """The converted published models installed and intact: name -> (folder, dataset), the default first.
+
+    Checked against their recorded digests (`pipeline.pretrained.build.installed_model`) at most
+    once a minute; a model that is absent is simply not offered.
+    """
+    from pipeline.paths import pretrained_root
+
+    return _published_models(str(pretrained_root()))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _published_models(root: str) -> dict[str, tuple[Path, str]]:
+    from pipeline.pretrained.build import installed_model
+    from pipeline.pretrained.catalog import MODELS
+
+    found = {}
+    for name, entry in MODELS.items():
+        folder = installed_model(name, Path(root))
+        if folder is not None:
+            found[name] = (folder, entry.dataset)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # Headline metrics (the metrics.json schema is `pipeline.run.metrics.Metrics`)
 # ---------------------------------------------------------------------------------------------

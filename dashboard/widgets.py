@@ -163,12 +163,17 @@ def header(title: str, caption: str | None = None, run: RunInfo | None = None) -
                    f"{md(locate.repoint_hint(run.corpus_name))}. Everything else shows as usual.")
 
 
+def no_runs_message(ctx: Context) -> str:
+    """What to do when the runs folder holds no run."""
+    return (f"No runs found in {code(ctx.root)}.\n\nBuild the demo run with `make demo` (or "
+            "`python -m pipeline demo`), or point the dashboard at another folder with "
+            "`streamlit run dashboard/app.py -- --runs PATH`.")
+
+
 def need_run(ctx: Context) -> RunInfo:
     """The selected run, or stop the page with a message saying what is missing."""
     if not ctx.runs:
-        st.info(f"No runs found in {code(ctx.root)}.\n\nBuild the demo run with `make demo` (or "
-                "`python -m pipeline demo`), or point the dashboard at another folder with "
-                "`streamlit run dashboard/app.py -- --runs PATH`.", icon=":material/folder_off:")
+        st.info(no_runs_message(ctx), icon=":material/folder_off:")
         st.stop()
     run = ctx.run
     assert run is not None

@@ -290,6 +290,8 @@ def test_tag_a_file_shows_top_tags_taggram_and_nearest_clips(runs: Path, tmp_pat
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     at = app(runs, monkeypatch, "tag_a_file", run="complete")
+    own = next(o for o in at.selectbox(key="tag:tagger").options if o.startswith("this run's model"))
+    at.selectbox(key="tag:tagger").set_value(own).run()
     at.file_uploader(key="tag:upload").set_value(("upload.wav", wav_bytes(tmp_path), "audio/wav")).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -310,12 +312,31 @@ def test_tag_a_file_reports_a_broken_upload(runs: Path, monkeypatch: pytest.Monk
     assert f"Could not tag `{name}`" in at.error[0].value
 
 
-def test_tag_a_file_without_a_model_says_so(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tag_a_file_offers_the_published_models_first(runs: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """musicnn's MagnaTagATune model is the default tagger; its answer is its five most probable tags."""
+    from pipeline.pretrained.build import installed_model, missing_message
+
+    if installed_model("mtt_musicnn") is None:
+        pytest.skip(missing_message("mtt_musicnn"))
+    at = app(runs, monkeypatch, "tag_a_file", run="complete")
+    options = at.selectbox(key="tag:tagger").options
+    assert options[0].startswith("mtt_musicnn") and options[-1] == "this run's model (complete)"
+    at.file_uploader(key="tag:upload").set_value(("upload.wav", wav_bytes(tmp_path, 4.0), "audio/wav")).run()
+    assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+    assert at.success[0].value.count("(0.") + at.success[0].value.count("(1.") == 5  # five tags with probabilities
+    assert "tags are not those of run" in texts(at)  # MTT's 50 tags: no neighbours among this run's clips
+
+
+def test_tag_a_file_without_a_model_says_so(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.paths import PRETRAINED_ENV
+
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "no-published-models"))
     at = app(runs, monkeypatch, "tag_a_file", run="noembed")
     assert at.file_uploader  # noembed has a model: the uploader is there
     at = app(runs, monkeypatch, "tag_a_file", run="partial")
     assert not at.file_uploader
-    assert "python -m pipeline score" in texts(at)
+    assert "python -m pipeline score" in texts(at) and "python -m pipeline pretrained fetch" in texts(at)
 
 
 def test_compare_runs_shows_per_tag_deltas(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
