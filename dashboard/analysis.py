@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.theme import FN, FP, TN, TP
+from dashboard.theme import FN, FP, PRED, TN, TP, UNPRED
 
 # Tag pairs that cannot both be true of one clip; each side is a group of synonyms. Tags of the
 # form "no X" also contradict "X" (see `contradiction_pairs`), so only the less obvious
@@ -46,25 +46,34 @@ def contradiction_pairs(tags: list[str]) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: (order[p[0]], order[p[1]]))
 
 
-def outcomes(truth: np.ndarray, probs: np.ndarray, thresholds: float | np.ndarray) -> np.ndarray:
+def outcomes(truth: np.ndarray | None, probs: np.ndarray, thresholds: float | np.ndarray,
+             labelled: np.ndarray | None = None) -> np.ndarray:
     """Outcome codes ``TP`` / ``FP`` / ``FN`` / ``TN`` of each (clip, tag) pair.
 
     Parameters
     ----------
-    truth : np.ndarray [shape=(..., k)] 0/1 annotations
+    truth : np.ndarray [shape=(..., k)] 0/1 annotations, or None when there are none
     probs : np.ndarray [shape=(..., k)] predicted probabilities
     thresholds : float or np.ndarray [shape=(k,)] a tag is predicted when its probability >= threshold
+    labelled : np.ndarray [shape=(k,), dtype=bool] the tags with ground truth (default: all, or none
+        when ``truth`` is None); the other tags' pairs are ``PRED`` / ``UNPRED`` (predicted or not),
+        never true or false
 
     Returns
     -------
     np.ndarray [shape=(..., k), dtype=object]
     """
     pred = probs >= thresholds
-    true = truth.astype(bool)
+    if labelled is None:
+        labelled = np.full(pred.shape[-1], truth is not None, dtype=bool)
+    true = truth.astype(bool) if truth is not None else np.zeros(pred.shape, dtype=bool)
+    known = np.broadcast_to(np.asarray(labelled, dtype=bool), pred.shape)
     out = np.full(pred.shape, TN, dtype=object)
     out[pred & true] = TP
     out[pred & ~true] = FP
     out[~pred & true] = FN
+    out[~known & pred] = PRED
+    out[~known & ~pred] = UNPRED
     return out
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import theme
-from dashboard.theme import FN, FP, OUTCOME_COLORS, OUTCOME_LABELS, TN, TP
+from dashboard.theme import FN, FP, OUTCOME_COLORS, OUTCOME_LABELS, OUTCOMES, QUIET, TN, TP
 
 MAX_SPEC_COLUMNS = 600  # time columns of a displayed spectrogram (keeps the figure light)
 METRIC_TITLES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "precision": "precision", "recall": "recall",
@@ -54,7 +54,7 @@ def _downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, 
 
 def colored_label(text: str, outcome: str) -> str:
     """An axis label in an outcome's colour (plotly accepts a span with a colour style; ``text`` is escaped)."""
-    color = "#6B7280" if outcome == TN else OUTCOME_COLORS[outcome]
+    color = "#6B7280" if outcome in QUIET else OUTCOME_COLORS[outcome]
     return f'<span style="color:{color}">{html.escape(text)}</span>'
 
 
@@ -121,12 +121,14 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
                    yaxis2=dict(anchor="x2", title="validation AUC"))
 
 
-def tag_frequency(tags: Sequence[str], counts: Sequence[int], *, top: int = 50) -> go.Figure:
+def tag_frequency(tags: Sequence[str], counts: Sequence[int], *, top: int = 50,
+                  title: str = "How often each tag is annotated (evaluated split)",
+                  y_title: str = "annotated clips") -> go.Figure:
+    """Clips per tag, most frequent first (annotated clips, or predicted ones for a run without annotations)."""
     order = np.argsort(-np.asarray(counts), kind="stable")[:top]
     bar = dict(type="bar", x=[tags[i] for i in order], y=[int(counts[i]) for i in order],
                marker=dict(color=theme.PRIMARY), hovertemplate="%{x}: %{y:,} clips<extra></extra>")
-    return _figure([bar], "How often each tag is annotated (evaluated split)", height=320, legend=False,
-                   xaxis=dict(tickangle=-45), yaxis=dict(title="annotated clips"))
+    return _figure([bar], title, height=320, legend=False, xaxis=dict(tickangle=-45), yaxis=dict(title=y_title))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,15 +183,18 @@ def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequen
 
 def clip_tags(tags: Sequence[str], probs: np.ndarray, outcomes: Sequence[str], thresholds: np.ndarray,
               *, top: int = 25) -> go.Figure:
-    """A clip's predicted probability per tag, bars coloured by outcome, thresholds marked."""
+    """A clip's predicted probability per tag, bars coloured by outcome, thresholds marked.
+
+    Without ground truth (outcomes ``PRED`` / ``UNPRED`` only) the bars say predicted or not.
+    """
     order = np.argsort(-probs, kind="stable")
     # Always show every annotated or predicted tag, then the most probable others.
-    keep = [i for i in order if outcomes[i] != TN][:top]
-    keep += [i for i in order if outcomes[i] == TN][: max(0, top - len(keep))]
+    keep = [i for i in order if outcomes[i] not in QUIET][:top]
+    keep += [i for i in order if outcomes[i] in QUIET][: max(0, top - len(keep))]
     keep = sorted(keep, key=lambda i: -probs[i])
     names = [tags[i] for i in keep]
     data = []
-    for outcome in (TP, FP, FN, TN):
+    for outcome in OUTCOMES:
         idx = [i for i in keep if outcomes[i] == outcome]
         if idx:
             data.append(dict(type="bar", x=[tags[i] for i in idx], y=probs[idx], name=OUTCOME_LABELS[outcome],
@@ -198,7 +203,9 @@ def clip_tags(tags: Sequence[str], probs: np.ndarray, outcomes: Sequence[str], t
     data.append(dict(type="scatter", x=names, y=thresholds[keep], mode="markers", name="threshold",
                      marker=dict(symbol="line-ew-open", size=22, color=theme.TEXT, line=dict(width=2)),
                      hovertemplate="threshold %{y:.2f}<extra></extra>"))
-    return _figure(data, "Predicted probability per tag, coloured by outcome", height=340, barmode="overlay",
+    title = ("Predicted probability per tag, coloured by outcome"
+             if any(outcomes[i] in (TP, FP, FN, TN) for i in keep) else "Predicted probability per tag")
+    return _figure(data, title, height=340, barmode="overlay",
                    xaxis=dict(categoryorder="array", categoryarray=names, tickangle=-45),
                    yaxis=dict(range=[0, 1.02], title="probability"))
 
@@ -308,14 +315,16 @@ def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.n
     data = []
     dot = 4 if len(x) > 5000 else (6 if len(x) > 500 else 9)  # smaller dots where they crowd
     if categories is not None:
-        for outcome in (TN, TP, FP, FN):  # TN first so the coloured outcomes are drawn on top
+        # grey outcomes first so the coloured ones are drawn on top
+        for outcome in [*QUIET, *(o for o in OUTCOMES if o not in QUIET)]:
             rows = categories == outcome
+            quiet = outcome in QUIET
             if rows.any():
                 data.append(dict(
                     type="scattergl", x=x[rows], y=y[rows], mode="markers", name=OUTCOME_LABELS[outcome],
                     text=clip_ids[rows], hovertemplate="clip %{text}<extra>" + OUTCOME_LABELS[outcome] + "</extra>",
-                    marker=dict(size=dot if outcome == TN else dot + 2, color=OUTCOME_COLORS[outcome],
-                                opacity=0.35 if outcome == TN else 0.85)))
+                    marker=dict(size=dot if quiet else dot + 2, color=OUTCOME_COLORS[outcome],
+                                opacity=0.35 if quiet else 0.85)))
     else:
         data.append(dict(type="scattergl", x=x, y=y, mode="markers", text=clip_ids, name="clips",
                          marker=dict(size=dot, color=values, colorscale=theme.PROB_SCALE, cmin=0, cmax=1, opacity=0.75,

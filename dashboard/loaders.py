@@ -73,6 +73,9 @@ class RunInfo:
     ``record`` the same as a `Manifest`; ``error`` is the one-line reason a run cannot be read and
     ``rebuild`` the command that rebuilds it. ``corpus_root`` is where its audio is looked for
     (re-pointed by ``--corpus-root`` / $MUSICTAG_CORPUS_ROOT), None when the manifest records none.
+    ``skipped`` holds the stages that finished without computing anything, with why
+    (`pipeline.run.files.SKIPPED`: evaluate on a corpus without annotations): they are done,
+    yet `has` is False for them, since their files do not exist.
     """
 
     path: Path
@@ -82,6 +85,7 @@ class RunInfo:
     record: Manifest | None = field(default=None, hash=False, compare=False)
     rebuild: str = ""
     corpus_root: Path | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (stage, reason) pairs
 
     @property
     def name(self) -> str:
@@ -92,7 +96,23 @@ class RunInfo:
         return tuple(s for s in rd.STAGE_FILES if s not in self.done)
 
     def has(self, stage: str) -> bool:
-        return stage in self.done
+        """True when ``stage`` is complete and produced its files (a skipped stage did not)."""
+        return stage in self.done and self.skip_reason(stage) is None
+
+    def skip_reason(self, stage: str) -> str | None:
+        """Why a finished ``stage`` computed nothing, None when it was not skipped."""
+        return dict(self.skipped).get(stage)
+
+    @property
+    def unannotated(self) -> bool:
+        """True when the run's corpus annotates none of the model's tags (no ground truth anywhere).
+
+        Known from the score stage's ``labelled_tags`` (or a skipped evaluation); a run that does
+        not record them is taken as annotated, and its predictions' columns decide.
+        """
+        entry = self.record.stage(rd.SCORE_STAGE) if self.record is not None else None
+        labelled = entry.info.get("labelled_tags") if entry is not None else None
+        return labelled == [] or self.skip_reason("evaluate") is not None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -119,7 +139,7 @@ class RunInfo:
         if self.error:
             return "unreadable"
         if not self.missing:
-            return "complete"
+            return "complete, no annotations" if self.unannotated else "complete"
         return "missing " + ", ".join(self.missing)
 
 
@@ -148,7 +168,8 @@ def run_info(path: str | Path, corpus_override: str | None = None) -> RunInfo:
             root = locate.corpus_root(record.corpus.name, record.corpus.root, corpus_override)
         except PipelineError as exc:  # a malformed override names itself
             log.warning("%s", exc)
-    return RunInfo(path, record.to_dict(), None, done, record, rd.rebuild_command("train", path, root), root)
+    skipped = tuple((s, entry.skipped) for s in done if (entry := record.stage(s)) is not None and entry.skipped)
+    return RunInfo(path, record.to_dict(), None, done, record, rd.rebuild_command("train", path, root), root, skipped)
 
 
 def list_runs(root: Path, corpus_override: str | None = None) -> list[RunInfo]:
@@ -192,7 +213,10 @@ class Predictions:
     clips : pd.DataFrame  clip_id (str), split, audio_path, file and any other non-tag columns
     tags : list[str] [len k]
     probs : np.ndarray [shape=(n, k), dtype=float32]
-    truth : np.ndarray [shape=(n, k), dtype=uint8] or None when the run has no annotations
+    truth : np.ndarray [shape=(n, k), dtype=uint8] or None when the run has no annotations at all;
+        0 in the columns of tags the corpus does not annotate (see ``labelled``)
+    labelled : np.ndarray [shape=(k,), dtype=bool] the tags that have a ``true:<tag>`` column (a
+        corpus scored with another corpus's model may annotate only some of the model's tags)
     splits : the splits present, in train / valid / test order
     audio_root : the corpus folder that ``audio_path`` is relative to (None: not known)
     """
@@ -201,6 +225,7 @@ class Predictions:
     tags: list[str]
     probs: np.ndarray
     truth: np.ndarray | None
+    labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     splits: list[str] = field(default_factory=list)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _split_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -223,6 +248,32 @@ class Predictions:
         if path.suffix.lower() not in AUDIO_MIME:
             raise RunDirError(f"audio path {stored!r} is not an audio file ({', '.join(AUDIO_MIME)}); refused")
         return path
+
+    @property
+    def labelled_tags(self) -> list[str]:
+        """The tags the corpus annotates (all of them on a run's own corpus)."""
+        return [t for t, ok in zip(self.tags, self.labelled) if ok]
+
+    @property
+    def partly_annotated(self) -> bool:
+        """True when the corpus annotates some but not all of the model's tags."""
+        return self.truth is not None and not bool(self.labelled.all())
+
+    def annotated_only(self) -> Predictions:
+        """The same clips restricted to the tags with ground truth (itself when every tag has it).
+
+        Metrics, errors and outcomes mean nothing for a tag the corpus does not annotate, so the
+        pages that show them work on this view. Needs annotations (``truth`` not None).
+        """
+        assert self.truth is not None, "annotated_only needs annotations"
+        if self.labelled.all():
+            return self
+        cols = np.flatnonzero(self.labelled)
+        probs, truth = self.probs[:, cols], self.truth[:, cols]
+        for array in (probs, truth):
+            array.flags.writeable = False
+        return dataclasses.replace(self, tags=[self.tags[j] for j in cols], probs=probs, truth=truth,
+                                   labelled=np.ones(len(cols), dtype=bool))
 
     def row(self, clip_id: str) -> int | None:
         """Row of ``clip_id``, None when the run has no such clip."""
@@ -253,13 +304,17 @@ def _predictions(path: str, file_stamp: Stamp) -> Predictions:
     frame = _read_table(Path(path))
     tags = [c[len(rd.PROB_PREFIX):] for c in frame.columns if c.startswith(rd.PROB_PREFIX)]
     probs = frame[[rd.prob_column(t) for t in tags]].to_numpy(dtype=np.float32)
-    true_cols = [rd.true_column(t) for t in tags]
-    truth = frame[true_cols].to_numpy(dtype=np.uint8) if all(c in frame for c in true_cols) else None
+    labelled = np.array([rd.true_column(t) in frame for t in tags], dtype=bool)
+    truth = None
+    if labelled.any():  # tags the corpus does not annotate get 0s, and `labelled` says which they are
+        truth = np.zeros(probs.shape, dtype=np.uint8)
+        for j in np.flatnonzero(labelled):
+            truth[:, j] = frame[rd.true_column(tags[j])].to_numpy(dtype=np.uint8)
     tag_cols = {c for c in frame.columns if c.startswith((rd.PROB_PREFIX, rd.TRUE_PREFIX))}
     clips = frame[[c for c in frame.columns if c not in tag_cols]].copy()
     clips["file"] = [os.path.basename(p) for p in clips["audio_path"].tolist()]  # 50x faster than Path
     clips = clips.reset_index(drop=True)
-    for array in (probs, truth):
+    for array in (probs, truth, labelled):
         if array is not None:
             array.flags.writeable = False
     split = clips["split"].to_numpy()
@@ -268,7 +323,7 @@ def _predictions(path: str, file_stamp: Stamp) -> Predictions:
     splits = [s for s in order if s in present] + sorted(set(present) - set(order))
     split_rows = {s: np.flatnonzero(split == s) for s in splits}
     rows = {c: i for i, c in enumerate(clips["clip_id"].tolist())}
-    return Predictions(clips, tags, probs, truth, splits, rows, split_rows)
+    return Predictions(clips, tags, probs, truth, labelled, splits, rows, split_rows)
 
 
 def load_predictions(path: str, file_stamp: Stamp, audio_root: str | Path | None = None,
@@ -435,6 +490,30 @@ def onnx_tagger(run_path: str, model_stamp: Stamp) -> Any:
     return OnnxTagger(run_path)
 
 
+def published_models() -> dict[str, tuple[Path, str]]:
+    """The converted published models installed and intact: name -> (folder, dataset), the default first.
+
+    Checked against their recorded digests (`pipeline.pretrained.build.installed_model`) at most
+    once a minute; a model that is absent is simply not offered.
+    """
+    from pipeline.paths import pretrained_root
+
+    return _published_models(str(pretrained_root()))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _published_models(root: str) -> dict[str, tuple[Path, str]]:
+    from pipeline.pretrained.build import installed_model
+    from pipeline.pretrained.catalog import MODELS
+
+    found = {}
+    for name, entry in MODELS.items():
+        folder = installed_model(name, Path(root))
+        if folder is not None:
+            found[name] = (folder, entry.dataset)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # Headline metrics (the metrics.json schema is `pipeline.run.metrics.Metrics`)
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +551,7 @@ def split_aucs(path: str, file_stamp: Stamp, split: str) -> pd.DataFrame:
     preds = load_predictions(path, file_stamp)
     if preds.truth is None:
         raise RunDirError(f"{path}: no '{rd.TRUE_PREFIX}<tag>' columns, so no metrics")
+    preds = preds.annotated_only()  # tags without ground truth have no AUC (they are left out, not NaN)
     rows = preds.rows(split)
     table = auc_per_tag(preds.truth[rows], preds.probs[rows])
     table.index = pd.Index(preds.tags, name="tag")
@@ -480,10 +560,10 @@ def split_aucs(path: str, file_stamp: Stamp, split: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def annotation_cooccurrence(path: str, file_stamp: Stamp, split: str) -> np.ndarray:
-    """P(column tag | row tag) of the annotations of one split [k, k]."""
+    """P(column tag | row tag) of the annotations of one split [k, k] (the annotated tags, `annotated_only`)."""
     from dashboard.analysis import cooccurrence
 
-    preds = load_predictions(path, file_stamp)
+    preds = load_predictions(path, file_stamp).annotated_only()
     return cooccurrence(preds.truth[preds.rows(split)])
 
 

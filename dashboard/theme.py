@@ -10,21 +10,29 @@ import html
 
 from dashboard.text import md
 
-# Outcome of one (clip, tag) pair at a decision threshold.
+# Outcome of one (clip, tag) pair at a decision threshold. A tag the corpus does not annotate
+# (a user's own music, or a corpus labelling only some of the model's tags) has no ground truth,
+# so its pairs are only "predicted" or "not predicted", never true or false.
 TP, FP, FN, TN = "TP", "FP", "FN", "TN"
-OUTCOMES: tuple[str, ...] = (TP, FP, FN, TN)
+PRED, UNPRED = "PRED", "UNPRED"
+OUTCOMES: tuple[str, ...] = (TP, FP, FN, TN, PRED, UNPRED)
+QUIET: tuple[str, ...] = (TN, UNPRED)  # outcomes drawn grey, behind the others
 
 OUTCOME_COLORS: dict[str, str] = {
     TP: "#009E73",  # bluish green: annotated and predicted
     FP: "#E69F00",  # amber: predicted, not annotated (false alarm or a missing label)
     FN: "#CC79A7",  # reddish purple: annotated, not predicted (missed)
     TN: "#D5D9E0",  # light grey: neither
+    PRED: "#0072B2",  # blue (the accent): predicted, no annotation to compare with
+    UNPRED: "#D5D9E0",  # light grey: not predicted, no annotation
 }
 OUTCOME_LABELS: dict[str, str] = {
     TP: "true positive",
     FP: "false positive",
     FN: "false negative",
     TN: "true negative",
+    PRED: "predicted",
+    UNPRED: "not predicted",
 }
 
 PRIMARY = "#0072B2"  # blue: the app's accent (also set in .streamlit/config.toml)
@@ -68,7 +76,7 @@ def chip(text: str, outcome: str, *, title: str | None = None) -> str:
     chip (`dashboard.text.md`): a chip goes through ``st.markdown(..., unsafe_allow_html=True)``.
     """
     background = OUTCOME_COLORS[outcome]
-    color = TEXT if outcome == TN else "#FFFFFF"
+    color = TEXT if outcome in QUIET else "#FFFFFF"
     tip = f' title="{html.escape(title, quote=True)}"' if title else ""
     return (f'<span class="tag-chip"{tip} style="display:inline-block;margin:2px 4px 2px 0;'
             f"padding:2px 10px;border-radius:12px;font-size:0.86rem;background:{background};"

@@ -40,6 +40,9 @@ STAGE_PURPOSE = {
 }
 assert set(STAGE_PURPOSE) == set(rd.STAGE_FILES), "one purpose per stage of the contract"
 
+# Said on every page of a run whose corpus annotates none of the model's tags (a user's own music).
+NO_ANNOTATIONS = "This corpus has no annotations: showing the model's predictions only."
+
 
 # ---------------------------------------------------------------------------------------------
 # Where the runs are
@@ -137,7 +140,8 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
         st.slider("Decision threshold", 0.0, 1.0, step=0.01, format="%.2f", disabled=bool(tuned),
                   help="A tag counts as predicted when its probability is at or above this value.",
                   **state.bind("threshold", default=GLOBAL_THRESHOLD))
-        st.markdown(legend_html(), unsafe_allow_html=True)
+        if run is None or not run.unannotated:  # outcomes need annotations
+            st.markdown(legend_html(), unsafe_allow_html=True)
         st.caption(f"Runs folder: {code(root)}")
     return Context(root, runs, run)
 
@@ -159,12 +163,17 @@ def header(title: str, caption: str | None = None, run: RunInfo | None = None) -
                    f"{md(locate.repoint_hint(run.corpus_name))}. Everything else shows as usual.")
 
 
+def no_runs_message(ctx: Context) -> str:
+    """What to do when the runs folder holds no run."""
+    return (f"No runs found in {code(ctx.root)}.\n\nBuild the demo run with `make demo` (or "
+            "`python -m pipeline demo`), or point the dashboard at another folder with "
+            "`streamlit run dashboard/app.py -- --runs PATH`.")
+
+
 def need_run(ctx: Context) -> RunInfo:
     """The selected run, or stop the page with a message saying what is missing."""
     if not ctx.runs:
-        st.info(f"No runs found in {code(ctx.root)}.\n\nBuild the demo run with `make demo` (or "
-                "`python -m pipeline demo`), or point the dashboard at another folder with "
-                "`streamlit run dashboard/app.py -- --runs PATH`.", icon=":material/folder_off:")
+        st.info(no_runs_message(ctx), icon=":material/folder_off:")
         st.stop()
     run = ctx.run
     assert run is not None
@@ -190,10 +199,15 @@ def stage_message(run: RunInfo, stage: str) -> str:
 
 
 def require(run: RunInfo, stage: str, *, stop: bool = True) -> bool:
-    """True when ``stage`` is complete; otherwise show what is missing (and stop the page if asked)."""
+    """True when ``stage`` is complete; otherwise show what is missing or why it was skipped (and stop if asked)."""
     if run.has(stage):
         return True
-    st.warning(stage_message(run, stage), icon=":material/hourglass_empty:")
+    reason = run.skip_reason(stage)
+    if reason is not None:
+        st.info(f"Run **{md(run.name)}** has no {STAGE_PURPOSE[stage]}: {md(reason)}.\n\n{tags_csv_hint(run)}",
+                icon=":material/label_off:")
+    else:
+        st.warning(stage_message(run, stage), icon=":material/hourglass_empty:")
     if stop:
         st.stop()
     return False
@@ -230,14 +244,52 @@ def evaluated_split(run: RunInfo) -> str | None:
         return None
 
 
+def tags_csv_hint(run: RunInfo) -> str:
+    """What to supply for metrics: a tags CSV, and the command that scores the corpus with it."""
+    origin = run.manifest.get("origin") if isinstance(run.manifest.get("origin"), dict) else {}
+    model_run = origin.get("run") or "MODEL_RUN"
+    folder = run.corpus_root or "FOLDER"
+    command = (f"python -m pipeline score {model_run} --corpus {folder} --tags-csv TAGS.csv "
+               f"--out {run.path.parent / (run.name + '-tagged')}")
+    return (f"To get metrics, give the corpus a tags CSV (`tags.csv` in the folder: a `path,tags` header, then "
+            f"rows such as `songs/a.mp3,rock;guitar`; or one 0/1 column per tag) and score it again: {code(command)}")
+
+
+def no_annotations(run: RunInfo, preds: Predictions | None = None) -> bool:
+    """Say `NO_ANNOTATIONS` when the run has no ground truth; True when it was said.
+
+    ``preds`` decides when given (its ``true:<tag>`` columns), else the manifest (`RunInfo.unannotated`).
+    """
+    if (preds.truth is None) if preds is not None else run.unannotated:
+        st.info(NO_ANNOTATIONS, icon=":material/label_off:")
+        return True
+    return False
+
+
+def partial_note(preds: Predictions, *, container: Any = st) -> None:
+    """A caption naming the annotated tags when the corpus annotates only some of the model's tags."""
+    if preds.partly_annotated:
+        labelled = preds.labelled_tags
+        container.caption(f"This corpus annotates {len(labelled)} of the model's {len(preds.tags)} tags "
+                          f"({', '.join(map(md, labelled))}): metrics and outcomes cover those only; the other "
+                          "tags have no ground truth here.")
+
+
 def scored_predictions(run: RunInfo, why: str) -> Predictions:
-    """The run's predictions with annotations, or stop the page saying ``why`` they are needed."""
+    """The run's predictions on the tags with ground truth, or stop the page saying ``why`` they are needed.
+
+    A corpus that annotates only some of the model's tags gives a view of those tags
+    (`Predictions.annotated_only`) and a caption naming them; one that annotates none stops the
+    page with `NO_ANNOTATIONS`, why the page is empty and what to supply.
+    """
     preds = predictions(run)
     assert preds is not None  # predictions() stops the page otherwise
     if preds.truth is None:
-        st.warning(f"This run's predictions hold no annotations (`true:<tag>` columns), so {why}.")
+        st.info(f"{NO_ANNOTATIONS} This page is empty: {why}.\n\n{tags_csv_hint(run)}",
+                icon=":material/label_off:")
         st.stop()
-    return preds
+    partial_note(preds)
+    return preds.annotated_only()
 
 
 def per_tag(run: RunInfo) -> pd.DataFrame | None:
@@ -367,11 +419,15 @@ def fmt(value: Any, digits: int = 3) -> str:
 def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container: Any = st) -> None:
     """A bordered row: clip id and a detail line, its annotated tags, a player and an Open button."""
     info = preds.clips.iloc[row]
-    annotated = ([preds.tags[j] for j in np.flatnonzero(preds.truth[row])] if preds.truth is not None else [])
+    if preds.truth is not None:
+        listed = "annotated: " + (", ".join(md(preds.tags[j]) for j in np.flatnonzero(preds.truth[row])) or "none")
+    else:  # no annotations: the model's most probable tags instead
+        top = np.argsort(-preds.probs[row], kind="stable")[:3]
+        listed = "most probable: " + ", ".join(f"{md(preds.tags[j])} {preds.probs[row, j]:.2f}" for j in top)
     with container.container(border=True):
         a, b = st.columns([3, 1], vertical_alignment="center")
         a.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
-                   f"<span style='color:#6B7280;font-size:0.85rem'>annotated: {', '.join(map(md, annotated)) or 'none'}"
+                   f"<span style='color:#6B7280;font-size:0.85rem'>{listed}"
                    f" · {md(info['split'])}</span>", unsafe_allow_html=True)
         open_clip_button(str(info["clip_id"]), key=key, container=b)
         play(preds, row, compact=True)

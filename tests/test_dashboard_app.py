@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.synthetic_run import build_synthetic_run, write_tone
 from dashboard import analysis, loaders, state
+from dashboard.widgets import NO_ANNOTATIONS
 from pipeline.errors import PipelineError
 from pipeline.run import rundir as rd
 
@@ -272,8 +273,10 @@ def test_predictions_without_annotations(tmp_path: Path, monkeypatch: pytest.Mon
     frame = pd.read_parquet(path)
     frame.drop(columns=[c for c in frame if c.startswith(rd.TRUE_PREFIX)]).to_parquet(path)  # e.g. untagged audio
     at = app(tmp_path, monkeypatch, page)
+    if page in ("tag_metrics", "error_analysis", "clip_explorer"):  # the pages that read the true:<tag> columns
+        assert NO_ANNOTATIONS in texts(at)
     if page in ("tag_metrics", "error_analysis"):
-        assert "hold no annotations" in texts(at)
+        assert "tags CSV" in texts(at) and not at.metric
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +290,8 @@ def test_tag_a_file_shows_top_tags_taggram_and_nearest_clips(runs: Path, tmp_pat
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     at = app(runs, monkeypatch, "tag_a_file", run="complete")
+    own = next(o for o in at.selectbox(key="tag:tagger").options if o.startswith("this run's model"))
+    at.selectbox(key="tag:tagger").set_value(own).run()
     at.file_uploader(key="tag:upload").set_value(("upload.wav", wav_bytes(tmp_path), "audio/wav")).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -307,12 +312,31 @@ def test_tag_a_file_reports_a_broken_upload(runs: Path, monkeypatch: pytest.Monk
     assert f"Could not tag `{name}`" in at.error[0].value
 
 
-def test_tag_a_file_without_a_model_says_so(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tag_a_file_offers_the_published_models_first(runs: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """musicnn's MagnaTagATune model is the default tagger; its answer is its five most probable tags."""
+    from pipeline.pretrained.build import installed_model, missing_message
+
+    if installed_model("mtt_musicnn") is None:
+        pytest.skip(missing_message("mtt_musicnn"))
+    at = app(runs, monkeypatch, "tag_a_file", run="complete")
+    options = at.selectbox(key="tag:tagger").options
+    assert options[0].startswith("mtt_musicnn") and options[-1] == "this run's model (complete)"
+    at.file_uploader(key="tag:upload").set_value(("upload.wav", wav_bytes(tmp_path, 4.0), "audio/wav")).run()
+    assert not at.exception and not at.error, at.exception or [e.value for e in at.error]
+    assert at.success[0].value.count("(0.") + at.success[0].value.count("(1.") == 5  # five tags with probabilities
+    assert "tags are not those of run" in texts(at)  # MTT's 50 tags: no neighbours among this run's clips
+
+
+def test_tag_a_file_without_a_model_says_so(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.paths import PRETRAINED_ENV
+
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "no-published-models"))
     at = app(runs, monkeypatch, "tag_a_file", run="noembed")
     assert at.file_uploader  # noembed has a model: the uploader is there
     at = app(runs, monkeypatch, "tag_a_file", run="partial")
     assert not at.file_uploader
-    assert "python -m pipeline score" in texts(at)
+    assert "python -m pipeline score" in texts(at) and "python -m pipeline pretrained fetch" in texts(at)
 
 
 def test_compare_runs_shows_per_tag_deltas(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -400,6 +424,61 @@ def test_outcomes_and_counts_with_known_answers() -> None:
     assert counts[["tp", "fp", "fn", "tn"]].to_numpy().tolist() == [[1, 0, 1, 1], [0, 1, 1, 1]]
     fp, fn = analysis.top_errors(np.array([0, 0, 1, 1]), np.array([0.9, 0.6, 0.1, 0.4]), 0.5, 5)
     assert fp.tolist() == [0, 1] and fn.tolist() == [2, 3]
+
+
+def test_a_model_not_trained_here_has_provenance_not_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A converted published model (pipeline.pretrained) has no history.csv: the overview says so, no error."""
+    build_synthetic_run(tmp_path / "run", n_clips=32, n_tags=6, seconds=2.0, audio_seconds=1.0, n_audio=1,
+                        audio_format="wav", n_bootstrap=0)
+    run = rd.RunDir(tmp_path / "run")
+    (run / rd.HISTORY).unlink()
+    run.mark_stage("train", ())
+    run.update_manifest(provenance={"original_model": "MTT_musicnn", "distribution": "musicnn==0.1.0",
+                                    "authors": "Pons and Serra", "licence": "ISC"})
+    at = app(tmp_path, monkeypatch, run="run")
+    assert not at.error, [e.value for e in at.error]
+    shown = texts(at)  # (md() escapes the underscore of MTT_musicnn)
+    assert "No training history" in shown and "converted from MTT" in shown and "licence ISC" in shown
+
+
+def test_outcomes_without_ground_truth_are_predicted_or_not() -> None:
+    from dashboard.theme import PRED, UNPRED
+
+    probs = np.array([[0.9, 0.7, 0.2], [0.2, 0.6, 0.8]])
+    assert analysis.outcomes(None, probs, 0.5).tolist() == [[PRED, PRED, UNPRED], [UNPRED, PRED, PRED]]
+    truth = np.array([[1, 0, 0], [1, 0, 0]])  # only the first tag is annotated
+    labelled = np.array([True, False, False])
+    assert analysis.outcomes(truth, probs, 0.5, labelled).tolist() == [["TP", PRED, UNPRED], ["FN", PRED, PRED]]
+
+
+def test_partly_annotated_predictions_keep_metrics_to_the_annotated_tags(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"clip_id": ["a", "b", "c"], "split": ["test"] * 3, "audio_path": ["a.wav", "b.wav", "c.wav"],
+                          "prob:rock": [0.9, 0.2, 0.6], "prob:jazz": [0.1, 0.8, 0.4], "prob:kazoo": [0.5, 0.5, 0.5],
+                          "true:rock": np.array([1, 0, 0], np.uint8), "true:kazoo": np.array([0, 1, 1], np.uint8)})
+    path = tmp_path / rd.PREDICTIONS
+    frame.to_parquet(path)
+    preds = loaders.load_predictions(str(path), loaders.stamp(path))
+    assert preds.labelled.tolist() == [True, False, True] and preds.partly_annotated
+    assert preds.truth[:, 1].tolist() == [0, 0, 0]  # jazz: no ground truth, zeros and labelled False
+    only = preds.annotated_only()
+    assert only.tags == ["rock", "kazoo"] and only.truth.tolist() == [[1, 0], [0, 1], [0, 1]]
+    np.testing.assert_array_equal(only.probs, preds.probs[:, [0, 2]])
+    aucs = loaders.split_aucs(str(path), loaders.stamp(path), "test")
+    assert aucs.index.tolist() == ["rock", "kazoo"] and aucs.loc["rock", "roc_auc"] == 1.0
+    frame.drop(columns=["true:rock", "true:kazoo"]).to_parquet(path)
+    bare = loaders.load_predictions(str(path), loaders.stamp(path))
+    assert bare.truth is None and not bare.labelled.any() and not bare.partly_annotated
+
+
+def test_a_skipped_stage_is_done_but_not_available(tmp_path: Path) -> None:
+    build_synthetic_run(tmp_path / "run", n_clips=32, n_tags=6, seconds=2.0, audio_seconds=1.0, n_audio=1,
+                        audio_format="wav", n_bootstrap=0, stages=("train", "score"))
+    run = rd.RunDir(tmp_path / "run")
+    run.mark_stage("evaluate", (), skipped="the corpus annotates none of the model's 6 tags")
+    info = loaders.run_info(run.path)
+    assert "evaluate" in info.done and not info.has("evaluate") and "evaluate" not in info.missing
+    assert info.skip_reason("evaluate").startswith("the corpus annotates") and info.unannotated
+    assert info.status() == "missing embed"
 
 
 def test_curves_match_the_metrics_module() -> None:

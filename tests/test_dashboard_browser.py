@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from test_unlabeled_runs import NO_TRUTH, copy_clips
 from test_untrusted_inputs import HTML, IMAGE, RUN_NAME, build_crafted_run
 
 from benchmarks.synthetic_run import build_synthetic_run, write_tone
@@ -52,14 +53,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+OWN_MUSIC = "own-music"  # the tiny run's model scored on a folder of audio without tags (no ground truth)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runs(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    from pipeline.cli.main import main
+    from pipeline.run.rundir import RunDir
+    from pipeline.sources.loader import corpus_from_record
+
     root = tmp_path_factory.mktemp("browser-runs")
     common = dict(n_clips=120, n_tags=24, seconds=6.0, audio_seconds=3.0, n_audio=2, audio_format="wav",
                   n_bootstrap=20)
     build_synthetic_run(root / "complete", seed=0, **common)
     build_synthetic_run(root / "second", seed=1, **common)
     build_crafted_run(root)
+    folder = tmp_path_factory.mktemp("my-music")
+    copy_clips(corpus_from_record(RunDir(tiny_run).manifest()["corpus"]), folder)
+    assert main(["score", str(tiny_run), "--corpus", str(folder), "--out", str(root / OWN_MUSIC), "--no-progress"]) == 0
     return root
 
 
@@ -258,3 +269,18 @@ def test_a_crafted_run_renders_text_and_fetches_nothing(server: str, page: Any, 
     fetched = [u for u in urls if urlsplit(u).hostname == "example.invalid" or urlsplit(u).path.endswith(("/x", "/p.png"))]
     assert not fetched, f"the crafted run made the page fetch {fetched}"
     assert not leaving(urls), f"requests left the machine: {sorted(set(leaving(urls)))}"
+
+
+def test_a_folder_of_music_without_tags_opens_on_every_page(server: str, page: Any) -> None:
+    """The run `score --corpus FOLDER --out NEW` made: every page says it has no annotations, none shows an error."""
+    for path, title in PAGES.items():
+        open_page(page, server, path, f"run={OWN_MUSIC}&vs=complete")
+        assert page.locator("h1").first.inner_text().strip() == title
+        if path in ("", "clip_explorer", "tag_map"):
+            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')  # predictions, maps: real charts
+        screenshot(page, f"own-music-{path or 'overview'}")
+        assert page.get_by_text(NO_TRUTH).count() >= 1, f"{path or 'overview'}: the no-annotation sentence"
+        errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+        assert errors.count() == 0, f"{path or 'overview'}: {errors.first.inner_text()}"
+        body = page.locator('[data-testid="stMain"]').inner_text()
+        assert "ROC-AUC (macro)" not in body and "False positives" not in body, path

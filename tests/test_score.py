@@ -449,13 +449,19 @@ def test_a_corpus_without_labels_is_scored_and_embedded_but_not_evaluated(
     bare = tmp_path / "bare"
     shutil.copytree(folder_corpus / "songs", bare)
     out = tmp_path / "bare-run"
-    assert main(["score", str(tiny_run), "--corpus", str(bare), "--out", str(out), "--no-progress"]) == 0
+    assert main(["score", str(tiny_run), "--corpus", str(bare), "--out", str(out), "--score-only",
+                 "--no-progress"]) == 0
     assert "0 of the model's tags" in capsys.readouterr().out
-    assert main(["evaluate", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "labels none of the model's" in err
+    # no ground truth: evaluation is recorded as skipped with its reason, not an error and no NaN figures
+    assert main(["evaluate", str(out)]) == 0
+    assert "evaluation skipped: the corpus annotates none of the model's" in capsys.readouterr().out
+    entry = RunDir(out).read_manifest().stage("evaluate")
+    assert entry is not None and entry.files == [] and "no ground truth" in (entry.skipped or "")
+    assert not (out / "metrics.json").exists()
     assert main(["embed", str(out), "--neighbors", "3", "--no-progress"]) == 0
     assert pd.read_parquet(out / "label_issues.parquet").empty
+    assert "skipped" in capsys.readouterr().out
+    assert RunDir(out).missing_stages() == []
 
 
 def test_score_copy_errors_are_one_line(tiny_run: Path, folder_corpus: Path, corpus, tmp_path: Path) -> None:

@@ -162,6 +162,19 @@ def test_clusters_recover_groups():
     assert list(tiny) == [0, 0]
 
 
+def test_clusters_never_outnumber_distinct_vectors():
+    import warnings
+
+    # a prediction view learnt from two clips: every tag's vector is one of two directions
+    vectors = np.repeat(np.array([[1.0, 0.0], [0.0, 1.0]]), [6, 4], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # KMeans warns when asked for more clusters than distinct points
+        labels, info = cluster_vectors(vectors, seed=0)
+        same, same_info = cluster_vectors(np.ones((5, 3)), seed=0)
+    assert info["k"] == 2 and labels.tolist() == [0] * 6 + [1] * 4
+    assert same.tolist() == [0] * 5 and same_info["k"] == 1
+
+
 def test_agreement_identical_and_unrelated_views():
     vectors = _group_vectors()
     same = neighbourhood_overlap(acoustic_view(vectors, TAGS), acoustic_view(vectors * 2, TAGS), k=3)

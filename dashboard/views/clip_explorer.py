@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import analysis, charts, loaders, state, widgets
 from dashboard.text import code, md
-from dashboard.theme import FN, FP, TN, TP
+from dashboard.theme import FN, FP, PRED, QUIET, TP
 from pipeline.run import rundir as rd
 
 MAX_OPTIONS = 300  # clips listed in the picker at once (the search narrows them)
@@ -20,11 +20,14 @@ run = widgets.need_run(ctx)
 widgets.header("Clip explorer", "Listen to a clip and compare what it was tagged with to what the model hears", run)
 preds = widgets.predictions(run)
 tags, clips = preds.tags, preds.clips
+annotated_run = not widgets.no_annotations(run, preds)
+widgets.partial_note(preds)
 
 # ---- find a clip
 c1, c2, c3 = st.columns([3, 2, 1])
 text = c1.text_input("Search", placeholder="clip id, file name or any text column", key="explorer:search")
-with_tags = c2.multiselect("Annotated with", tags, key="explorer:tags", placeholder="any tag")
+with_tags = (c2.multiselect("Annotated with", preds.labelled_tags, key="explorer:tags", placeholder="any tag")
+             if annotated_run else [])
 split = c3.selectbox("Split", ["all", *preds.splits], key="explorer:split")
 text_columns = [c for c in clips.columns if c not in ("audio_path", "split")
                 and (pd.api.types.is_string_dtype(clips[c]) or clips[c].dtype == object)]
@@ -54,31 +57,34 @@ assert row is not None
 info = clips.iloc[row]
 thresholds, how = widgets.thresholds(run, tags)
 probs = preds.probs[row]
-truth = preds.truth[row] if preds.truth is not None else np.zeros(len(tags), np.uint8)
-outcomes = analysis.outcomes(truth, probs, thresholds)
+truth = preds.truth[row] if preds.truth is not None else None
+outcomes = analysis.outcomes(truth, probs, thresholds, preds.labelled if truth is not None else None)
 
 st.divider()
 st.subheader(f"Clip {md(clip)}")
-st.caption(f"Split **{md(info['split'])}** · file {code(info['audio_path'] or '(none)')} · outcomes at {how}")
-if preds.truth is None:
-    st.caption("This run has no annotations: every predicted tag shows as a false positive.")
+st.caption(f"Split **{md(info['split'])}** · file {code(info['audio_path'] or '(none)')} · "
+           + (f"outcomes at {how}" if annotated_run else f"predicted at {how}"))
 
 # ---- audio, tag lists, counts
 left, right = st.columns([2, 3])
 with left:
     has_audio = widgets.play(preds, row)
-    counts = {o: int((outcomes == o).sum()) for o in (TP, FP, FN)}
-    m1, m2, m3 = st.columns(3)
-    m1.metric("True positives", counts[TP], help="annotated and predicted")
-    m2.metric("False positives", counts[FP], help="predicted, not annotated")
-    m3.metric("False negatives", counts[FN], help="annotated, not predicted")
     order = np.argsort(-probs, kind="stable")
     annotated = [i for i in order if outcomes[i] in (TP, FN)]
-    predicted = [i for i in order if outcomes[i] in (TP, FP)]
-    a, b = st.columns(2)
-    a.markdown("**Annotated**")
-    a.markdown(widgets.chips_html([tags[i] for i in annotated], [outcomes[i] for i in annotated]),
-               unsafe_allow_html=True)
+    predicted = [i for i in order if outcomes[i] in (TP, FP, PRED)]
+    if annotated_run:
+        counts = {o: int((outcomes == o).sum()) for o in (TP, FP, FN)}
+        m1, m2, m3 = st.columns(3)
+        m1.metric("True positives", counts[TP], help="annotated and predicted")
+        m2.metric("False positives", counts[FP], help="predicted, not annotated")
+        m3.metric("False negatives", counts[FN], help="annotated, not predicted")
+        a, b = st.columns(2)
+        a.markdown("**Annotated**")
+        a.markdown(widgets.chips_html([tags[i] for i in annotated], [outcomes[i] for i in annotated]),
+                   unsafe_allow_html=True)
+    else:
+        st.metric("Predicted tags", len(predicted), help=f"tags at {how}")
+        b = st.container()
     b.markdown("**Predicted**")
     b.markdown(widgets.chips_html([tags[i] for i in predicted], [outcomes[i] for i in predicted],
                                   [float(probs[i]) for i in predicted]), unsafe_allow_html=True)
@@ -98,8 +104,8 @@ taggram = widgets.guarded(loaders.clip_taggram, run, clip, what=rd.TAGGRAMS)
 frame_rate = loaders.frame_rate(run.manifest)
 if frame_rate is None and taggram is not None and duration:
     frame_rate = len(taggram) / duration  # the taggram spans the clip
-shown = [i for i in order if outcomes[i] != TN]
-shown += [i for i in order if outcomes[i] == TN][: max(0, TAGGRAM_ROWS - len(shown))]
+shown = [i for i in order if outcomes[i] not in QUIET]
+shown += [i for i in order if outcomes[i] in QUIET][: max(0, TAGGRAM_ROWS - len(shown))]
 if taggram is None and mel is None:
     st.caption("No taggram and no spectrogram for this clip.")
 else:
@@ -107,8 +113,10 @@ else:
                            [tags[i] for i in shown], [outcomes[i] for i in shown], mel_db=mel, mel_fps=mel_fps,
                            title="Mel-spectrogram (top) and taggram (tag activations over time)")
     st.plotly_chart(fig, key="clip_view")
-    st.caption("Taggram rows: annotated and predicted tags first (labels coloured by outcome), then the most "
-               "probable others." + ("" if taggram is not None else " This clip has no taggram."))
+    st.caption(("Taggram rows: annotated and predicted tags first (labels coloured by outcome), then the most "
+                "probable others." if annotated_run else
+                "Taggram rows: predicted tags first (labels in blue), then the most probable others.")
+               + ("" if taggram is not None else " This clip has no taggram."))
 
 # ---- similar clips
 st.subheader("Similar clips")
@@ -123,13 +131,20 @@ if widgets.require(run, "embed", stop=False):
         if other_row is None:
             continue
         other_info = clips.iloc[other_row]
-        other_tags = [tags[j] for j in np.flatnonzero(preds.truth[other_row])] if preds.truth is not None else []
-        shared = sorted(set(other_tags) & {tags[i] for i in annotated})
+        # Tags compared: the annotated ones, or (no annotations) those predicted at the thresholds in use.
+        if annotated_run:
+            other_tags = [tags[j] for j in np.flatnonzero(preds.truth[other_row])]
+            mine = {tags[i] for i in annotated}
+        else:
+            other_tags = [tags[j] for j in np.argsort(-preds.probs[other_row], kind="stable")
+                          if preds.probs[other_row, j] >= thresholds[j]]
+            mine = {tags[i] for i in predicted}
+        shared = sorted(set(other_tags) & mine)
         with st.container(border=True):
             c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="center")
             c1.markdown(f"**{md(other)}** · similarity {similarity:.2f}  \n{code(other_info['file'])} "
                         f"({md(other_info['split'])})")
-            c1.caption("Tags: " + (", ".join(map(md, other_tags)) or "none")
+            c1.caption(("Tags: " if annotated_run else "Predicted: ") + (", ".join(map(md, other_tags)) or "none")
                        + (f" · shared: {', '.join(map(md, shared))}" if shared else ""))
             widgets.play(preds, other_row, container=c2, compact=True)
             widgets.open_clip_button(other, key=f"similar:{n}", container=c3, switch=False)

@@ -24,9 +24,14 @@ evaluated = [n for n in others if (ctx.by_name(n) or run).has("evaluate")]
 other_name = c1.selectbox("Compare with", others, **state.bind("vs", options=others, default=(evaluated or others)[0]))
 other = ctx.by_name(other_name)
 assert other is not None
-metric = c2.segmented_control("Per-tag metric", ["roc_auc", "pr_auc", "f1", "f1_tuned"], default="roc_auc",
-                              required=True, key="compare:metric",
-                              format_func=lambda m: charts.METRIC_TITLES.get(m, m))
+# A run without annotations has no metrics: the two are compared by their model cards only.
+unannotated = [r for r in (run, other) if r.unannotated]
+if not widgets.no_annotations(run) and unannotated:
+    st.info(f"Run **{md(other.name)}**'s corpus has no annotations: it has predictions only, no metrics to "
+            "compare.", icon=":material/label_off:")
+metric = None if unannotated else c2.segmented_control(
+    "Per-tag metric", ["roc_auc", "pr_auc", "f1", "f1_tuned"], default="roc_auc", required=True,
+    key="compare:metric", format_func=lambda m: charts.METRIC_TITLES.get(m, m))
 
 
 def tag_table(r: RunInfo) -> pd.DataFrame | None:
@@ -50,24 +55,26 @@ def headline(r: RunInfo) -> pd.DataFrame:
 
 
 # ---- headline figures and model cards
-a, b = headline(run), headline(other)
-both = pd.DataFrame({run.name: a["value"], other.name: b["value"]})
-both["change"] = both[other.name] - both[run.name]
-cols = st.columns(4)
-for col, (metric_name, average) in zip(cols, [("ROC-AUC", "macro"), ("PR-AUC", "macro"), ("ROC-AUC", "micro"),
-                                              ("PR-AUC", "micro")]):
-    value_b = both.loc[(metric_name, average), other.name]
-    change = both.loc[(metric_name, average), "change"]
-    col.metric(f"{metric_name} {average}: {md(other.name)}", widgets.fmt(value_b),
-               delta=None if not np.isfinite(change) else f"{change:+.3f} vs {md(run.name)}")
+if not unannotated:
+    a, b = headline(run), headline(other)
+    both = pd.DataFrame({run.name: a["value"], other.name: b["value"]})
+    both["change"] = both[other.name] - both[run.name]
+    cols = st.columns(4)
+    for col, (metric_name, average) in zip(cols, [("ROC-AUC", "macro"), ("PR-AUC", "macro"), ("ROC-AUC", "micro"),
+                                                  ("PR-AUC", "micro")]):
+        value_b = both.loc[(metric_name, average), other.name]
+        change = both.loc[(metric_name, average), "change"]
+        col.metric(f"{metric_name} {average}: {md(other.name)}", widgets.fmt(value_b),
+                   delta=None if not np.isfinite(change) else f"{change:+.3f} vs {md(run.name)}")
 left, right = st.columns([3, 2])
-with left:
-    st.dataframe(both.reset_index().rename(columns={"metric": "Metric", "average": "Average"}), hide_index=True,
-                 width="stretch", column_config={
-                     run.name: st.column_config.NumberColumn(format="%.4f"),
-                     other.name: st.column_config.NumberColumn(format="%.4f"),
-                     "change": st.column_config.NumberColumn(f"{other.name} − {run.name}", format="%+.4f")})
-with right:
+if not unannotated:
+    with left:
+        st.dataframe(both.reset_index().rename(columns={"metric": "Metric", "average": "Average"}), hide_index=True,
+                     width="stretch", column_config={
+                         run.name: st.column_config.NumberColumn(format="%.4f"),
+                         other.name: st.column_config.NumberColumn(format="%.4f"),
+                         "change": st.column_config.NumberColumn(f"{other.name} − {run.name}", format="%+.4f")})
+with right if not unannotated else left:
     def card(r: RunInfo) -> dict[str, str]:
         model = r.manifest.get("model") or {}
         corpus = r.manifest.get("corpus") or {}
@@ -80,6 +87,8 @@ with right:
     st.dataframe(pd.DataFrame({run.name: card(run), other.name: card(other)}), width="stretch")
 
 # ---- per-tag deltas
+if metric is None:
+    st.stop()
 st.subheader("Per-tag changes")
 ta, tb = tag_table(run), tag_table(other)
 if ta is None or tb is None:

@@ -14,7 +14,8 @@ from pipeline.run import rundir as rd
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Error analysis", "Listen to where the model and the annotations disagree", run)
-preds = widgets.scored_predictions(run, "there are no errors to list")
+preds = widgets.scored_predictions(run, "errors and label issues are where the predictions and the "
+                                   "annotations disagree")
 tags = preds.tags
 
 c1, c2, c3 = st.columns([1, 1, 1])

@@ -22,6 +22,7 @@ widgets.header("Overview", "What was trained, on what, and how well it tags", ru
 if manifest.get("synthetic"):
     st.info(md(manifest["description"]) if manifest.get("description") else "This run holds synthetic data for benchmarks and development; "
             "its figures are not results.", icon=":material/science:")
+unannotated = widgets.no_annotations(run)
 if run.missing:
     st.warning(f"This run is incomplete: stage(s) {', '.join(f'**{md(s)}**' for s in run.missing)} missing. "
                "Pages that need them say so.", icon=":material/hourglass_empty:")
@@ -32,21 +33,36 @@ if run.has("evaluate"):
     metrics = widgets.guarded(loaders.load_json, str(run.file(rd.METRICS)), run.stamp(rd.METRICS), what=rd.METRICS)
 table = loaders.headline_table(metrics if isinstance(metrics, dict) else manifest.get("metrics") or {})
 tags = manifest.get("tags") or []
-cols = st.columns(5)
+cols = st.columns(3 if unannotated else 5)
 cols[0].metric("Clips", f"{corpus.get('n_clips', 0):,}" if corpus.get("n_clips") else "–",
                help=f"Corpus '{md(corpus.get('name', '?'))}' ({md(corpus.get('source', '?'))})")
 cols[1].metric("Tags", len(tags) or "–")
-for col, metric in zip(cols[2:4], ("ROC-AUC", "PR-AUC")):
-    row = table[(table["metric"] == metric) & (table["average"] == "macro")].iloc[0]
-    ci = f"95% CI {row['low']:.3f}–{row['high']:.3f}" if np.isfinite(row["low"]) else None
-    col.metric(f"{metric} (macro)", widgets.fmt(row["value"]), help=ci, delta=ci, delta_color="off",
-               delta_arrow="off")
-cols[4].metric("Model", md(model.get("name", "–")),
-               help=f"{model.get('params'):,} parameters" if isinstance(model.get("params"), int) else None)
+if not unannotated:  # no ground truth, no figures (not even dashes where they would be)
+    for col, metric in zip(cols[2:4], ("ROC-AUC", "PR-AUC")):
+        row = table[(table["metric"] == metric) & (table["average"] == "macro")].iloc[0]
+        ci = f"95% CI {row['low']:.3f}–{row['high']:.3f}" if np.isfinite(row["low"]) else None
+        col.metric(f"{metric} (macro)", widgets.fmt(row["value"]), help=ci, delta=ci, delta_color="off",
+                   delta_arrow="off")
+cols[-1].metric("Model", md(model.get("name", "–")),
+                help=f"{model.get('params'):,} parameters" if isinstance(model.get("params"), int) else None)
+evaluated = run.record.stage("evaluate") if run.record is not None and run.has("evaluate") else None
+unevaluated = (evaluated.info.get("unannotated_tags") if evaluated is not None else None) or []
+if unevaluated and isinstance(unevaluated, list):
+    n_done = len(tags) - len(unevaluated)
+    st.caption(f"Metrics cover the {n_done} of the model's {len(tags)} tags this corpus annotates; "
+               f"{', '.join(map(md, unevaluated))} have no ground truth here.")
 
 left, right = st.columns([3, 2])
 with left:
-    if table["value"].notna().any():
+    if unannotated:
+        preds = widgets.predictions(run, stop=False)
+        if preds is not None and len(preds.tags):
+            thresholds, how = widgets.thresholds(run, preds.tags)
+            st.plotly_chart(charts.tag_frequency(preds.tags, (preds.probs >= thresholds).sum(axis=0).tolist(),
+                                                 title=f"How often the model predicts each tag (at {how})",
+                                                 y_title="clips predicted"), key="predicted_frequency")
+            st.caption("Without annotations there are no metrics; these are the model's predictions over every clip.")
+    elif table["value"].notna().any():
         st.plotly_chart(charts.headline(table), key="headline")
         shown = {}
         for metric in ("ROC-AUC", "PR-AUC"):
@@ -75,7 +91,17 @@ with right:
 
 # ---- training curves and tag frequencies
 st.subheader("Training")
-if run.has("train"):
+origin = manifest.get("origin") if isinstance(manifest.get("origin"), dict) else None
+provenance = manifest.get("provenance") if isinstance(manifest.get("provenance"), dict) else {}
+trained_here = run.record is not None and (entry := run.record.stage("train")) is not None and rd.HISTORY in entry.files
+if origin:
+    st.caption(f"This run holds the model of run {code(origin.get('name', '?'))}, scored on another corpus"
+               + ("; the curves are that model's training on its own corpus." if trained_here else "."))
+if run.has("train") and not trained_here:  # a converted published model has no training history
+    st.caption("No training history: this model was not trained by this toolkit"
+               + (f" (converted from {md(provenance.get('original_model', '?'))}, "
+                  f"{md(provenance.get('distribution', '?'))})." if provenance else "."))
+elif run.has("train"):
     history = widgets.guarded(loaders.load_history, str(run.file(rd.HISTORY)), run.stamp(rd.HISTORY),
                               what=rd.HISTORY)
     if history is not None and len(history):
@@ -108,11 +134,15 @@ card = {
               f"source: {md(corpus.get('source', '?'))})",
     f"Tags ({len(tags)})": ", ".join(md(t) for t in tags) if tags else "–",
 }
+if provenance:  # a converted published model: where it came from, under which licence
+    card["Provenance"] = (f"{md(provenance.get('original_model', '?'))} from {md(provenance.get('distribution', '?'))}"
+                          f" ({md(provenance.get('authors', '?'))}), licence {md(provenance.get('licence', '?'))}")
 with st.container(border=True):
     st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))
 stages = manifest.get("stages") or {}
 st.dataframe(pd.DataFrame([
-    {"stage": s, "status": "complete" if run.has(s) else ("incomplete" if s in stages else "missing"),
+    {"stage": s, "status": "complete" if run.has(s) else (f"skipped: {run.skip_reason(s)}" if run.skip_reason(s)
+                                                          else "incomplete" if s in stages else "missing"),
      "finished": (stages.get(s) or {}).get("finished", "")} for s in rd.STAGE_FILES]),
     hide_index=True, width="stretch")
 with st.expander("Resolved training configuration"):

@@ -15,6 +15,7 @@ MAX_CLIP_POINTS = 12_000  # clips drawn on the clip map (a seeded sample above t
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Tag map", "Which tags sit together by co-occurrence, by meaning and by sound", run)
+unannotated = widgets.no_annotations(run)
 widgets.require(run, "embed")
 projections = widgets.guarded(loaders.load_table, str(run.file(rd.TAG_PROJECTIONS)), run.stamp(rd.TAG_PROJECTIONS),
                               ("view", "tag"), what=rd.TAG_PROJECTIONS)
@@ -24,9 +25,9 @@ view_info = report.get("views") if isinstance(report.get("views"), dict) else {}
 
 # ROC-AUC per tag for colouring: the evaluation's, else computed from the predictions' test split.
 per_tag = widgets.per_tag(run)
-if per_tag is not None and "roc_auc" in per_tag:
+if per_tag is not None and "roc_auc" in per_tag and set(per_tag["tag"]) >= set(run.manifest.get("tags") or []):
     auc = per_tag.set_index("tag")["roc_auc"]
-elif run.has(rd.SCORE_STAGE):
+elif run.has(rd.SCORE_STAGE) and not unannotated:
     preds_for_auc = widgets.predictions(run, stop=False)
     split = "test" if preds_for_auc is not None and "test" in preds_for_auc.splits else "all"
     aucs = widgets.guarded(loaders.split_aucs, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
@@ -42,8 +43,11 @@ else:
     c1, c2, c3 = st.columns([1, 1, 2])
     method = c1.segmented_control("Projection", ["umap", "tsne"], default="umap", key="map:method", required=True,
                                   format_func={"umap": "UMAP", "tsne": "t-SNE"}.get)
-    color = c2.segmented_control("Colour by", ["cluster", "roc_auc"], default="cluster", key="map:color",
-                                 required=True, format_func={"cluster": "cluster", "roc_auc": "ROC-AUC"}.get)
+    if auc.notna().any():
+        color = c2.segmented_control("Colour by", ["cluster", "roc_auc"], default="cluster", key="map:color",
+                                     required=True, format_func={"cluster": "cluster", "roc_auc": "ROC-AUC"}.get)
+    else:  # no ground truth, no ROC-AUC to colour by
+        color = "cluster"
     chosen = c3.multiselect("Views", views, default=views[:3], key="map:views")
     unavailable = {name: info for name, info in view_info.items()
                    if isinstance(info, dict) and not info.get("available", True)}
@@ -52,9 +56,20 @@ else:
     if not chosen:
         st.caption("Choose at least one view.")
     else:
-        st.caption("Each point is a tag, sized by how many clips are annotated with it; colours are clusters "
-                   "(k-means within each view, so cluster numbers are not shared between views) or ROC-AUC. "
-                   "Hover for details.")
+        sized = str(report.get("frequency") or "clips annotated with the tag")
+        st.caption(f"Each point is a tag, sized by {md(sized)}; colours are clusters (k-means within each view, "
+                   "so cluster numbers are not shared between views)"
+                   + (" or ROC-AUC" if auc.notna().any() else "") + ". Hover for details.")
+        annotated = report.get("annotated_tags")
+        if report.get("basis") == "annotations" and isinstance(annotated, list) and annotated:
+            unsized = sorted({str(t) for t in projections["tag"]} - {str(t) for t in annotated})
+            if unsized:
+                st.caption(f"This corpus annotates {len(annotated)} of the model's tags: "
+                           f"{', '.join(map(md, unsized))} have no annotations here, so they are drawn smallest "
+                           "and the co-occurrence view leaves them out.")
+        if report.get("basis") == "predictions":
+            st.caption("Without annotations the co-occurrence view is built from the model's own predictions "
+                       "(co-activation: tags it predicts for the same clips sit together).")
     per_row = 3 if len(chosen) % 3 == 0 or len(chosen) < 3 else 2
     for start in range(0, len(chosen), per_row):
         columns = st.columns(per_row)
@@ -94,10 +109,16 @@ preds = widgets.predictions(run, stop=False)
 if clips is not None and preds is not None and len(clips):
     c1, c2, c3 = st.columns([2, 3, 2])
     tag = widgets.tag_picker(preds.tags, label="Colour clips by tag", container=c1)
-    mode = c2.segmented_control("Show", ["probability", "label", "outcome"], default="probability",
-                                key="map:clip_mode", required=True,
-                                format_func={"probability": "prediction", "label": "annotation",
-                                             "outcome": "TP / FP / FN"}.get)
+    if preds.truth is not None:
+        mode = c2.segmented_control("Show", ["probability", "label", "outcome"], default="probability",
+                                    key="map:clip_mode", required=True,
+                                    format_func={"probability": "prediction", "label": "annotation",
+                                                 "outcome": "TP / FP / FN"}.get)
+    else:
+        mode = "probability"
+    if mode != "probability" and not preds.labelled[preds.tags.index(tag)]:
+        st.caption(f"'{md(tag)}' has no annotations in this corpus; showing its predicted probability.")
+        mode = "probability"
     method = c3.segmented_control("Clip projection", ["umap", "tsne"], default="umap", key="map:clip_method",
                                   required=True, format_func={"umap": "UMAP", "tsne": "t-SNE"}.get)
     x, y = f"{method}_x", f"{method}_y"
@@ -116,15 +137,14 @@ if clips is not None and preds is not None and len(clips):
     if mode == "probability":
         fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids, values=preds.probs[rows, j],
                               title=f"Clips coloured by the predicted probability of '{tag}'", value_name=f"p({tag})")
-    elif preds.truth is None:
-        fig = None
-        st.caption("This run has no annotations to colour by.")
     elif mode == "label":
+        assert preds.truth is not None  # mode is "probability" without annotations
         fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids,
                               values=preds.truth[rows, j].astype(float),
                               title=f"Clips coloured by the annotation of '{tag}' (1 = annotated)", value_name=tag)
     else:
         thresholds, how = widgets.thresholds(run, preds.tags)
+        assert preds.truth is not None  # mode is "probability" without annotations
         outcome = analysis.outcomes(preds.truth[rows, j], preds.probs[rows, j], thresholds[j])
         fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids, categories=outcome,
                               title=f"Clips coloured by outcome for '{tag}' at {how}")

@@ -13,7 +13,8 @@ from pipeline.run import rundir as rd
 ctx = widgets.context()
 run = widgets.need_run(ctx)
 widgets.header("Tag metrics", "How well each tag is predicted, at the threshold chosen in the sidebar", run)
-preds = widgets.scored_predictions(run, "there is nothing to score")
+preds = widgets.scored_predictions(run, "per-tag ROC-AUC, PR-AUC, precision and recall compare the "
+                                   "predictions with annotations")
 tags = preds.tags
 
 c1, c2, c3 = st.columns([1, 1, 2])
@@ -30,8 +31,10 @@ if len(rows) == 0:
 truth, probs = preds.truth[rows], preds.probs[rows]
 thresholds, how = widgets.thresholds(run, tags)
 evaluated = widgets.per_tag(run)
+# per_tag.csv names the corpus's tags; scored across vocabularies they may differ from the model's
+# (pipeline.sources.vocab), and the figures are then computed here per model tag.
 if (evaluated is not None and split == widgets.evaluated_split(run)
-        and {"support", "roc_auc", "pr_auc"} <= set(evaluated.columns)):
+        and {"support", "roc_auc", "pr_auc"} <= set(evaluated.columns) and set(tags) <= set(evaluated["tag"])):
     aucs = evaluated.set_index("tag").reindex(tags)[["support", "roc_auc", "pr_auc"]]  # the evaluation's own
 else:  # another split: computed here once (cached)
     aucs = widgets.guarded(loaders.split_aucs, str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split,

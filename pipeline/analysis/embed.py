@@ -11,10 +11,12 @@ the manifest, made of the score files' digests and the part's options):
 - tags: the co-occurrence, semantic, acoustic (output_weights.npy) and prediction views of
   `pipeline.analysis.tag_views`, projected, clustered and compared. The co-occurrence view learns
   from the train clips' annotations (the ``true:`` columns of predictions.parquet, so the corpus
-  folder is not needed).
+  folder is not needed); on a corpus without annotations it learns from the model's predicted
+  tags instead (co-activation, `tag_lists`), and tags are sized by how often they are predicted.
 - issues: `pipeline.analysis.label_issues` on the out-of-sample (valid and test) predictions of
   the tags the corpus labels, scored against the corpus's ``truth.csv`` when it has one (the
-  demo corpus).
+  demo corpus); without annotations there is nothing to doubt, and the part records why
+  (``issues.skipped``) beside an empty label_issues.parquet.
 
 Files are those of ``STAGE_FILES["embed"]`` in `pipeline.run.rundir`, each written atomically;
 the stage is recorded in the manifest only when all are in place.
@@ -26,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.label_issues import DEFAULT_METHOD, DEFAULT_SPLITS, ISSUE_COLUMNS, MAX_ISSUES, METHODS
+from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.analysis.projection import TSNE_MAX_POINTS, cosine_neighbors, nearest_to_vector, project_2d
 from pipeline.errors import ParameterError, RunDirError
 from pipeline.run import rundir as rd
+from pipeline.run.files import SKIPPED
 from pipeline.scoring.results import (
     Predictions,
     read_clip_embeddings,
@@ -142,6 +146,33 @@ def build_clip_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions, so
             "neighbors": k, "seconds": {"project": round(t_project, 2)}}
 
 
+ANNOTATED, PREDICTED = "annotations", "predictions"  # what the co-occurrence view and tag sizes come from
+FREQUENCY_NOTE = {ANNOTATED: f"clips annotated with the tag ({rd.TRUE_PREFIX}<tag> columns)",
+                  PREDICTED: f"clips the model predicts the tag for (p >= {GLOBAL_THRESHOLD:g}); the corpus has no "
+                             "annotations"}
+
+
+def tag_lists(scores: Predictions) -> tuple[list[list[str]], str]:
+    """Each clip's tag list for the co-occurrence view, and what it comes from (`ANNOTATED` / `PREDICTED`).
+
+    With annotations: the train clips' annotated tags (every clip's when there is no train
+    split). Without any (a folder of a user's own music): every clip's predicted tags at the
+    global threshold, and at least its most probable tag, so that the view shows which tags
+    the model hears together (co-activation) rather than nothing.
+    """
+    tag_array = np.asarray(scores.tags, dtype=object)
+    if scores.labelled.any():
+        train = scores.split == "train"
+        if not train.any():
+            log.warning("no train clips in predictions; the co-occurrence view learns from every clip")
+        rows = np.flatnonzero(train) if train.any() else np.arange(len(scores.frame))
+        return [list(tag_array[scores.truth[i].astype(bool)]) for i in rows], ANNOTATED
+    predicted = scores.probs >= GLOBAL_THRESHOLD  # (n, k)
+    if len(predicted):
+        predicted[np.arange(len(predicted)), scores.probs.argmax(axis=1)] = True
+    return [list(tag_array[row]) for row in predicted], PREDICTED
+
+
 def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> dict[str, Any]:
     """Write tag_embeddings.npz, tag_projections.parquet and tag_views.json; return the part's facts."""
     from pipeline.analysis.tag_views import (
@@ -154,16 +185,16 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> 
     )
 
     t0 = time.perf_counter()
-    tags, probs, annotated = scores.tags, scores.probs, scores.truth
-    tag_array = np.asarray(tags, dtype=object)
-    train = scores.split == "train"
-    rows = np.flatnonzero(train) if train.any() else np.arange(len(scores.frame))
-    if not train.any():
-        log.warning("no train clips in predictions; the co-occurrence view learns from every clip")
+    tags, probs = scores.tags, scores.probs
     views, unavailable = [], {}
-    lists = [list(tag_array[annotated[i].astype(bool)]) for i in rows]
+    lists, basis = tag_lists(scores)
     if any(lists):
-        views.append(cooccurrence_view(lists, tags, seed=config.seed))
+        view = cooccurrence_view(lists, tags, seed=config.seed)
+        if basis == PREDICTED:
+            view = replace(view, source=f"co-activation: {view.source} of the model's predicted tags "
+                                        f"(p >= {GLOBAL_THRESHOLD:g}, at least each clip's top tag); "
+                                        "the corpus has no annotations")
+        views.append(view)
     else:
         unavailable["cooccurrence"] = "no clip has any annotated tag"
     if config.word_vectors:
@@ -177,13 +208,17 @@ def build_tag_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -> 
     else:
         unavailable["acoustic"] = "the run has no network output layer (classical baseline)"
     views.append(prediction_view(probs, tags, source="correlation of predicted logits across all clips"))
-    frequency = annotated.sum(axis=0)
+    # Tags are sized by their annotated clips; where nothing is annotated, by their predicted clips.
+    frequency = (scores.truth.sum(axis=0) if basis == ANNOTATED
+                 else (probs >= GLOBAL_THRESHOLD).sum(axis=0))
     result = build_tag_views(views, tags, frequency, seed=config.seed, agreement_k=config.agreement_k,
                              unavailable=unavailable)
     run.write_arrays(rd.TAG_EMBEDDINGS, **result.npz_arrays())
     run.write_table(rd.TAG_PROJECTIONS, result.projections)
-    run.write_json(rd.TAG_VIEWS, {**result.report, "word_vectors": config.word_vectors})
-    return {"views": [v for v, info in result.report["views"].items() if info["available"]],
+    run.write_json(rd.TAG_VIEWS, {**result.report, "word_vectors": config.word_vectors, "basis": basis,
+                                  "frequency": FREQUENCY_NOTE[basis],
+                                  "annotated_tags": scores.labelled_tags})
+    return {"basis": basis, "views": [v for v, info in result.report["views"].items() if info["available"]],
             "agreement": {"-".join(p["views"]): round(p["mean"], 4) for p in result.report["agreement"]["pairs"]},
             "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -205,7 +240,10 @@ def build_issue_part(run: rd.RunDir, config: EmbedConfig, scores: Predictions) -
     run.write_table(rd.LABEL_ISSUES, issues)
     scored_splits = sorted(set(issues["split"])) if len(issues) else []
     info: dict[str, Any] = {"method": config.issue_method, "splits": scored_splits, "n_issues": len(issues),
-                            "n_flagged": int(issues["flagged"].sum()) if len(issues) else 0}
+                            "n_flagged": int(issues["flagged"].sum()) if len(issues) else 0, "n_tags": len(tags)}
+    if not tags:
+        info[SKIPPED] = (f"the corpus annotates none of the model's {len(scores.tags)} tags, so there is no "
+                         "annotation to doubt")
     truth_score = score_issues_against_corpus_truth(run, issues, clip_ids, split, tags, annotated)
     if truth_score is not None:
         info["truth"] = truth_score

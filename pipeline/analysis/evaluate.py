@@ -5,7 +5,9 @@ here), so its figures are those of every other page. Per-tag thresholds are tune
 validation rows and applied to the evaluated split; headline figures get bootstrap 95%
 intervals (`pipeline.analysis.metrics`). Only the tags the corpus labels are evaluated (all of
 them on the run's own corpus; on another corpus scored with ``score --corpus``, those of its
-tags the model shares, `pipeline.sources.vocab.shared_tags`).
+tags the model shares, `pipeline.sources.vocab.shared_tags`). A corpus that annotates none of them has
+no ground truth: the stage is recorded as skipped with its reason (`pipeline.run.files.SKIPPED`) and
+writes no metrics, never NaN figures (`skip_without_truth`).
 
 Across vocabularies the evaluated tags are the corpus's: the score stage's ``tag_map`` says which
 corpus tag each labelled model tag maps onto, and where several model tags map onto one (an
@@ -22,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD, Evaluation, evaluate_scores, format_summary, tune_thresholds
-from pipeline.errors import ParameterError, RunDirError
+from pipeline.errors import ParameterError
+from pipeline.run.files import SKIPPED
 from pipeline.run.metrics import Metrics
-from pipeline.run.rundir import PER_TAG, PREDICTIONS, RunDir
+from pipeline.run.rundir import METRICS, PER_TAG, PREDICTIONS, RunDir
 from pipeline.scoring.results import Predictions, read_predictions, score_entry
 from pipeline.sources.corpus import SPLITS
 from pipeline.sources.vocab import combine_columns
@@ -32,19 +35,23 @@ from pipeline.sources.vocab import combine_columns
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(run_dir: str | Path, *, split: str = "test", n_bootstrap: int = 1000, seed: int = 0,
-                 progress: bool = True, write: bool = True) -> Evaluation:
+def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap: int = 1000, seed: int = 0,
+                 progress: bool = True, write: bool = True) -> Evaluation | None:
     """Evaluate the scores of the run in ``run_dir`` on ``split``; write metrics.json / per_tag.csv.
+
+    Returns None, and records the stage as skipped with the reason, when the corpus annotates
+    none of the model's tags (`skip_without_truth`).
 
     Parameters
     ----------
-    split : the split evaluated (``test``, or ``valid`` / ``train`` for diagnosis)
+    split : the split evaluated (``test``, or ``valid`` / ``train`` for diagnosis); None: the
+        first of test, valid, train that has clips (`default_split`)
     n_bootstrap : resamples of the confidence intervals (0: none)
     seed : seed of the bootstrap
     progress : unused (evaluation reads stored scores); kept so every stage takes it
     write : False computes and returns without touching the run directory
     """
-    if split not in SPLITS:
+    if split is not None and split not in SPLITS:
         raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
     if n_bootstrap < 0:
         raise ParameterError(f"bootstrap must be >= 0, got {n_bootstrap}")
@@ -54,9 +61,13 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", n_bootstrap: int =
         run.start_writing()
     entry = score_entry(run)
     scores = read_predictions(run)
-    if not scores.labelled.any():
-        raise RunDirError(f"{run.path}: the corpus labels none of the model's {len(scores.tags)} tags, so there is "
-                          f"nothing to evaluate (the scores are in {PREDICTIONS})")
+    reason = no_truth_reason(scores)
+    if reason is not None:
+        if write:
+            skip_without_truth(run, reason, score=entry)
+        log.info("%s: %s; evaluation skipped", run.path, reason)
+        return None
+    split = split if split is not None else default_split(scores)
     tags, truth, probs = corpus_tag_scores(scores, entry.get("tag_map") or {})
     valid = scores.split == "valid"
     if valid.any():
@@ -70,7 +81,8 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", n_bootstrap: int =
     evaluation = evaluate_scores(truth[rows], probs[rows], tags, thresholds=thresholds, n_bootstrap=n_bootstrap,
                                  seed=seed)
     if write:
-        _write(run, evaluation, split=split, seed=seed, score=entry, n_valid=int(valid.sum()))
+        _write(run, evaluation, split=split, seed=seed, score=entry, n_valid=int(valid.sum()),
+               info=truth_coverage(scores))
     return evaluation
 
 
@@ -94,8 +106,44 @@ def corpus_tag_scores(scores: Predictions, tag_map: dict[str, str]) -> tuple[lis
     return names, truth, probs
 
 
+# ---------------------------------------------------------------------------------------------
+# a corpus without (or with partial) ground truth
+
+
+def no_truth_reason(scores: Predictions) -> str | None:
+    """Why ``scores`` cannot be evaluated (the corpus annotates none of the model's tags), else None."""
+    if scores.labelled.any():
+        return None
+    return (f"the corpus annotates none of the model's {len(scores.tags)} tags, so there is no ground truth "
+            "to evaluate against (give the corpus a tags CSV to get metrics)")
+
+
+def truth_coverage(scores: Predictions) -> dict[str, Any]:
+    """The evaluate stage's facts about which of the model's tags have ground truth in the corpus."""
+    return {"evaluated_tags": len(scores.labelled_tags),
+            "unannotated_tags": [t for t, ok in zip(scores.tags, scores.labelled) if not ok]}
+
+
+def default_split(scores: Predictions) -> str:
+    """The first of test, valid, train that has clips (a scored copy of a small folder may lack a test split)."""
+    present = set(scores.split.tolist())
+    return next((s for s in ("test", "valid", "train") if s in present), "test")
+
+
+def skip_without_truth(run: RunDir, reason: str, *, score: dict[str, Any]) -> None:
+    """Record the evaluate stage as skipped for ``reason``: no metrics files, no headline in the manifest.
+
+    Files of an earlier evaluation are removed so nothing reads them as this run's figures.
+    """
+    for name in (METRICS, PER_TAG):
+        (run / name).unlink(missing_ok=True)
+    run.update_manifest(metrics=None)
+    scores_digest = (score.get("checksums") or {}).get(PREDICTIONS, {}).get("sha256")
+    run.mark_stage("evaluate", (), **{SKIPPED: reason}, predictions_sha256=scores_digest)
+
+
 def _write(run: RunDir, evaluation: Evaluation, *, split: str, seed: int, score: dict[str, Any],
-           n_valid: int) -> None:
+           n_valid: int, info: dict[str, Any] | None = None) -> None:
     """metrics.json, per_tag.csv and the manifest's headline figures (the stage's only writes)."""
     scores_digest = (score.get("checksums") or {}).get(PREDICTIONS, {}).get("sha256")
     metrics = run.write_metrics(Metrics.from_evaluation(
@@ -106,7 +154,7 @@ def _write(run: RunDir, evaluation: Evaluation, *, split: str, seed: int, score:
     record = metrics.to_dict()
     run.update_manifest(metrics={k: record[k] for k in ("split", "aggregate", "n_clips", "headline", "ci95",
                                                          "undefined_tags")})
-    run.mark_stage("evaluate", predictions_sha256=scores_digest)
+    run.mark_stage("evaluate", predictions_sha256=scores_digest, **(info or {}))
 
 
 def summary(evaluation: Evaluation, run_dir: str | Path, split: str) -> str:

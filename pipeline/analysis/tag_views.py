@@ -295,12 +295,17 @@ def cluster_vectors(vectors: np.ndarray, *, seed: int = 0, k: int | None = None,
     n = len(x)
     if n < 3:
         return np.zeros(n, dtype=np.int64), {"k": 1 if n else 0, "silhouette": None}
+    # Tags with identical vectors (a view learnt from a handful of clips) cannot be told apart:
+    # no more clusters than distinct rows, so KMeans is never asked for empty clusters.
+    distinct = len(np.unique(np.round(x, 6), axis=0))
     if k is not None:
         if not 1 <= k <= n:
             raise ParameterError(f"k must be in [1, {n}] for {n} tags, got {k}")
         candidates = [k]
+    elif distinct < 2:
+        return np.zeros(n, dtype=np.int64), {"k": 1, "silhouette": None}
     else:
-        max_k = min(max_k or math.ceil(1.5 * math.sqrt(n)), n - 1)
+        max_k = min(max_k or math.ceil(1.5 * math.sqrt(n)), n - 1, distinct)
         min_k = min(max(2, math.ceil(math.sqrt(n) / 2)), max_k)
         candidates = list(range(min_k, max(max_k, 2) + 1))
     best: tuple[float, np.ndarray, int] | None = None

@@ -88,19 +88,29 @@ def main(argv: list[str]) -> int:
         agreement_k=args.agreement_k, issue_method=args.issue_method, issue_splits=args.issue_splits,
         max_issues=args.max_issues)
     stage = run_embed(args.run_dir, config, force=args.force, progress=not args.no_progress)
+    print(report(stage, args.run_dir))
+    return 0
+
+
+def report(stage: dict, run_dir: Path) -> str:
+    """What the command prints about an embed stage entry (``run_embed``'s return value)."""
     rebuilt = stage.get("rebuilt", [])
-    print(f"{args.run_dir}: embed stage {'built: ' + ', '.join(rebuilt) if rebuilt else 'up to date'}")
+    lines = [f"{run_dir}: embed stage {'built: ' + ', '.join(rebuilt) if rebuilt else 'up to date'}"]
     clips, tags, issues = stage.get("clips") or {}, stage.get("tags") or {}, stage.get("issues") or {}
     if clips:
-        print(f"  clips: {clips['n_clips']} x {clips['dim']} ({clips['source']}), "
-              f"{clips['neighbors']} neighbours each, t-SNE {'yes' if clips['tsne'] else 'skipped'}")
+        lines.append(f"  clips: {clips['n_clips']} x {clips['dim']} ({clips['source']}), "
+                     f"{clips['neighbors']} neighbours each, t-SNE {'yes' if clips['tsne'] else 'skipped'}")
     if tags:
-        print(f"  tag views: {', '.join(tags['views'])}; agreement {json.dumps(tags['agreement'])}")
-    if issues:
+        lines.append(f"  tag views: {', '.join(tags['views'])}; agreement {json.dumps(tags['agreement'])}"
+                     + ("; co-occurrence from the model's predictions (no annotations)"
+                        if tags.get("basis") == "predictions" else ""))
+    if issues.get("skipped"):
+        lines.append(f"  label issues: skipped: {issues['skipped']}")
+    elif issues:
         line = f"  label issues: {issues['n_issues']} ({issues['n_flagged']} flagged) on {', '.join(issues['splits'])}"
         if "truth" in issues:
             t = issues["truth"]
             line += (f"; vs truth.csv precision@50 {t['precision@50']:.3f}, precision@200 {t['precision@200']:.3f}"
                      f" (random {t['base_rate']:.3f})")
-        print(line)
-    return 0
+        lines.append(line)
+    return "\n".join(lines)

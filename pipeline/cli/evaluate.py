@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.analysis.metrics import Evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +31,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.analysis.evaluate import evaluate_run, summary
+    from pipeline.analysis.evaluate import evaluate_run
 
     evaluation = evaluate_run(args.run_dir, split=args.split, n_bootstrap=args.bootstrap, seed=args.seed,
                               progress=not args.no_progress)
-    print(summary(evaluation, args.run_dir, args.split))
-    print(f"wrote {args.run_dir / 'metrics.json'} and {args.run_dir / 'per_tag.csv'}")
+    print(report(evaluation, args.run_dir, args.split))
     return 0
+
+
+def report(evaluation: Evaluation | None, run_dir: Path, split: str | None = None) -> str:
+    """What the command prints: the summary and the files written, or why the stage was skipped.
+
+    ``split`` is the evaluated split (None: the one metrics.json records).
+    """
+    from pipeline.analysis.evaluate import summary
+    from pipeline.run.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if evaluation is None:
+        entry = run.read_manifest().stage("evaluate")
+        reason = entry.skipped if entry is not None else None
+        return f"{run_dir}: evaluation skipped: {reason or 'no ground truth'}"
+    split = split or run.read_metrics().split
+    return f"{summary(evaluation, run_dir, split)}\nwrote {run_dir / 'metrics.json'} and {run_dir / 'per_tag.csv'}"

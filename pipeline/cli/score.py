@@ -1,4 +1,9 @@
-"""``python -m pipeline score RUN_DIR [--corpus DIR --out NEW_RUN]``: score every clip once with a run's model."""
+"""``python -m pipeline score RUN_DIR [--corpus DIR --out NEW_RUN]``: score every clip once with a run's model.
+
+With ``--corpus DIR --out NEW_RUN`` the new run is also evaluated (skipped, with the reason, when
+the corpus has no annotations) and embedded, so that a folder of music becomes a complete
+dashboard run in one command; ``--score-only`` stops after the scores.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "taggrams_index.parquet) and the penultimate-layer embeddings (clip_embeddings.npy), and export "
                     "the model to model.onnx + tagger.json for fast tagging ('python -m pipeline tag'). Evaluate "
                     "and embed then read these scores. Without --corpus the run's own corpus is scored in place; "
-                    "with --corpus DIR --out NEW_RUN the model is copied into NEW_RUN and DIR is scored there. "
+                    "with --corpus DIR --out NEW_RUN the model is copied into NEW_RUN, DIR is scored there and "
+                    "the new run is then evaluated (when DIR has annotations for some of the model's tags) and "
+                    "embedded, ready for the dashboard. "
                     "Uses CUDA when present. Rerunning with everything unchanged and intact does nothing; a damaged "
                     "file is detected and rebuilt.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
@@ -25,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs --out")
     p.add_argument("--out", type=Path, default=None, metavar="NEW_RUN",
                    help="the new run folder that holds the model scored on --corpus")
+    p.add_argument("--score-only", action="store_true",
+                   help="with --out: stop after the scores (default: evaluate and embed the new run too)")
     p.add_argument("--tags-csv", type=Path, default=None, metavar="CSV",
                    help="for a folder --corpus: its tags CSV (default: tags.csv in the folder, when present)")
     p.add_argument("--aggregate", default="mean", choices=("mean", "max"),
@@ -55,7 +64,7 @@ def main(argv: list[str]) -> int:
           + (f" ({entry['n_failed']} without features, listed in the manifest)" if entry.get("n_failed") else ""))
     labelled = entry.get("labelled_tags") or []
     print(f"  labels: {len(labelled)} of the model's tags are annotated in the corpus"
-          + ("" if labelled else "; 'evaluate' needs labels, 'embed' works without"))
+          + ("" if labelled else "; no metrics without annotations, every other view works"))
     plan = entry.get("taggram")
     if plan:
         print(f"  taggrams: {plan['fps']:.2f} frames per second ({plan['mode']}, window {plan['window_s']:.2f} s)")
@@ -68,5 +77,23 @@ def main(argv: list[str]) -> int:
     elif "error" in onnx:
         print(f"  model.onnx: not exported ({onnx['error']}); 'tag' will use the torch checkpoint")
     print(f"  files: {', '.join(entry['files'])}")
-    print(f"next: python -m pipeline evaluate {run_dir}; python -m pipeline embed {run_dir}")
+    if args.out is None or args.score_only:
+        print(f"next: python -m pipeline evaluate {run_dir}; python -m pipeline embed {run_dir}")
+        return 0
+    analyse(run_dir, progress=not args.no_progress)
+    print(f"dashboard: streamlit run dashboard/app.py -- --runs {run_dir.parent}")
     return 0
+
+
+def analyse(run_dir: Path, *, progress: bool) -> None:
+    """The stages after score on a new run, with their default options: evaluate, then embed.
+
+    Evaluation takes the first of the test, valid and train splits that has clips (a small
+    folder may have no test clip) and is recorded as skipped when nothing is annotated.
+    """
+    from pipeline.analysis.embed import EmbedConfig, run_embed
+    from pipeline.analysis.evaluate import evaluate_run
+    from pipeline.cli import embed, evaluate
+
+    print(evaluate.report(evaluate_run(run_dir, split=None, progress=progress), run_dir))
+    print(embed.report(run_embed(run_dir, EmbedConfig(), progress=progress), run_dir))

@@ -59,6 +59,11 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "embed": (CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS, TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
 }
 SCORE_STAGE = "score"  # the stage whose files every page reads (one name to change if it is renamed)
+# A stage that had nothing to compute records why under this key of its manifest entry and lists
+# no files: evaluate on a corpus that annotates none of the model's tags (no ground truth, so no
+# metrics.json / per_tag.csv rather than NaN figures); the embed stage's label-issue part records
+# it in its own entry (``issues.skipped``) and writes an empty label_issues.parquet.
+SKIPPED = "skipped"
 
 # The command that (re)builds each stage of the run at {run}; {corpus} is the corpus folder.
 STAGE_COMMANDS: dict[str, str] = {

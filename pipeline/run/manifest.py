@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import RunDirError
-from pipeline.run.files import MANIFEST, SCHEMA_VERSION, SCORE_STAGE
+from pipeline.run.files import MANIFEST, SCHEMA_VERSION, SCORE_STAGE, SKIPPED
 from pipeline.run.metrics import Metrics
 
 _JSON_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
@@ -150,6 +150,12 @@ class StageState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"finished": self.finished, "files": list(self.files), **self.info}
+
+    @property
+    def skipped(self) -> str | None:
+        """Why the stage computed nothing (``info["skipped"]``, see `pipeline.run.files.SKIPPED`), else None."""
+        reason = self.info.get(SKIPPED)
+        return reason if isinstance(reason, str) and reason else None
 
 
 @dataclass
