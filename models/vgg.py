@@ -47,6 +47,25 @@ def pooled_size(frames: int, bins: int) -> tuple[int, int]:
     return frames, bins
 
 
+class VGGBlock(nn.Module):
+    """Conv 3x3 ("same", with bias) -> ReLU -> batch-norm -> max-pool ("valid", clamped), after optional dropout.
+
+    x : (B, C_in, F, T) -> (B, C, F', T')
+    """
+
+    def __init__(self, in_channels: int, channels: int, pool: tuple[int, int], stride: tuple[int, int],
+                 dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(channels, eps=BN_EPS)
+        self.pool, self.stride = pool, stride  # (time, frequency), as in the original
+
+    def forward(self, x: Tensor) -> Tensor:
+        pt, pf = clamped(self.pool, x.shape[3], x.shape[2])
+        return F.max_pool2d(self.bn(F.relu(self.conv(self.dropout(x)))), (pf, pt), (self.stride[1], self.stride[0]))
+
+
 @register_model("vgg", small={"width": 0.0625}, cpu_recipe={"model_kwargs": {"width": 0.125}, "epochs": 30})
 class VGG(Tagger):
     """musicnn's VGG-style network (see the module docstring).
@@ -74,9 +93,9 @@ class VGG(Tagger):
         frames, bins = pooled_size(chunk_frames, n_mels)
         self.spec = InputSpec("logmel", n_mels, chunk_frames)
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
-        self.convs = nn.ModuleList(nn.Conv2d(1 if i == 0 else channels, channels, 3, padding=1) for i in range(5))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(channels, eps=BN_EPS) for _ in range(5))
-        self.block_dropout = nn.Dropout(0.25)
+        # a chain in data-flow order: each block is one unit of transfer learning (Tagger.named_blocks)
+        self.blocks = nn.Sequential(*(VGGBlock(1 if i == 0 else channels, channels, pool, stride, 0.0 if i == 0 else 0.25)
+                                      for i, (pool, stride) in enumerate(POOLS)))
         self.dropout = nn.Dropout(dropout)
         self.embedding_dim = frames * bins * channels
         self.classifier = nn.Linear(self.embedding_dim, n_tags)
@@ -86,12 +105,7 @@ class VGG(Tagger):
         # the dense layer fixes the input length: the first chunk_frames count (scoring cuts
         # clips into exact chunks; this keeps other lengths, e.g. ONNX's checks, well defined)
         x = F.pad(x, (0, chunk - x.shape[-1])) if x.shape[-1] < chunk else x[..., :chunk]
-        x = self.input_bn(x.unsqueeze(1))  # (B, 1, F, T)
-        for i, (conv, bn, (pool, (st, sf))) in enumerate(zip(self.convs, self.bns, POOLS)):
-            if i:
-                x = self.block_dropout(x)
-            pt, pf = clamped(pool, x.shape[3], x.shape[2])
-            x = F.max_pool2d(bn(F.relu(conv(x))), (pf, pt), (sf, st))
+        x = self.blocks(self.input_bn(x.unsqueeze(1)))  # (B, C, F', T')
         return x.permute(0, 3, 2, 1).flatten(1)  # TensorFlow's (time, frequency, channel) order
 
     def forward(self, x: Tensor) -> Tensor:  # (B, n_mels, chunk_frames) -> (B, n_tags) logits

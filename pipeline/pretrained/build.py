@@ -33,7 +33,7 @@ from pipeline.run import rundir as rd
 log = logging.getLogger(__name__)
 
 LICENCE_FILE = "LICENSE-musicnn.md"
-CONVERSION_VERSION = 2  # bump when the conversion's output changes: folders of older versions are rebuilt
+CONVERSION_VERSION = 3  # bump when the conversion's output changes: folders of older versions are rebuilt
 
 
 def model_dir(name: str, root: Path | None = None) -> Path:

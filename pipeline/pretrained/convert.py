@@ -46,8 +46,8 @@ MUSICNN_LAYERS: tuple[tuple[str, str, str], ...] = (
 )
 VGG_LAYERS: tuple[tuple[str, str, str], ...] = (
     ("batch_normalization", "input_bn", "bn"),
-    *((f"{i + 1}CNN", f"convs.{i}", "conv2d") for i in range(5)),
-    *((f"batch_normalization_{i + 1}", f"bns.{i}", "bn") for i in range(5)),
+    *((f"{i + 1}CNN", f"blocks.{i}.conv", "conv2d") for i in range(5)),
+    *((f"batch_normalization_{i + 1}", f"blocks.{i}.bn", "bn") for i in range(5)),
     ("dense", "classifier", "dense"),
 )
 LAYERS: dict[str, tuple[tuple[str, str, str], ...]] = {"musicnn": MUSICNN_LAYERS, "vgg": VGG_LAYERS}
