@@ -178,6 +178,8 @@ class Manifest:
     description: str | None = None
     # where a converted published model came from: distribution, file SHA-256, licence, authors
     provenance: dict[str, Any] | None = None
+    # a run fine-tuned from another: the level, the source (and its provenance), frozen / trained blocks
+    transfer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not declare
 
     # -- reading -----------------------------------------------------------------------------
@@ -212,6 +214,7 @@ class Manifest:
             synthetic=bool(_check(obj.get("synthetic", False), (bool,), where, "synthetic", optional=False)),
             description=_check(obj.get("description"), (str,), where, "description"),
             provenance=_check(obj.get("provenance"), (dict,), where, "provenance"),
+            transfer=_check(obj.get("transfer"), (dict,), where, "transfer"),
             extra={k: v for k, v in obj.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +226,7 @@ class Manifest:
                     "config": self.config, "training": self.training, "device": self.device,
                     "metrics": self.metrics.to_dict() if self.metrics else None,
                     "synthetic": self.synthetic or None, "description": self.description,
-                    "provenance": self.provenance}
+                    "provenance": self.provenance, "transfer": self.transfer}
         out.update({k: v for k, v in optional.items() if v is not None})
         out.update(self.extra)
         out["stages"] = {s: e.to_dict() for s, e in self.stages.items()}
