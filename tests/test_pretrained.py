@@ -179,14 +179,7 @@ def test_converted_model_scored_on_a_corpus_is_an_ordinary_run(musicnn_on_demo: 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_shows_a_converted_model_run(musicnn_on_demo: Path, monkeypatch: pytest.MonkeyPatch,
                                                 page: str) -> None:
-    from streamlit.testing.v1 import AppTest
+    from test_dashboard_app import app
 
-    from dashboard import loaders
-
-    monkeypatch.setenv(loaders.RUNS_ENV, str(musicnn_on_demo.parent))
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=90)
-    at.query_params["run"] = musicnn_on_demo.name
-    at.run()
-    at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, at.exception
+    at = app(musicnn_on_demo.parent, monkeypatch, page, run=musicnn_on_demo.name)
     assert at.title and not at.error, [e.value for e in at.error]

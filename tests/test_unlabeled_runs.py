@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
+from test_dashboard_app import app, texts  # the one AppTest driver of the dashboard tests
 
 from pipeline.run.files import SKIPPED
 from pipeline.run.rundir import (
@@ -36,11 +36,8 @@ from pipeline.run.rundir import (
 pytestmark = pytest.mark.slow
 
 N_CLIPS = 16
-REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "dashboard" / "app.py"
 PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
 NO_TRUTH = "This corpus has no annotations: showing the model's predictions only."
-TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
@@ -167,26 +164,6 @@ def test_score_only_stops_after_the_scores(tiny_run: Path, runs: Path, corpus, t
 # ---------------------------------------------------------------------------------------------
 # the dashboard on the unlabeled run
 # ---------------------------------------------------------------------------------------------
-def app(root: Path, monkeypatch: pytest.MonkeyPatch, page: str, **params: str) -> AppTest:
-    from dashboard import loaders
-
-    monkeypatch.setenv(loaders.RUNS_ENV, str(root))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("warning", "info", "error", "success", "markdown", "caption", "subheader", "title")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
-
-
 METRIC_WORDS = ("ROC-AUC", "PR-AUC", "F1", "True positives", "False positives", "False negatives", "Precision")
 
 

@@ -25,9 +25,10 @@ from typing import Any
 
 from pipeline.errors import RunDirError
 from pipeline.features.extract import FeatureConfig, Normalizer
+from pipeline.io import sha256_file
 from pipeline.paths import pretrained_root
 from pipeline.pretrained.catalog import DISTRIBUTION, MODELS, PretrainedModel, get_pretrained
-from pipeline.pretrained.distribution import FETCH_COMMAND, ensure_unpacked, sha256_file
+from pipeline.pretrained.distribution import FETCH_COMMAND, ensure_unpacked
 from pipeline.run import rundir as rd
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ machine without access to PyPI.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from pipeline.errors import DataFormatError, PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, sha256_file
 from pipeline.paths import pretrained_root
 from pipeline.pretrained.catalog import DISTRIBUTION, MODELS
 
@@ -35,14 +34,6 @@ FETCH_COMMAND = "python -m pipeline pretrained fetch"  # named by every message 
 
 class DistributionError(PipelineError):
     """The published weights cannot be fetched or are not the published file."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unpacked_dir(root: Path | None = None) -> Path:

@@ -39,7 +39,6 @@ forgets the evaluate and embed stages first, since they were built from the old 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import shutil
 import time
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ParameterError, RunDirError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, sha256_file
 from pipeline.run import rundir as rd
 from pipeline.scoring.chunks import check_aggregate
 from pipeline.scoring.inference import (
@@ -76,18 +75,9 @@ DEFAULT_BATCH_CLIPS = 16  # clips of equal length per forward pass
 ORIGIN_KEY = "origin"  # manifest field of a run made by scoring another run's model on a corpus
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_digests(run: rd.RunDir, files: list[str]) -> dict[str, dict[str, Any]]:
     """Size and SHA-256 of each of ``files`` (what a later run checks them against)."""
-    return {f: {"size": (run / f).stat().st_size, "sha256": sha256_of(run / f)} for f in files}
+    return {f: {"size": (run / f).stat().st_size, "sha256": sha256_file(run / f)} for f in files}
 
 
 def damaged_files(run: rd.RunDir, entry: dict[str, Any]) -> list[str]:
@@ -103,7 +93,7 @@ def damaged_files(run: rd.RunDir, entry: dict[str, Any]) -> list[str]:
             problems.append(f"{name} has no recorded digest")
         elif path.stat().st_size != want["size"]:
             problems.append(f"{name} has {path.stat().st_size} bytes, {want['size']} were written")
-        elif sha256_of(path) != want["sha256"]:
+        elif sha256_file(path) != want["sha256"]:
             problems.append(f"{name} differs from what was written (SHA-256)")
     return problems
 
@@ -131,7 +121,7 @@ def prepare_scored_copy(source_dir: str | Path, corpus_dir: str | Path, out_dir:
         raise ParameterError(f"--out {out.path} is the run itself; without --corpus the run's own corpus is scored")
     if out.path.exists() and not out.path.is_dir():
         raise ParameterError(f"--out {out.path} is a file, not a folder")
-    checkpoint_sha = sha256_of(source / rd.CHECKPOINT)
+    checkpoint_sha = sha256_file(source / rd.CHECKPOINT)
     # Every tag (matched to the model's by name) and every clip: a clip without any of the model's tags
     # is a negative of each, as in musicnn's own MTT evaluation, whose test list keeps such clips.
     labels = LabelConfig(top_n=None, drop_untagged=False)
@@ -365,7 +355,7 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     manifest = run.manifest()
     if "corpus" not in manifest:
         raise RunDirError(f"{run.path}: the manifest does not record the run's corpus; retrain the run")
-    key = {"checkpoint_sha256": sha256_of(run / rd.CHECKPOINT), "corpus_root": str(manifest["corpus"].get("root")),
+    key = {"checkpoint_sha256": sha256_file(run / rd.CHECKPOINT), "corpus_root": str(manifest["corpus"].get("root")),
            "aggregate": aggregate, "taggram_hop_s": taggram_hop_s}
     entry = manifest.get("stages", {}).get(STAGE)
     if not force and entry is not None and entry.get("key") == key:
