@@ -491,11 +491,8 @@ def onnx_tagger(run_path: str, model_stamp: Stamp) -> Any:
 
 
 def published_models() -> dict[str, tuple[Path, str]]:
-    """The converted published models installed and intact: name -> (folder, dataset), the default first.
-
-    Checked against their recorded digests (`pipeline.pretrained.build.installed_model`) at most
-    once a minute; a model that is absent is simply not offered.
-    """
+    """The converted published models installed and intact (`pipeline.pretrained.build.installed_model`,
+    checked at most once a minute): name -> (folder, dataset), the default first."""
     from pipeline.paths import pretrained_root
 
     return _published_models(str(pretrained_root()))
@@ -506,12 +503,8 @@ def _published_models(root: str) -> dict[str, tuple[Path, str]]:
     from pipeline.pretrained.build import installed_model
     from pipeline.pretrained.catalog import MODELS
 
-    found = {}
-    for name, entry in MODELS.items():
-        folder = installed_model(name, Path(root))
-        if folder is not None:
-            found[name] = (folder, entry.dataset)
-    return found
+    folders = {name: installed_model(name, Path(root)) for name in MODELS}
+    return {name: (folder, MODELS[name].dataset) for name, folder in folders.items() if folder is not None}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,13 +80,14 @@ def checkpoint_dict(entry: PretrainedModel, unpacked: Path) -> dict[str, Any]:
 
 
 def _write_folder(entry: PretrainedModel, unpacked: Path, out: Path) -> None:
+    import torch
+
     from pipeline.scoring.inference import DEFAULT_TAGGRAM_HOP_S, load_run
     from pipeline.scoring.score import write_tagger
-    from pipeline.training.checkpoints import save_checkpoint
 
     run = rd.RunDir(out)
     ckpt = checkpoint_dict(entry, unpacked)
-    save_checkpoint(out / rd.CHECKPOINT, ckpt)
+    torch.save(ckpt, out / rd.CHECKPOINT)  # the folder itself moves into place when complete
     shutil.copyfile(unpacked / "LICENSE.md", out / LICENCE_FILE)
     n_params = sum(int(v.numel()) for k, v in ckpt["state_dict"].items() if "running" not in k
                    and "num_batches" not in k)
