@@ -74,8 +74,7 @@ def open_tagger(run_dir: Path, *, use_torch: bool = False, threads: int | None =
     has_onnx = tagger_stage(run_dir) is not None
     if not has_onnx:
         RunDir(run_dir).require("score")  # a one-line error naming the command that completes it
-    if has_onnx:
-
+    else:
         config = read_tagger_config(run_dir)
         has_onnx = bool(config.get("onnx"))
         if not has_onnx and not use_torch:
