@@ -142,6 +142,8 @@ def source_record(config: TrainConfig, source: dict[str, Any]) -> dict[str, Any]
     record["synthetic"] = bool(manifest.synthetic)
     if manifest.provenance:
         record["provenance"] = dict(manifest.provenance)
+    if manifest.transfer:  # a source fine-tuned itself: the chain stays legible
+        record["transfer"] = dict(manifest.transfer)
     record.update({k: v for k, v in manifest.extra.items() if k not in record})
     return record
 
