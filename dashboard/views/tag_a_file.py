@@ -55,6 +55,8 @@ def run_tagger_problem(run: loaders.RunInfo | None) -> str | None:
 ctx = widgets.context()
 run = ctx.run if ctx.runs else None  # the published models tag files even before any run exists
 widgets.header("Tag a file", "Upload a recording and see which tags a model hears, and when", run)
+if run is not None and not run.error:
+    widgets.no_annotations(run)  # the selected run's clips are the upload's neighbours
 
 # ---- the tagger: a published model (musicnn's, converted at install) or the selected run's own
 published = loaders.published_models()  # name -> (folder, dataset)
@@ -77,7 +79,6 @@ own = choice.startswith("this run's model")
 if own:
     assert run is not None
     tagger_path, stamp = str(run.path), run.stamp(rd.ONNX_MODEL)
-    widgets.no_annotations(run)
 else:
     folder = published[choice.split(" · ")[0]][0]
     tagger_path, stamp = str(folder), loaders.stamp(folder / rd.ONNX_MODEL)
