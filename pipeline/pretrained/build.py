@@ -15,7 +15,6 @@ the checked distribution is rebuilt.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -91,19 +90,20 @@ def _write_folder(entry: PretrainedModel, unpacked: Path, out: Path) -> None:
     shutil.copyfile(unpacked / "LICENSE.md", out / LICENCE_FILE)
     n_params = sum(int(v.numel()) for k, v in ckpt["state_dict"].items() if "running" not in k
                    and "num_batches" not in k)
+    origin = provenance(entry, unpacked)
+    checkpoint_sha256 = sha256_file(out / rd.CHECKPOINT)
     run.update_manifest(
-        name=entry.name, tags=list(entry.tags), features=ckpt["features"], provenance=provenance(entry, unpacked),
+        name=entry.name, tags=list(entry.tags), features=ckpt["features"], provenance=origin,
         description=f"{entry.description} (converted from {DISTRIBUTION.requirement}, {DISTRIBUTION.licence} licence)",
         model={"name": entry.architecture, "kwargs": ckpt["model_kwargs"], "params": n_params, "kind": "network",
                "chunk_frames": ckpt["chunk_frames"], "chunk_seconds": 3.0})
     run_model = load_run(out)
     plan = run_model.taggram_plan(DEFAULT_TAGGRAM_HOP_S)
     assert plan is not None
-    exported = write_tagger(run, run_model, plan=plan, aggregate="mean",
-                            checkpoint_sha256=sha256_file(out / rd.CHECKPOINT))
+    exported = write_tagger(run, run_model, plan=plan, aggregate="mean", checkpoint_sha256=checkpoint_sha256)
     files = [rd.CHECKPOINT, rd.TAGGER, LICENCE_FILE] + ([rd.ONNX_MODEL] if "exporter" in exported else [])
-    run.mark_stage("train", files, converted=provenance(entry, unpacked)["original_model"],
-                   checkpoint_sha256=sha256_file(out / rd.CHECKPOINT), onnx=exported, taggram=plan.to_dict())
+    run.mark_stage("train", files, converted=origin["original_model"], checkpoint_sha256=checkpoint_sha256,
+                   onnx=exported, taggram=plan.to_dict())
 
 
 def is_current(folder: Path) -> bool:
@@ -160,7 +160,7 @@ def catalog_rows(root: Path | None = None) -> list[dict[str, Any]]:
         folder = installed_model(entry.name, root)
         published: dict[str, Any] = {}
         if folder is not None:
-            published = (json.loads((folder / rd.MANIFEST).read_text()).get("provenance") or {}).get("published", {})
+            published = (rd.RunDir(folder).read_manifest().provenance or {}).get("published", {})
         rows.append({"name": entry.name, "original": entry.original, "architecture": entry.architecture,
                      "dataset": entry.dataset, "n_tags": len(entry.tags), "tags": list(entry.tags),
                      "folder": str(folder) if folder else None, "published": published})
