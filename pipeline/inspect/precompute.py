@@ -38,7 +38,7 @@ from torch import Tensor
 
 from pipeline.inspect import stats
 from pipeline.inspect.hooks import LayerTap, export_inspector, first_layer_kernels, layer_infos, named_layers
-from pipeline.inspect.maps import INSPECT_FORMAT, INPUT_NAME
+from pipeline.inspect.maps import INPUT_NAME, INSPECT_FORMAT
 from pipeline.run import files as rf
 
 log = logging.getLogger(__name__)
