@@ -404,6 +404,7 @@ PAGES = {
     "map": "views/tag_map.py",
     "tag": "views/tag_a_file.py",
     "compare": "views/compare_runs.py",
+    "inside": "views/inside_model.py",
 }
 
 
