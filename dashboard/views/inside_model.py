@@ -21,6 +21,13 @@ GRID = 24  # channels in the small-multiples grid
 TAGGRAM_ROWS = 8
 TOP_CLIPS = 5
 N_TOP_TAGS = 5
+FILTER_NOTES = {
+    "1d": "Each kernel by its magnitude response (dB re its peak), sorted by the frequency of the peak: "
+          "the sample-level model's first layer as a learned filterbank.",
+    "vertical": "Tall in frequency, short in time: timbral filters, matching a spectral shape over many bands.",
+    "horizontal": "One band, many frames: temporal filters, matching patterns in time (onsets, rhythm).",
+    "square": "Small time-frequency patches (frequency up, time to the right), blue negative, red positive.",
+}
 
 ctx = widgets.context()
 run = widgets.need_run(ctx)
@@ -29,8 +36,11 @@ preds = widgets.predictions(run)
 config = widgets.guarded(inside_loaders.inspect_config, run, what=rf.INSPECT)
 if config is None:
     entry = run.manifest.get("stages", {}).get(rd.SCORE_STAGE, {})
-    if entry.get("taggram") is None and rf.TAGGRAMS not in entry.get("files", []):
-        st.info("This run's model is a classical baseline or synthetic: it has no layers to look inside.",
+    if run.manifest.get("synthetic"):
+        st.info("This run is synthetic (no trained network): it has no layers to look inside.",
+                icon=":material/layers_clear:")
+    elif entry.get("taggram") is None:
+        st.info("This run's model is a classical baseline: it has no layers to look inside.",
                 icon=":material/layers_clear:")
     else:
         st.info("This run was scored before the score stage looked inside the model. Score it again to add its "
@@ -166,7 +176,7 @@ if stats is not None:
             for n, other in enumerate(inspect_stats.top_clips(stats.activations[:, column], TOP_CLIPS)):
                 other_id = str(clips["clip_id"].iat[other])
                 with st.container(border=True):
-                    x, y = st.columns([3, 1], vertical_alignment="center")
+                    x, y = st.columns([2, 1], vertical_alignment="center")
                     x.markdown(f"**{md(other_id)}** · mean activation {stats.activations[other, column]:.3f}")
                     y.button("Open", key=f"inside:open:{n}", icon=":material/open_in_new:",
                              help=f"Show clip {md(other_id)} on this page", on_click=state.select,
@@ -199,6 +209,7 @@ if st.toggle("Show the first-layer filters and the layer's response spectra", ke
         else:
             fig = inside_charts.kernel_images(group.kernels, title=group.label)
         st.plotly_chart(fig, key=f"inside_filters:{n}")
+        st.caption(f"{md(group.label)}. {FILTER_NOTES[group.kind]}")
     if stats is not None and len(stats.of_layer(layer.name)):
         kept = stats.of_layer(layer.name)
         spectrum = config.get("spectrum", {})
