@@ -18,6 +18,7 @@ from dashboard import theme
 
 MAX_COLUMNS = 600  # time columns drawn per heatmap (blocks averaged beyond)
 GRID_COLUMNS = 6
+GRID_CELL_COLUMNS = 120  # time columns per small-multiple cell
 ACT_SCALE = "Viridis"
 FILTER_SCALE = "RdBu"
 
@@ -98,39 +99,53 @@ def channel_view(mel: np.ndarray | None, mel_fps: float, channel_map: np.ndarray
 
 def channel_grid(maps: np.ndarray, channels: Sequence[int], means: np.ndarray, map_fps: float, *,
                  selected: int | None = None, title: str) -> go.Figure:
-    """Small multiples: each of ``channels``' maps ((C, T') or (C, F', T')) in its own cell, in the given order."""
+    """Small multiples: each of ``channels``' maps ((C, T') or (C, F', T')) in its own cell, in the given order.
+
+    Drawn as one trace on one pair of axes (cells placed side by side, NaN between them): a grid
+    of separate subplots costs plotly ~10 ms a cell to validate, this a few ms in all.
+    """
     n = len(channels)
     cols = min(GRID_COLUMNS, max(n, 1))
     rows = max(1, -(-n // cols))
-    data: list[dict[str, Any]] = []
-    layout: dict[str, Any] = {}
+    cells = [np.asarray(maps[ch], dtype=np.float32) for ch in channels]
     notes = []
-    gap_x, gap_y = 0.02, 0.08 / rows
+    if cells and cells[0].ndim == 2:  # frequency x time: one image of all cells, each scaled to its own maximum
+        thin = [_thin(c, GRID_CELL_COLUMNS)[0] for c in cells]
+        h, w = thin[0].shape
+        image = np.full((rows * (h + 2), cols * (w + 2)), np.nan, dtype=np.float32)
+        for k, cell in enumerate(thin):
+            r, c = divmod(k, cols)
+            top = float(np.nanmax(cell)) if cell.size else 0.0
+            image[(rows - 1 - r) * (h + 2):(rows - 1 - r) * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = (
+                cell / top if top > 0 else 0.0)
+        data = [dict(type="heatmap", z=np.round(image, 3), colorscale=ACT_SCALE, showscale=False, zmin=0, zmax=1,
+                     hoverinfo="skip")]
+        cell_w, cell_h = w + 2, h + 2
+    else:  # time only: one line trace, each cell's line scaled into its box
+        xs, ys = [], []
+        w = 0
+        for k, cell in enumerate(cells):
+            r, c = divmod(k, cols)
+            values = _thin(cell[None], GRID_CELL_COLUMNS)[0][0]
+            w = len(values)
+            lo, hi = float(values.min()), float(values.max())
+            scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+            xs.extend([*(c * (w + 2) + np.arange(w)), None])
+            ys.extend([*((rows - 1 - r) * 1.4 + scaled), None])
+        data = [dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=theme.PRIMARY, width=1.1),
+                     hoverinfo="skip")]
+        cell_w, cell_h = w + 2, 1.4
     for k, ch in enumerate(channels):
         r, c = divmod(k, cols)
-        ax = "" if k == 0 else str(k + 1)
-        x0, x1 = c / cols + gap_x / 2, (c + 1) / cols - gap_x / 2
-        y1 = 1 - r / rows - gap_y
-        y0 = 1 - (r + 1) / rows + gap_y / 2
-        cell = maps[ch]
-        hover = f"channel {ch}<br>%{{x:.1f}} s: %{{z:.2f}}<extra></extra>"
-        if cell.ndim == 2:
-            data.append({**_heat(cell, map_fps, colorscale=ACT_SCALE, showscale=False, hovertemplate=hover),
-                         "xaxis": f"x{ax}", "yaxis": f"y{ax}"})
-        else:
-            values, block = _thin(np.asarray(cell, np.float32)[None], 200)
-            t = (np.arange(values.shape[1]) + 0.5) * block / map_fps
-            data.append(dict(type="scatter", x=t, y=np.round(values[0], 3), mode="lines", xaxis=f"x{ax}",
-                             yaxis=f"y{ax}", line=dict(color=theme.SECONDARY if ch == selected else theme.PRIMARY,
-                                                        width=1.2),
-                             hovertemplate=f"channel {ch}<br>%{{x:.1f}} s: %{{y:.2f}}<extra></extra>"))
-        hidden = dict(showticklabels=False, zeroline=False, showgrid=False)
-        layout[f"xaxis{ax}"] = dict(domain=[x0, x1], anchor=f"y{ax}", **hidden)
-        layout[f"yaxis{ax}"] = dict(domain=[y0, y1], anchor=f"x{ax}", **hidden)
         mark = " ◀" if ch == selected else ""
-        notes.append(dict(text=f"ch {ch} · {means[ch]:.2f}{mark}", x=x0, y=y1, xref="paper", yref="paper",
-                          xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=10)))
-    return go.Figure(data=data, layout=_layout(title, 60 + 92 * rows, annotations=notes, **layout))
+        notes.append(dict(text=f"ch {ch} · {means[ch]:.2f}{mark}", x=c * cell_w, y=(rows - r) * cell_h - 0.02 * cell_h,
+                          xanchor="left", yanchor="bottom", showarrow=False,
+                          font=dict(size=10, color=theme.SECONDARY if ch == selected else theme.TEXT)))
+    hidden = dict(showticklabels=False, zeroline=False, showgrid=False)
+    return go.Figure(data=data, layout=_layout(title, 70 + 95 * rows, annotations=notes,
+                                               xaxis=dict(range=[-1, cols * cell_w], **hidden),
+                                               yaxis=dict(range=[-0.05 * cell_h, rows * cell_h + 0.2 * cell_h],
+                                                          **hidden)))
 
 
 def channel_tags(correlations: np.ndarray, channels: Sequence[int], tags: Sequence[str], *,
@@ -165,26 +180,30 @@ def channel_spectrum(hz: Sequence[float], spectrum: np.ndarray, corpus: np.ndarr
 
 
 def kernel_images(kernels: np.ndarray, *, max_kernels: int = 48, title: str) -> go.Figure:
-    """2-D kernels (C, height, width) as small images (frequency up), each in its own colour range."""
+    """2-D kernels (C, height, width) as small images (frequency up), each in its own colour range.
+
+    One mosaic heatmap (kernels side by side, NaN between them), each kernel divided by its
+    largest magnitude, so blue is negative and red positive in every tile.
+    """
     n = min(len(kernels), max_kernels)
-    cols = min(12, max(n, 1))
+    h, w = kernels.shape[1], kernels.shape[2]
+    # long temporal filters (1 x 128) get fewer per row, so tiles stay readable
+    cols = max(1, min(n, 12 if w <= 16 else max(1, 512 // max(w, 1))))
     rows = max(1, -(-n // cols))
-    data, layout = [], {}
+    gap = max(1, min(h, w) // 3)
+    image = np.full((rows * (h + gap), cols * (w + gap)), np.nan, dtype=np.float32)
     for k in range(n):
         r, c = divmod(k, cols)
-        ax = "" if k == 0 else str(k + 1)
-        w = kernels[k]
-        lim = float(np.abs(w).max()) or 1.0
-        data.append(dict(type="heatmap", z=np.round(w, 4), colorscale=FILTER_SCALE, zmid=0, zmin=-lim, zmax=lim,
-                         showscale=False, xaxis=f"x{ax}", yaxis=f"y{ax}",
-                         hovertemplate=f"filter {k}<br>bin %{{y}}, frame %{{x}}: %{{z:.3f}}<extra></extra>"))
-        hidden = dict(showticklabels=False, zeroline=False, showgrid=False)
-        layout[f"xaxis{ax}"] = dict(domain=[c / cols + 0.004, (c + 1) / cols - 0.004], anchor=f"y{ax}", **hidden)
-        layout[f"yaxis{ax}"] = dict(domain=[1 - (r + 1) / rows + 0.01, 1 - r / rows - 0.01], anchor=f"x{ax}",
-                                    **hidden)
-    aspect = kernels.shape[1] / max(kernels.shape[2], 1)
-    cell = int(np.clip(70 * aspect, 30, 160))
-    return go.Figure(data=data, layout=_layout(title, 60 + cell * rows, **layout))
+        tile = np.asarray(kernels[k], dtype=np.float32)
+        lim = float(np.abs(tile).max())
+        y0 = (rows - 1 - r) * (h + gap)
+        image[y0:y0 + h, c * (w + gap):c * (w + gap) + w] = tile / lim if lim > 0 else 0.0
+    heat = dict(type="heatmap", z=np.round(image, 3), colorscale=FILTER_SCALE, zmid=0, zmin=-1, zmax=1,
+                showscale=False, hoverinfo="skip")
+    hidden = dict(showticklabels=False, zeroline=False, showgrid=False)
+    tile_px = int(np.clip(900 / cols * h / max(w, 1), 8, 160))
+    return go.Figure(data=[heat], layout=_layout(title, 70 + (tile_px + 6) * rows, xaxis=hidden,
+                                                 yaxis=dict(**hidden)))
 
 
 def kernel_responses(freqs: np.ndarray, db: np.ndarray, *, title: str) -> go.Figure:

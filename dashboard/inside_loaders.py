@@ -41,7 +41,8 @@ def inspector(run_path: str, onnx_stamp: Stamp, config_stamp: Stamp) -> Any:
     from pipeline.inspect.maps import OnnxInspector
 
     config = load_json(str(Path(run_path) / rf.INSPECT), config_stamp)
-    return OnnxInspector(run_path, config, threads=2)
+    # one thread: a clip's pass is small, and several sessions share the server's cores
+    return OnnxInspector(run_path, config, threads=1)
 
 
 @dataclass(frozen=True)
