@@ -120,6 +120,21 @@ def test_undo_by_id(store: VerdictStore) -> None:
         store.undo("1")  # type: ignore[arg-type]
 
 
+def test_stamp_changes_with_every_record_and_undo(store: VerdictStore) -> None:
+    seen = [store.stamp()]
+    assert seen == [(0, 0)]
+    store.record("c1", "piano", "present", "ana")
+    seen.append(store.stamp())
+    VerdictStore(store.path).record("c1", "piano", "absent", "ana")  # another connection's write
+    seen.append(store.stamp())
+    store.undo_last("ana")
+    seen.append(store.stamp())
+    store.undo_last("nobody")  # nothing changed: same stamp
+    store.current()
+    seen.append(store.stamp())
+    assert seen == [(0, 0), (1, 1), (2, 2), (2, 1), (2, 1)]
+
+
 def test_two_reviewers_disagreements_and_reviewers(store: VerdictStore) -> None:
     store.record("c1", "piano", "present", "ana")
     store.record("c1", "piano", "absent", "bob")
