@@ -189,6 +189,7 @@ def test_text_is_stored_verbatim_never_executed(store: VerdictStore) -> None:
 @pytest.mark.parametrize(("field", "kwargs"), [
     ("verdict", {"verdict": "maybe"}),
     ("verdict", {"verdict": "Present"}),
+    ("verdict", {"verdict": np.array(["present", "absent"])}),
     ("clip_id", {"clip_id": ""}),
     ("clip_id", {"clip_id": 15317}),
     ("clip_id", {"clip_id": "a\nb"}),

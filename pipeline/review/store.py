@@ -442,15 +442,18 @@ class VerdictStore:
     def close(self) -> None:
         """Close this thread's connection (others close with their threads); the store stays usable."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
+        if conn is not None:
+            if self._local.pid == os.getpid():
+                conn.close()
+            else:
+                _FORK_LEFTOVERS.append(conn)  # the parent's (see _connection)
         self._local.conn = None
 
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
     def _verdict_value(value: object) -> str:
-        if value not in VERDICTS or not isinstance(value, str):
+        if not isinstance(value, str) or value not in VERDICTS:
             raise ParameterError(f"verdict must be one of {', '.join(VERDICTS)}; got {_shown(value)}")
         return value
 
