@@ -1,9 +1,9 @@
 """A clip's feature maps, torch-free: the clip cut into chunks, run through ``inspect.onnx``, stitched in time.
 
 Why ONNX and not maps stored per clip: a run's maps at every layer are far larger than the run
-(the demo's shortchunk_res gives ~40 000 values per second of audio over its seven layers, 1.2 M
-a clip, 7 GB in float32 for its 1 500 clips), while one pass of a clip's chunks through the
-exported network takes tens of milliseconds on a CPU. So the score stage exports ``inspect.onnx``
+(the demo's shortchunk_res gives ~34 000 values per second of audio over its seven layers: 2 GB
+in float32 for the demo's 1 500 ten-second clips, some 200 times the rest of the run), while one
+pass of a clip's chunks through the exported network takes tens of milliseconds on a CPU. So the score stage exports ``inspect.onnx``
 (the network up to its inspectable layers, one output per layer; `pipeline.inspect.hooks`) and
 ``inspect.json`` (the layers and their geometry), and the dashboard computes a clip's maps once
 when it is opened (cached): choosing another layer or channel of that clip is then a slice.
