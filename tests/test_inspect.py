@@ -334,3 +334,16 @@ def test_export_of_a_2d_model_and_a_damaged_inspector(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="does not exist"):
         OnnxInspector(tmp_path / "elsewhere", {**config, "onnx_error": "boom"})
     json.dumps(config)  # what inspect.json holds is plain JSON
+
+
+def test_inspect_json_layers_are_checked() -> None:
+    from pipeline.errors import RunDirError
+    from pipeline.inspect.maps import layers_of
+
+    with pytest.raises(RunDirError, match="'layers' should be a non-empty list"):
+        layers_of({"layers": []})
+    with pytest.raises(RunDirError, match="each layer entry should be an object"):
+        layers_of({"layers": ["blocks.0"]})
+    layer = LayerInfo("blocks.0", "layer0", 4, 8, 10)
+    assert layers_of({"layers": [{**layer.to_dict(), "selected": [1]}]}) == [layer]
+    assert layer.steps_per_second(20, 62.5) == pytest.approx(31.25) and layer.n_steps(45, 20) == 23

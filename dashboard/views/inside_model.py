@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import inside_charts, inside_loaders, loaders, state, widgets
 from dashboard.text import code, md
+from pipeline.errors import PipelineError
 from pipeline.inspect import filters as flt
 from pipeline.inspect import stats as inspect_stats
 from pipeline.run import files as rf
@@ -83,7 +84,7 @@ maps = None
 audio_path = None
 try:
     audio_path = preds.audio_file(row)
-except Exception as exc:  # a missing corpus, a refused path: said, not raised
+except PipelineError as exc:  # a missing corpus, a refused path: said, not raised
     st.warning(f"No audio for clip {md(clip)}: {md(exc)}. Only the corpus statistics are shown.")
 if audio_path is not None and not config.get("onnx"):
     st.warning(f"Live feature maps are unavailable: the score stage could not export {code(rf.INSPECT_ONNX)} "

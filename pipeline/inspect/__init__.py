@@ -7,8 +7,8 @@ In the order the data flows:
   the first layer's kernels;
 - `precompute` (torch): `ChannelRecorder`, hooked into the score stage's one pass, keeps each
   channel's mean activation per clip and its activation-weighted input spectrum; after the pass
-  a bounded number of channels per layer is kept (`select_channels`) and written with their
-  channel x tag correlations (`write_inspection`);
+  a bounded number of channels per layer is kept (`stats.select_channels`) and written with
+  their channel x tag correlations and spectra (`write_inspection`);
 - `maps` (numpy; ONNX Runtime when run): a clip's feature maps from ``inspect.onnx``, torch-free,
   for the dashboard;
 - `resynth` (numpy): a channel heard: the clip's STFT masked by the channel's map (original

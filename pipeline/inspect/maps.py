@@ -81,8 +81,10 @@ def layers_of(config: dict[str, Any], *, where: str = "inspect.json") -> list[La
     layers = config.get("layers")
     if not isinstance(layers, list) or not layers:
         raise RunDirError(f"{where}: 'layers' should be a non-empty list, found {type(layers).__name__}")
-    return [LayerInfo.from_dict(d, where=where) if isinstance(d, dict) else LayerInfo.from_dict({}, where=where)
-            for d in layers]
+    bad = next((d for d in layers if not isinstance(d, dict)), None)
+    if bad is not None:
+        raise RunDirError(f"{where}: each layer entry should be an object, found {bad!r}")
+    return [LayerInfo.from_dict(d, where=where) for d in layers]
 
 
 def chunk_inputs(features: np.ndarray, chunk_frames: int,
