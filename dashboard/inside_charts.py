@@ -112,15 +112,16 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], means: np.ndarray, m
     if cells and cells[0].ndim == 2:  # frequency x time: one image of all cells, each scaled to its own maximum
         thin = [_thin(c, GRID_CELL_COLUMNS)[0] for c in cells]
         h, w = thin[0].shape
-        image = np.full((rows * (h + 2), cols * (w + 2)), np.nan, dtype=np.float32)
+        gap = max(2, h // 3)  # rows left blank above each cell: room for its label
+        image = np.full((rows * (h + gap), cols * (w + 2)), np.nan, dtype=np.float32)
         for k, cell in enumerate(thin):
             r, c = divmod(k, cols)
             top = float(np.nanmax(cell)) if cell.size else 0.0
-            image[(rows - 1 - r) * (h + 2):(rows - 1 - r) * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = (
-                cell / top if top > 0 else 0.0)
+            y0 = (rows - 1 - r) * (h + gap)
+            image[y0:y0 + h, c * (w + 2):c * (w + 2) + w] = cell / top if top > 0 else 0.0
         data = [dict(type="heatmap", z=np.round(image, 3), colorscale=ACT_SCALE, showscale=False, zmin=0, zmax=1,
                      hoverinfo="skip")]
-        cell_w, cell_h = w + 2, h + 2
+        cell_w, cell_h, line_h = w + 2, h + gap, h
     else:  # time only: one line trace, each cell's line scaled into its box
         xs, ys = [], []
         w = 0
@@ -134,11 +135,11 @@ def channel_grid(maps: np.ndarray, channels: Sequence[int], means: np.ndarray, m
             ys.extend([*((rows - 1 - r) * 1.4 + scaled), None])
         data = [dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=theme.PRIMARY, width=1.1),
                      hoverinfo="skip")]
-        cell_w, cell_h = w + 2, 1.4
+        cell_w, cell_h, line_h = w + 2, 1.4, 1.0
     for k, ch in enumerate(channels):
         r, c = divmod(k, cols)
         mark = " ◀" if ch == selected else ""
-        notes.append(dict(text=f"ch {ch} · {means[ch]:.2f}{mark}", x=c * cell_w, y=(rows - r) * cell_h - 0.02 * cell_h,
+        notes.append(dict(text=f"ch {ch} · {means[ch]:.2f}{mark}", x=c * cell_w, y=(rows - 1 - r) * cell_h + line_h,
                           xanchor="left", yanchor="bottom", showarrow=False,
                           font=dict(size=10, color=theme.SECONDARY if ch == selected else theme.TEXT)))
     hidden = dict(showticklabels=False, zeroline=False, showgrid=False)

@@ -22,6 +22,7 @@ GRID = 24  # channels in the small-multiples grid
 TAGGRAM_ROWS = 8
 TOP_CLIPS = 5
 N_TOP_TAGS = 5
+MAX_KERNELS = 48  # 2-D kernels drawn per filter bank
 FILTER_NOTES = {
     "1d": "Each kernel by its magnitude response (dB re its peak), sorted by the frequency of the peak: "
           "the sample-level model's first layer as a learned filterbank.",
@@ -208,7 +209,9 @@ if st.toggle("Show the first-layer filters and the layer's response spectra", ke
             freqs, db = flt.frequency_response(group.kernels, float(features["sample_rate"]))
             fig = inside_charts.kernel_responses(freqs, db, title=f"{group.label}: frequency responses")
         else:
-            fig = inside_charts.kernel_images(group.kernels, title=group.label)
+            shown = min(len(group.kernels), MAX_KERNELS)
+            fig = inside_charts.kernel_images(group.kernels, max_kernels=MAX_KERNELS, title=group.label + (
+                f" (the first {shown} shown)" if shown < len(group.kernels) else ""))
         st.plotly_chart(fig, key=f"inside_filters:{n}")
         st.caption(f"{md(group.label)}. {FILTER_NOTES[group.kind]}")
     if stats is not None and len(stats.of_layer(layer.name)):
