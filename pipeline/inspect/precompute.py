@@ -205,8 +205,9 @@ def write_inspection(run: Any, run_model: Any, recorder: ChannelRecorder, *, pro
         "selection": {"max_per_layer": max_channels,
                       "rule": "the channels whose clip means vary most across the corpus (standard deviation)"},
     }
+    export: dict[str, Any] = {}
     try:
-        config["export"] = export_inspector(model, name, run / rf.INSPECT_ONNX, n_bins=n_bins, chunk_frames=chunk)
+        export = export_inspector(model, name, run / rf.INSPECT_ONNX, n_bins=n_bins, chunk_frames=chunk)
         config["onnx"] = rf.INSPECT_ONNX
     except RuntimeError as exc:
         (run / rf.INSPECT_ONNX).unlink(missing_ok=True)
@@ -250,13 +251,14 @@ def write_inspection(run: Any, run_model: Any, recorder: ChannelRecorder, *, pro
     run.write_array(rf.CHANNEL_TAGS, correlations.astype(np.float32))
     run.write_array(rf.CHANNEL_SPECTRA, (np.stack(spectra) if spectra else np.zeros((0, n_spec))).astype(np.float32))
     run.write_arrays(rf.FILTERS, **first_layer_kernels(model))
-    config["cost"] = {"pass_seconds": round(recorder.seconds, 2),
-                      "write_seconds": round(time.perf_counter() - start, 2)}
+    # timings go to the manifest only: a rerun on the same model and corpus writes identical files
     run.write_json(rf.INSPECT, config)
+    cost = {"pass_seconds": round(recorder.seconds, 2), "write_seconds": round(time.perf_counter() - start, 2),
+            "export_seconds": export.get("seconds"), "export_max_abs_diff": export.get("max_abs_diff")}
     files = [f for f in rf.INSIDE_FILES if f != rf.INSPECT_ONNX or config["onnx"]]
     size = sum((run / f).stat().st_size for f in files)
     info = {"channels": len(columns), "layers": len(infos), "basis": basis, "bytes": int(size),
-            **config["cost"], "onnx_error": config["onnx_error"]}
+            **cost, "onnx_error": config["onnx_error"]}
     log.info("inside the model: %d channels of %d layers, %.1f s in the pass + %.1f s written, %.1f MB",
-             len(columns), len(infos), recorder.seconds, config["cost"]["write_seconds"], size / 1e6)
+             len(columns), len(infos), recorder.seconds, cost["write_seconds"], size / 1e6)
     return files, info
