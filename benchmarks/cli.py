@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
     "agreement": "the converted musicnn models against the original's outputs on real mp3s",
     "transfer": "fine-tuning a source run on a new tag set (3 levels) vs training from scratch, by training size",
+    "inside": "inside-the-model precompute cost and size, and the page's server times, on a scored run",
 }
 
 
