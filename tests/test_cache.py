@@ -31,11 +31,11 @@ from pipeline.features.cache import (
     FeatureCacheError,
     build_cache,
     cache_dir,
-    corpus_cache_name,
     default_cache_root,
     to_float16,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
+from pipeline.paths import corpus_key
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, write_annotations
 
@@ -107,7 +107,7 @@ def assert_same_cache(a: FeatureCache, b: FeatureCache) -> None:
 
 def test_batch_with_bad_files_caches_the_good_ones(corpus) -> None:
     cache = build_cache(corpus, CONFIG, workers=2, progress=False)  # the parallel path
-    assert cache.directory == default_cache_root() / corpus_cache_name(corpus.root) / CONFIG.key()
+    assert cache.directory == default_cache_root() / corpus_key(corpus.root) / CONFIG.key()
     assert cache.clip_ids == GOOD  # corpus order
     for clip_id in GOOD:
         x = cache.read(clip_id)
@@ -202,9 +202,9 @@ def test_subset_of_a_cached_corpus_reuses_it(corpus, monkeypatch: pytest.MonkeyP
 
 def test_cache_root(corpus, tmp_path: Path) -> None:
     root = tmp_path / "caches"
-    assert cache_dir(corpus, CONFIG, root) == root / corpus_cache_name(corpus.root) / CONFIG.key()
+    assert cache_dir(corpus, CONFIG, root) == root / corpus_key(corpus.root) / CONFIG.key()
     cache = build_cache(corpus, CONFIG, cache_root=root, workers=1, progress=False)
-    assert cache.directory == root / corpus_cache_name(corpus.root) / CONFIG.key()
+    assert cache.directory == root / corpus_key(corpus.root) / CONFIG.key()
     assert not (corpus.root / "features").exists()
 
 
@@ -460,11 +460,11 @@ def test_corpus_inside_the_data_root_keeps_its_cache_when_the_root_moves(tmp_pat
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "data"))
     corpus_root = _folder_corpus(tmp_path / "data" / "mine", 220.0)
-    name = corpus_cache_name(corpus_root)
+    name = corpus_key(corpus_root)
     (tmp_path / "data").rename(tmp_path / "moved")
     monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "moved"))
-    assert corpus_cache_name(tmp_path / "moved" / "mine") == name
-    assert corpus_cache_name(tmp_path / "elsewhere" / "mine") != name
+    assert corpus_key(tmp_path / "moved" / "mine") == name
+    assert corpus_key(tmp_path / "elsewhere" / "mine") != name
 
 
 def test_a_data_root_that_is_a_file_is_a_clear_error(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

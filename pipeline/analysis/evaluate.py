@@ -25,6 +25,7 @@ import numpy as np
 
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD, Evaluation, evaluate_scores, format_summary, tune_thresholds
 from pipeline.errors import ParameterError
+from pipeline.review.corrections import correct_labels
 from pipeline.run.files import SKIPPED
 from pipeline.run.metrics import Metrics
 from pipeline.run.rundir import METRICS, PER_TAG, PREDICTIONS, RunDir
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap: int = 1000, seed: int = 0,
-                 progress: bool = True, write: bool = True) -> Evaluation | None:
+                 progress: bool = True, write: bool = True,
+                 corrections: str | Path | None = None) -> Evaluation | None:
     """Evaluate the scores of the run in ``run_dir`` on ``split``; write metrics.json / per_tag.csv.
 
     Returns None, and records the stage as skipped with the reason, when the corpus annotates
@@ -50,6 +52,8 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap
     seed : seed of the bootstrap
     progress : unused (evaluation reads stored scores); kept so every stage takes it
     write : False computes and returns without touching the run directory
+    corrections : a verdicts CSV (`pipeline.review.corrections`): score against the annotations it
+        corrects; the stage entry and metrics.json record it (``corrections``). None: the annotations
     """
     if split is not None and split not in SPLITS:
         raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
@@ -69,6 +73,9 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap
         return None
     split = split if split is not None else default_split(scores)
     tags, truth, probs = corpus_tag_scores(scores, entry.get("tag_map") or {})
+    record = None
+    if corrections is not None:  # verdicts are about the corpus's tags: applied to its names
+        truth, record = correct_labels(scores.clip_ids, tags, truth, corrections)
     valid = scores.split == "valid"
     if valid.any():
         thresholds = tune_thresholds(truth[valid], probs[valid])
@@ -82,7 +89,7 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = "test", n_bootstrap
                                  seed=seed)
     if write:
         _write(run, evaluation, split=split, seed=seed, score=entry, n_valid=int(valid.sum()),
-               info=truth_coverage(scores))
+               info=truth_coverage(scores), corrections=record)
     return evaluation
 
 
@@ -143,18 +150,22 @@ def skip_without_truth(run: RunDir, reason: str, *, score: dict[str, Any]) -> No
 
 
 def _write(run: RunDir, evaluation: Evaluation, *, split: str, seed: int, score: dict[str, Any],
-           n_valid: int, info: dict[str, Any] | None = None) -> None:
-    """metrics.json, per_tag.csv and the manifest's headline figures (the stage's only writes)."""
+           n_valid: int, info: dict[str, Any] | None = None, corrections: dict[str, Any] | None = None) -> None:
+    """metrics.json, per_tag.csv and the manifest's headline figures (the stage's only writes).
+
+    ``corrections``: the record of the verdicts the truth was corrected with, kept in all three.
+    """
     scores_digest = (score.get("checksums") or {}).get(PREDICTIONS, {}).get("sha256")
     metrics = run.write_metrics(Metrics.from_evaluation(
         evaluation, split=split, aggregate=score.get("aggregate"), bootstrap_seed=seed,
         thresholds_tuned_on="valid" if n_valid else None, checkpoint_epoch=score.get("checkpoint_epoch"),
-        model=score.get("model_name")))
+        model=score.get("model_name"), corrections=corrections))
     run.write_table(PER_TAG, evaluation.per_tag, float_format="%.6g")
     record = metrics.to_dict()
     run.update_manifest(metrics={k: record[k] for k in ("split", "aggregate", "n_clips", "headline", "ci95",
-                                                         "undefined_tags")})
-    run.mark_stage("evaluate", predictions_sha256=scores_digest, **(info or {}))
+                                                         "undefined_tags", "corrections") if k in record})
+    extra = {"corrections": corrections} if corrections is not None else {}
+    run.mark_stage("evaluate", predictions_sha256=scores_digest, **(info or {}), **extra)
 
 
 def summary(evaluation: Evaluation, run_dir: str | Path, split: str) -> str:

@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples of the confidence intervals; 0 skips them (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--corrections", type=Path, metavar="FILE",
+                   help="a verdicts CSV (python -m pipeline review export): score against the annotations its "
+                   "reviewers' consensus corrects; metrics.json and the stage entry record which (default: the "
+                   "annotations as they are)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (kept for symmetry; nothing is long)")
     return p
 
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> int:
     from pipeline.analysis.evaluate import evaluate_run
 
     evaluation = evaluate_run(args.run_dir, split=args.split, n_bootstrap=args.bootstrap, seed=args.seed,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, corrections=args.corrections)
     print(report(evaluation, args.run_dir, args.split))
     return 0
 
@@ -52,5 +56,11 @@ def report(evaluation: Evaluation | None, run_dir: Path, split: str | None = Non
         entry = run.read_manifest().stage("evaluate")
         reason = entry.skipped if entry is not None else None
         return f"{run_dir}: evaluation skipped: {reason or 'no ground truth'}"
-    split = split or run.read_metrics().split
-    return f"{summary(evaluation, run_dir, split)}\nwrote {run_dir / 'metrics.json'} and {run_dir / 'per_tag.csv'}"
+    metrics = run.read_metrics()
+    split = split or metrics.split
+    text = f"{summary(evaluation, run_dir, split)}\nwrote {run_dir / 'metrics.json'} and {run_dir / 'per_tag.csv'}"
+    if metrics.corrections:
+        c = metrics.corrections
+        text += (f"\nscored against annotations corrected by {c['file']}: {c['changed']} of {c['applied']} "
+                 f"verdicts applied changed a label ({c['disagreements']} disagreements skipped)")
+    return text

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate a run's scores: ROC-AUC / PR-AUC overall and per tag, with confidence intervals",
     "embed": "clip and tag maps, neighbours and label issues, from a run's scores",
     "tag": "tag audio files or folders (musicnn's published model by default, or a run) and print the top tags",
+    "review": "the verdicts reviewers gave by ear: export them with corrected annotations, or their status",
     "pretrained": "musicnn's published taggers converted to torch: list, get NAME, fetch (the install step)",
     "demo": "build the whole demo from nothing: corpus, features, training, artifacts",
 }

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "random) | folder | random | split file(s) or a folder of them: a split CSV (clip_id, split), "
                    "Won et al.'s train / valid / test .npy lists (sota-music-tagging-models split/mtat), musicnn's "
                    "{train,val,test}_gt_mtt.tsv with index_mtt.tsv")
+    g.add_argument("--corrections", type=Path, metavar="FILE", help="a verdicts CSV (python -m pipeline review "
+                   "export): the reviewers' consensus corrects the labels after label processing (top-N, split), "
+                   "before training; the manifest records which verdicts (default: the annotations as they are)")
     g.add_argument("--split-seed", type=int, help=f"seed of a random split (default {d.labels.seed})")
     g.add_argument("--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
                    help=f"shares of a random split (default {' '.join(map(str, d.labels.ratios))})")
@@ -204,8 +207,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if given.get("demo") and given.get("init_from"):  # the source's input and size hold, the recipe's optimisation
         base = TrainConfig.from_overrides(base, n_mels=None, chunk_seconds=None, model_kwargs={})
     overrides = {k: v for k, v in given.items() if k not in _NOT_CONFIG}
-    if "cache_root" in overrides:
-        overrides["cache_root"] = str(overrides["cache_root"])
+    for name in ("cache_root", "corrections"):
+        if name in overrides:
+            overrides[name] = str(overrides[name])
     if "split" in overrides and len(overrides["split"]) == 1:  # one mode or one split file
         overrides["split"] = overrides["split"][0]
     model = given.get("model")
@@ -239,6 +243,8 @@ def main(argv: list[str]) -> int:
         parser.error("--corpus is required (unless --resume)")
     if corpus is not None and not corpus.is_dir():
         raise ParameterError(f"--corpus: no such folder: {corpus}")
+    if given.get("corrections") is not None and not given["corrections"].is_file():
+        raise ParameterError(f"--corrections: no such file: {given['corrections']}")
     from pipeline.training.train import train
 
     config = config_from_args(args)

@@ -56,7 +56,7 @@ from pipeline.io import (
     write_parquet,
     write_text,
 )
-from pipeline.paths import DATA_ENV, data_root
+from pipeline.paths import DATA_ENV, corpus_key, data_root
 from pipeline.sources.corpus import Corpus
 from pipeline.workers import die_with_parent
 
@@ -83,28 +83,14 @@ def default_cache_root() -> Path:
     return data_root() / CACHE_FOLDER
 
 
-def corpus_cache_name(root: Path) -> str:
-    """``<folder name>-<hash>``: one cache folder per corpus folder, wherever it lives.
-
-    The hash is of the resolved path, or of the path relative to the data root for a corpus
-    inside it (the demo, MagnaTagATune), so moving the data root keeps those caches valid.
-    """
-    resolved = Path(root).expanduser().resolve()
-    try:
-        identity = "data-root:" + resolved.relative_to(data_root().expanduser().resolve()).as_posix()
-    except ValueError:
-        identity = resolved.as_posix()
-    return f"{resolved.name}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
-
-
 def cache_dir(corpus: Corpus, config: FeatureConfig, cache_root: Path | None = None) -> Path:
     """Where the cache of ``corpus`` with ``config`` lives.
 
-    ``<cache root>/<corpus_cache_name(corpus.root)>/<config.key()>``; the cache root is
+    ``<cache root>/<corpus_key(corpus.root)>/<config.key()>``; the cache root is
     ``cache_root`` or `default_cache_root` (one root serves every corpus). Never inside the corpus.
     """
     base = default_cache_root() if cache_root is None else Path(cache_root).expanduser()
-    return base / corpus_cache_name(corpus.root) / config.key()
+    return base / corpus_key(corpus.root) / config.key()
 
 
 def source_signature(clip_id: str, rel_path: str, path: Path) -> str:

@@ -74,6 +74,35 @@ STAGE_COMMANDS: dict[str, str] = {
 }
 
 
+# The record of the verdicts a run's labels were corrected with (`pipeline.review.corrections`): the
+# manifest's ``corrections`` (``train --corrections``) and the evaluate stage's entry and metrics.json
+# (``evaluate --corrections``), so a reader can tell which labels a model learnt and a metric is against.
+CORRECTIONS_KEYS: dict[str, type] = {
+    "file": str,  # the verdicts CSV, resolved
+    "sha256": str,  # of that file
+    "rows": int,  # verdicts in it
+    "applied": int,  # consensus labels whose clip and tag the run has
+    "changed": int,  # of those, labels that differ from the annotation
+    "unknown_clips": int,  # clips the verdicts name that the run lacks
+    "unknown_tags": int,  # tags the verdicts name that the run lacks
+    "disagreements": int,  # pairs the reviewers disagree on (not applied)
+    "reviewers": list,  # their names
+}
+
+
+def validate_corrections(obj: Any, *, where: str | Path, key: str = "corrections") -> dict[str, Any]:
+    """``obj`` when it is a corrections record (`CORRECTIONS_KEYS`), else a `RunDirError` naming the key."""
+    if not isinstance(obj, dict):
+        raise RunDirError(f"{where}: {key} should be an object, found {type(obj).__name__}")
+    for name, kind in CORRECTIONS_KEYS.items():
+        value = obj.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise RunDirError(f"{where}: {key}.{name} should be {kind.__name__}, found {value!r}")
+    if not all(isinstance(r, str) for r in obj["reviewers"]):
+        raise RunDirError(f"{where}: {key}.reviewers should be a list of names, found {obj['reviewers']!r}")
+    return obj
+
+
 def prob_column(tag: str) -> str:
     """predictions.parquet column of ``tag``'s probability."""
     return f"{PROB_PREFIX}{tag}"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import RunDirError
-from pipeline.run.files import MANIFEST, SCHEMA_VERSION, SCORE_STAGE, SKIPPED
+from pipeline.run.files import MANIFEST, SCHEMA_VERSION, SCORE_STAGE, SKIPPED, validate_corrections
 from pipeline.run.metrics import Metrics
 
 _JSON_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
@@ -180,6 +180,8 @@ class Manifest:
     provenance: dict[str, Any] | None = None
     # a run fine-tuned from another: the level, the source (and its provenance), frozen / trained blocks
     transfer: dict[str, Any] | None = None
+    # the verdicts the training labels were corrected with (train --corrections): `files.CORRECTIONS_KEYS`
+    corrections: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not declare
 
     # -- reading -----------------------------------------------------------------------------
@@ -215,6 +217,8 @@ class Manifest:
             description=_check(obj.get("description"), (str,), where, "description"),
             provenance=_check(obj.get("provenance"), (dict,), where, "provenance"),
             transfer=_check(obj.get("transfer"), (dict,), where, "transfer"),
+            corrections=(validate_corrections(obj["corrections"], where=where)
+                         if obj.get("corrections") is not None else None),
             extra={k: v for k, v in obj.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,7 +230,8 @@ class Manifest:
                     "config": self.config, "training": self.training, "device": self.device,
                     "metrics": self.metrics.to_dict() if self.metrics else None,
                     "synthetic": self.synthetic or None, "description": self.description,
-                    "provenance": self.provenance, "transfer": self.transfer}
+                    "provenance": self.provenance, "transfer": self.transfer,
+                    "corrections": self.corrections}
         out.update({k: v for k, v in optional.items() if v is not None})
         out.update(self.extra)
         out["stages"] = {s: e.to_dict() for s, e in self.stages.items()}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import RunDirError
-from pipeline.run.files import METRICS
+from pipeline.run.files import METRICS, validate_corrections
 
 METRIC_NAMES: dict[str, str] = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC"}  # key -> display name
 AVERAGES: tuple[str, ...] = ("macro", "micro", "weighted")
@@ -51,6 +51,9 @@ class Metrics:
     checkpoint_epoch: int | None = None
     model: str | None = None
     synthetic: bool = False  # benchmark data, not a result
+    # the verdicts the truth was corrected with (evaluate --corrections; `files.CORRECTIONS_KEYS`); None: the
+    # annotations as they are
+    corrections: dict[str, Any] | None = None
 
     def value(self, name: str) -> float:
         """A headline figure (``roc_auc_macro`` ...), NaN when absent."""
@@ -76,6 +79,8 @@ class Metrics:
         out = asdict(self)
         out["headline"] = {k: _plain(v) for k, v in self.headline.items()}
         out["ci95"] = {k: [_plain(lo), _plain(hi)] for k, (lo, hi) in self.ci95.items()}
+        if out["corrections"] is None:  # metrics against the annotations as they are: the file as it always was
+            del out["corrections"]
         return out
 
     @classmethod
@@ -123,4 +128,6 @@ class Metrics:
         undefined = obj.get("undefined_tags", [])
         if not isinstance(undefined, list) or not all(isinstance(t, str) for t in undefined):
             raise RunDirError(f"{where}: undefined_tags should be a list of tag names, found {undefined!r}")
+        if obj.get("corrections") is not None:
+            fields["corrections"] = validate_corrections(obj["corrections"], where=where)
         return cls(split=split, headline=values, ci95=intervals, undefined_tags=list(undefined), **fields)

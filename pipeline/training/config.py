@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline import device as devices
@@ -60,6 +61,9 @@ class TrainConfig:
     cache_root: str | None = None  # where feature caches live; None: the feature cache's default
     # --- labels: synonyms, top-N, split (merge_synonyms and split "auto" resolved per corpus source)
     labels: LabelConfig = field(default_factory=LabelConfig)
+    # a verdicts CSV (pipeline.review.corrections) whose consensus corrects the labels after label
+    # processing, before training; None: the annotations as they are
+    corrections: str | None = None
     # --- optimisation
     epochs: int = 40  # the Music-Tagger recipe's 40 epochs
     batch_size: int = 16  # Won et al. 2020 use 16 for the short-chunk models
@@ -97,6 +101,8 @@ class TrainConfig:
             self.labels = _label_config(self.labels)
         self.milestones = tuple(int(m) for m in self.milestones)
         self.model_kwargs = dict(self.model_kwargs)
+        if self.corrections is not None:  # absolute, so a resumed run finds the file from any folder
+            self.corrections = str(Path(self.corrections).expanduser().resolve())
         self.validate()
 
     def validate(self) -> None:

@@ -31,6 +31,7 @@ from pipeline.errors import ParameterError, PipelineError, RunDirError
 from pipeline.features.cache import FeatureCache
 from pipeline.features.extract import Normalizer
 from pipeline.paths import data_root
+from pipeline.review.corrections import correct_labels
 from pipeline.run.rundir import LAST_CHECKPOINT, TENSORBOARD, RunDir
 from pipeline.sources.corpus import Corpus, corpus_record
 from pipeline.sources.labels import LabelConfig
@@ -265,6 +266,24 @@ def _finish(run: RunDir, config: TrainConfig, state: TrainState, device: torch.d
              run.path)
 
 
+def training_corpus(config: TrainConfig, corpus_dir: str | Path, *, recorded: dict[str, Any] | None = None
+                    ) -> tuple[Corpus, dict[str, Any] | None]:
+    """The corpus as training sees it: label processing, then the verdicts of ``config.corrections``.
+
+    Returns the corpus (its labels corrected) and the manifest's ``corrections`` record (None
+    without corrections). ``recorded``: the record of the run being resumed, whose verdicts file
+    must not have changed since (`pipeline.review.corrections.correct_labels`).
+    """
+    corpus = load_corpus(corpus_dir, config.labels)
+    if not corpus.tags:
+        raise ParameterError(f"{corpus.root}: the corpus has no tags to train on")
+    if config.corrections is None:
+        return corpus, None
+    labels, record = correct_labels(corpus.clip_ids, corpus.tags, corpus.labels, config.corrections,
+                                    expected_sha256=(recorded or {}).get("sha256"))
+    return dataclasses.replace(corpus, labels=labels), record
+
+
 def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, info: devices.DistInfo,
            device: torch.device, resume: bool, force: bool, progress: bool, callbacks: list[Callback],
            suggest_recipe: bool = True) -> Path:
@@ -275,9 +294,10 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     _set_determinism(config, device)
 
     # -- corpus and labels (resolved for this corpus: what was used is what the run records)
-    corpus = load_corpus(start.corpus_dir, config.labels)
-    if not corpus.tags:
-        raise ParameterError(f"{corpus.root}: the corpus has no tags to train on")
+    recorded = run.read_manifest().corrections if last is not None else None
+    corpus, corrections = training_corpus(config, start.corpus_dir, recorded=recorded)
+    if info.is_main:
+        run.update_manifest(corrections=corrections)
     labels = corpus.label_config or config.labels.resolved(corpus.source)
     source = _load_source(config)
     if start.given is not None:
