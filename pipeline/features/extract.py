@@ -213,7 +213,7 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
                 frames = _edge_frames(y, start, n, n_fft, hop)
             np.multiply(frames, window, out=block[:n])  # (n, n_fft)
             # |X|^2 on the spectrum seen as (re, im) pairs: squared in place, then each pair
-            # summed, two passes instead of three (re^2, im^2, their sum).
+            # summed (as fast as re^2 + im^2, without its scratch buffer).
             spec = rfft(block[:n])  # (n, n_bins) complex
             pairs = spec.view(spec.real.dtype)  # (n, 2 * n_bins)
             np.square(pairs, out=pairs)
