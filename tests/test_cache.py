@@ -367,15 +367,11 @@ def test_gathering_without_copy_file_range(corpus, tmp_path: Path, monkeypatch: 
 
 
 def test_parts_are_deleted_in_the_background_and_leftovers_by_the_next_build(corpus) -> None:
-    import threading
-
-    from pipeline.features.cache import DISCARD_PREFIX
+    from pipeline.features.cache import DISCARD_PREFIX, wait_for_discards
 
     cache = build_cache(corpus, CONFIG, workers=1, progress=False)
     assert not (cache.directory / PARTS).exists()  # moved aside at once
-    for thread in threading.enumerate():
-        if thread.name.startswith("discard "):
-            thread.join(timeout=30)
+    wait_for_discards(timeout=30)
     corpus_caches = cache.directory.parent
     assert not list(corpus_caches.glob(f"{DISCARD_PREFIX}*"))
     # a process killed while deleting leaves its folder; the next build of this corpus removes it,

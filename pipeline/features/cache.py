@@ -544,8 +544,19 @@ def _discard(folder: Path) -> None:
     except OSError:  # gone already, or not movable: delete it here
         shutil.rmtree(folder, ignore_errors=True)
         return
-    threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
-                     name=f"discard {trash.name}").start()
+    thread = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+                              name=f"discard {trash.name}")
+    thread.start()
+    _discarding.append(thread)
+
+
+_discarding: list[threading.Thread] = []
+
+
+def wait_for_discards(timeout: float | None = None) -> None:
+    """Wait until the part files of finished builds (`_discard`) are deleted (benchmarks, tests)."""
+    while _discarding:
+        _discarding.pop().join(timeout)
 
 
 def _remove_discarded(corpus_caches: Path) -> None:
