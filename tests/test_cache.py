@@ -365,6 +365,26 @@ def test_gathering_without_copy_file_range(corpus, tmp_path: Path, monkeypatch: 
     assert_same_cache(reference, fallback)
 
 
+
+def test_parts_are_deleted_in_the_background_and_leftovers_by_the_next_build(corpus) -> None:
+    from pipeline.features.cache import DISCARD_PREFIX, wait_for_discards
+
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert not (cache.directory / PARTS).exists()  # moved aside at once
+    wait_for_discards(timeout=30)
+    corpus_caches = cache.directory.parent
+    assert not list(corpus_caches.glob(f"{DISCARD_PREFIX}*"))
+    # a process killed while deleting leaves its folder; the next build of this corpus removes it,
+    # not one that a live process is still deleting
+    dead = corpus_caches / f"{DISCARD_PREFIX}{cache.directory.name}-999999999-0"
+    live = corpus_caches / f"{DISCARD_PREFIX}{cache.directory.name}-{os.getppid()}-0"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "0123.npy").write_bytes(b"frames")
+    build_cache(corpus, FeatureConfig(n_mels=24), workers=1, progress=False)
+    assert not dead.exists() and live.exists()
+
+
 # -- command line -----------------------------------------------------------------------------
 
 def test_features_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:
