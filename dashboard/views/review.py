@@ -196,7 +196,7 @@ def question_panel() -> None:
         for verdict in VERDICTS:
             buttons.button(review.VERDICT_LABELS[verdict], key=f"review:answer:{verdict}", icon=review.VERDICT_ICONS[verdict],
                            type="primary" if mine == verdict else "secondary", on_click=_answer,
-                           args=(db, q, verdict, pos), help=f"'{q.tag}' is {verdict} in this clip")
+                           args=(db, q, verdict, pos), help=f"'{md(q.tag)}' is {verdict} in this clip")
         st.text_input("Note (optional)", key="review:note", placeholder="e.g. a woman sings from 0:04",
                       max_chars=2000)
         nav = st.container(horizontal=True, gap="small")
