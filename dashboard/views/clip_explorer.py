@@ -10,6 +10,7 @@ from dashboard import analysis, charts, loaders, review, state, widgets
 from dashboard.text import code, md
 from dashboard.theme import FN, FP, PRED, QUIET, TP
 from pipeline.run import rundir as rd
+from pipeline.run.files import INSIDE_FILES
 
 MAX_OPTIONS = 300  # clips listed in the picker at once (the search narrows them)
 N_SIMILAR = 5
@@ -76,6 +77,10 @@ def explorer() -> None:
     left, right = st.columns([2, 3])
     with left:
         has_audio = widgets.play(preds, row)
+        inspectable = run.has(rd.SCORE_STAGE) and all(run.file(name).is_file() for name in INSIDE_FILES)
+        if inspectable and st.button("See inside the model", key="explorer:inside", icon=":material/biotech:",
+                                     help="This clip's feature maps, its channels heard, and the first-layer filters"):
+            st.switch_page(widgets.PAGES["inside"])
         order = np.argsort(-probs, kind="stable")
         annotated = [i for i in order if outcomes[i] in (TP, FN)]
         predicted = [i for i in order if outcomes[i] in (TP, FP, PRED)]
