@@ -156,3 +156,22 @@ print("torch imported:", "torch" in sys.modules)
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "torch imported: False" in out.stdout
+
+
+def test_the_clip_explorer_opens_its_clip_inside_the_model(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(loaders.RUNS_ENV, str(runs))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["run"] = "tiny"
+    at.run()
+    at.switch_page("views/clip_explorer.py").run()
+    clip = at.selectbox(key="w:clip").value
+    at.button(key="explorer:inside").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Inside the model"
+    assert at.query_params.get("clip") in (clip, [clip]), "the clip carries over"
+
+    old = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    old.query_params["run"] = "old"
+    old.run()
+    old.switch_page("views/clip_explorer.py").run()
+    assert not any(b.key == "explorer:inside" for b in old.button), "a run scored before inspection offers no link"
