@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "dashboard": "dashboard load and interaction times on a MagnaTagATune-scale run",
     "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
     "agreement": "the converted musicnn models against the original's outputs on real mp3s",
+    "review_gain": "review the top-k label issues with truth.csv as the oracle, retrain, gain vs k random pairs",
     "transfer": "fine-tuning a source run on a new tag set (3 levels) vs training from scratch, by training size",
 }
 
