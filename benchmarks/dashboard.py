@@ -29,7 +29,7 @@ from pipeline.paths import REPO
 log = logging.getLogger(__name__)
 
 APP = REPO / "dashboard" / "app.py"
-PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs", "review")
 FIRST_LOAD_TARGET_S = 5.0
 INTERACTION_TARGET_MS = 300.0
 
@@ -165,6 +165,16 @@ def measure(runs_root: Path, *, repeat: int = 3,
     for mode in ("outcome", "label", "probability"):
         record(f"tag map: clip map by {mode}", lambda m=mode: at.segmented_control(key="map:clip_mode").set_value(m).run())
     record("tag map: colour tags by ROC-AUC", lambda: at.segmented_control(key="map:color").set_value("roc_auc").run())
+
+    # The review queue: each answer is saved to the corpus's verdict database, then the next
+    # question (a new clip: decoded for its spectrogram) loads. AppTest reruns the whole page where
+    # the browser reruns only the question panel (a fragment), so these are upper bounds.
+    at.switch_page("views/review.py").run()
+    for verdict in ("present", "absent", "unsure") * repeat:
+        record("review queue: answer, next question loads",
+               lambda v=verdict: at.button(key=f"review:answer:{v}").click().run(), forget_audio)
+    record("review queue: undo the last answer", lambda: at.button(key="review:undo").click().run())
+    record("review queue: skip", lambda: at.button(key="review:skip").click().run(), forget_audio)
     return times, clock.available
 
 
@@ -180,6 +190,8 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         root = (args.out or Path(tmp)).expanduser().resolve()
+        # The review queue's answers go to a verdict database of the benchmark's own, never the user's.
+        os.environ["MUSICTAG_REVIEWS"] = str(Path(tmp) / "reviews")
         run_dir = root / f"synthetic-{args.clips}"
         if _reuse(run_dir, args.clips, args.tags):
             print(f"reusing {run_dir}")

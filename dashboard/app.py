@@ -48,6 +48,7 @@ pages = {
     "Listen": [
         st.Page(PAGES["explorer"], title="Clip explorer", icon="🎧"),
         st.Page(PAGES["errors"], title="Error analysis", icon="🔍"),
+        st.Page(PAGES["review"], title="Review queue", icon="✅"),
         st.Page(PAGES["tag"], title="Tag a file", icon="🏷️"),
     ],
     "Explore": [

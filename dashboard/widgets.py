@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import loaders, state
+from dashboard import loaders, review, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.text import code, md
 from dashboard.theme import OUTCOME_LABELS, chip, legend_html
@@ -140,6 +140,7 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
         st.slider("Decision threshold", 0.0, 1.0, step=0.01, format="%.2f", disabled=bool(tuned),
                   help="A tag counts as predicted when its probability is at or above this value.",
                   **state.bind("threshold", default=GLOBAL_THRESHOLD))
+        review.reviewer_field()
         if run is None or not run.unannotated:  # outcomes need annotations
             st.markdown(legend_html(), unsafe_allow_html=True)
         st.caption(f"Runs folder: {code(root)}")
@@ -404,6 +405,7 @@ PAGES = {
     "map": "views/tag_map.py",
     "tag": "views/tag_a_file.py",
     "compare": "views/compare_runs.py",
+    "review": "views/review.py",
 }
 
 
@@ -416,8 +418,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     return "–" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container: Any = st) -> None:
-    """A bordered row: clip id and a detail line, its annotated tags, a player and an Open button."""
+def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container: Any = st,
+              tag: str | None = None, run: RunInfo | None = None, source: str = "") -> None:
+    """A bordered row: clip id and a detail line, its annotated tags, a player and an Open button.
+
+    With ``tag`` and ``run`` the card also asks whether ``tag`` is in the clip (present / absent /
+    unsure, `dashboard.review.verdict_buttons`) and shows the earlier verdicts on that pair.
+    """
     info = preds.clips.iloc[row]
     if preds.truth is not None:
         listed = "annotated: " + (", ".join(md(preds.tags[j]) for j in np.flatnonzero(preds.truth[row])) or "none")
@@ -431,3 +438,6 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
                    f" · {md(info['split'])}</span>", unsafe_allow_html=True)
         open_clip_button(str(info["clip_id"]), key=key, container=b)
         play(preds, row, compact=True)
+        if tag is not None and run is not None and tag in preds.tags:
+            review.verdict_buttons(review.store(run, quiet=True), review.question(preds, row, preds.tags.index(tag)),
+                                   key=f"{key}:verdict", source=source, run=run.name)

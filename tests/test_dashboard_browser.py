@@ -42,7 +42,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 # url path -> the page's title (st.Page url paths follow the file names in dashboard/views/)
 PAGES = {"": "Overview", "clip_explorer": "Clip explorer", "tag_metrics": "Tag metrics",
          "error_analysis": "Error analysis", "tag_map": "Tag map", "tag_a_file": "Tag a file",
-         "compare_runs": "Compare runs"}
+         "compare_runs": "Compare runs", "review": "Review queue"}
 START_TIMEOUT_S = 90
 STEP_TIMEOUT_MS = 60_000  # a busy CI machine can be slow to run a page the first time
 
@@ -284,3 +284,48 @@ def test_a_folder_of_music_without_tags_opens_on_every_page(server: str, page: A
         assert errors.count() == 0, f"{path or 'overview'}: {errors.first.inner_text()}"
         body = page.locator('[data-testid="stMain"]').inner_text()
         assert "ROC-AUC (macro)" not in body and "False positives" not in body, path
+
+
+def question_heading(page: Any) -> str:
+    return page.locator("h4").filter(has_text="Question").first.inner_text()
+
+
+def test_answer_three_questions_reload_and_export(server: str, page: Any, runs: Path, tmp_path: Path) -> None:
+    """Answer by clicking; the answers are there after a reload and in `review export`."""
+    import pandas as pd
+
+    from pipeline.review.store import VerdictStore, database_path
+    from pipeline.run.rundir import RunDir
+
+    open_page(page, server, "review", "run=complete&split=all")
+    asked = []
+    for n, answer in enumerate(("Present", "Absent", "Unsure"), 1):
+        heading = question_heading(page)
+        assert f"Question {n} of" in heading, heading
+        asked.append(heading)
+        page.get_by_role("button", name=answer).click()
+        page.wait_for_function(f"() => [...document.querySelectorAll('h4')].some(h => h.innerText.includes('Question {n + 1} of'))")
+    wait_idle(page)
+    screenshot(page, "review-answered")
+    store = VerdictStore(database_path(RunDir(runs / "complete").manifest()["corpus"]["root"]))
+    answers = sorted(store.current(), key=lambda v: v.id)
+    assert [v.verdict for v in answers] == ["present", "absent", "unsure"]
+    for heading, verdict in zip(asked, answers):
+        assert verdict.clip_id in heading and verdict.tag in heading, (heading, verdict)
+
+    page.reload()  # the browser comes back: the answers are still there
+    wait_idle(page)
+    page.get_by_text("Unreviewed only").click()  # show the answered questions too
+    wait_idle(page)
+    assert "3 of" in page.locator('[data-testid="stProgress"]').first.inner_text()
+    assert "Question 1 of" in question_heading(page)
+    assert "absent" not in page.locator('[data-testid="stCaptionContainer"]').filter(
+        has_text="Earlier verdicts").first.inner_text()  # question 1 was answered present
+
+    out = tmp_path / "export"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "review", "export", "--run", str(runs / "complete"),
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exported = pd.read_csv(out / "verdicts.csv", dtype=str)
+    assert sorted(zip(exported["clip_id"], exported["tag"], exported["verdict"])) == sorted(
+        (v.clip_id, v.tag, v.verdict) for v in answers)

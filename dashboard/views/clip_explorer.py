@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, loaders, state, widgets
+from dashboard import analysis, charts, loaders, review, state, widgets
 from dashboard.text import code, md
 from dashboard.theme import FN, FP, PRED, QUIET, TP
 from pipeline.run import rundir as rd
@@ -90,6 +90,22 @@ with left:
                                   [float(probs[i]) for i in predicted]), unsafe_allow_html=True)
 with right:
     st.plotly_chart(charts.clip_tags(tags, probs, list(outcomes), thresholds), key="clip_tags")
+
+# ---- verdicts: is a tag in this clip? (kept per corpus, shown in every run of it)
+db = review.store(run, quiet=True)
+if db is not None:
+    with st.container(border=True):
+        v1, v2 = st.columns([1, 3], vertical_alignment="bottom")
+        # Default: the most confident disagreement of model and annotation, else the most probable tag.
+        doubtful = [i for i in order if outcomes[i] in (FP, FN)]
+        review_tag = v1.selectbox("Review a tag", [tags[i] for i in order], index=order.tolist().index(doubtful[0])
+                                  if doubtful else 0, key=f"explorer:review_tag:{clip}")
+        review.verdict_buttons(db, review.question(preds, row, tags.index(review_tag)), key=f"explorer:verdict:{clip}",
+                               source="explorer", run=run.name, container=v2)
+        on_clip = [v for v in db.current(clip_ids=[clip]) if v.tag != review_tag]
+        if on_clip:
+            st.caption("Other verdicts on this clip: " + "; ".join(f"**{md(v.tag)}** " + review.verdicts_line([v])
+                                                                  for v in on_clip))
 
 # ---- spectrogram and taggram on one time axis
 mel = mel_fps = duration = None

@@ -52,7 +52,7 @@ if section == "errors":
             column.caption(empty)
         for rank, i in enumerate(picked, 1):
             widgets.clip_card(preds, int(rows[i]), detail=f"#{rank} · p({md(tag)}) = {probs[i]:.3f}",
-                              key=f"err:{outcome}:{rank}", container=column)
+                              key=f"err:{outcome}:{rank}", container=column, tag=tag, run=run, source="errors")
 
 # ---- likely label issues (embed stage)
 if section == "issues":
@@ -94,7 +94,8 @@ if section == "issues":
             detail = (f"#{md(getattr(issue, 'rank', n))} · **{md(issue.tag)}**: {verdict}"
                       + (f" · p = {issue.probability:.3f}" if hasattr(issue, "probability") else "")
                       + (f" · {md(issue.kind)}" if hasattr(issue, "kind") else ""))
-            widgets.clip_card(preds, row, detail=detail, key=f"issue:{n}")
+            widgets.clip_card(preds, row, detail=detail, key=f"issue:{n}", tag=str(issue.tag), run=run,
+                              source="issues")
         columns = [c for c in ("rank", "clip_id", "split", "tag", "annotated", "probability", "score", "kind", "flagged")
                    if c in view]
         with st.expander(f"All {min(len(view), 1000):,} shown in a table"):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, loaders, widgets
+from dashboard import charts, loaders, review, widgets
 from dashboard.text import code, md
 from pipeline.run import rundir as rd
 
@@ -88,6 +88,31 @@ with right:
         + (f"Top-{md(labels.get('top_n'))} tags" if labels.get("top_n") else "All tags")
         + (", synonyms merged" if labels.get("merge_synonyms") else "")
         + (f", split: {md(labels.get('split'))}" if labels.get("split") else "") + ".")
+
+# ---- verdicts given by ear on this corpus's clips, and what they change
+trained_with = manifest.get("corrections") if isinstance(manifest.get("corrections"), dict) else None
+if trained_with:
+    st.caption(f"Trained on corrected labels: {md(trained_with.get('applied', '?'))} verdicts applied, "
+               f"{md(trained_with.get('changed', '?'))} labels changed, from {code(trained_with.get('file', '?'))}.")
+db = review.store(run, quiet=True) if not unannotated else None
+if db is not None and db.count():
+    preds = widgets.predictions(run, stop=False)
+    split = widgets.evaluated_split(run) or "test"
+    change = review.effect(db, preds, split if split in preds.splits else "all") if preds is not None else None
+    if change is not None:
+        st.subheader("Reviewed by ear")
+        k1, k2, k3, k4 = st.columns(4)
+        k1.metric("Clips with verdicts", f"{change.clips:,}", help=f"{change.verdicts:,} answers by every reviewer")
+        k2.metric("Labels changed", f"{change.changed:,}", help="where the reviewers' verdict differs from the annotation")
+        for col, name, key in ((k3, "ROC-AUC", "roc_auc_macro"), (k4, "PR-AUC", "pr_auc_macro")):
+            b, a = change.before.get(key, np.nan), change.after.get(key, np.nan)
+            col.metric(f"{name} (macro) on corrected labels", widgets.fmt(a),
+                       delta=f"{a - b:+.3f}" if np.isfinite(a) and np.isfinite(b) else None,
+                       help=f"Against the annotations: {widgets.fmt(b)} ({widgets.split_phrase(change.split)})")
+        st.caption(f"The corpus's verdicts (the Review queue and the clip cards' answers) applied to the annotations of "
+                   f"{widgets.split_phrase(change.split)}: the model's scores are the same, only the labels differ."
+                   + (f" {change.disagreements} pair(s) where reviewers disagree are left out." if change.disagreements
+                      else ""))
 
 # ---- training curves and tag frequencies
 st.subheader("Training")
