@@ -434,3 +434,26 @@ def test_train_cli_refuses_a_missing_corrections_file(demo_corpus_48: Path, tmp_
 
     assert main(["train", "--corpus", str(demo_corpus_48), "--corrections", str(tmp_path / "none.csv")]) == 2
     assert f"--corrections: no such file: {tmp_path / 'none.csv'}" in capsys.readouterr().err
+
+
+def test_cli_on_a_corpus_folder_with_history(tmp_path: Path, reviews: Path, capsys: pytest.CaptureFixture) -> None:
+    from pipeline.cli.main import main
+
+    root = tiny_mtt(tmp_path / "demo", demo=True)
+    assert main(["review", "status", "--corpus", str(root)]) == 2
+    assert "no verdicts for corpus demo" in capsys.readouterr().err
+    assert not reviews.exists()  # asking creates no database
+    store = VerdictStore.for_corpus(root)
+    store.record("1", "female", "present", "alice")
+    store.record("1", "female", "absent", "alice")  # her current answer
+    store.record("2", "piano", "present", "alice")
+    store.undo_last("alice")  # withdrawn: not exported
+    assert main(["review", "export", "--corpus", str(root), "--history", "--out", str(tmp_path / "out")]) == 0
+    assert "2 verdicts by 1 reviewer(s)" in capsys.readouterr().out
+    rows = read_verdicts_csv(tmp_path / "out" / VERDICTS_FILE)
+    assert [r.verdict for r in rows] == ["present", "absent"]
+    assert consensus(rows).labels == {("1", "female"): 0}
+    again = load_corpus(swapped_copy(root, tmp_path / "out" / ANNOTATIONS_FILE, tmp_path, "copy"))
+    assert again.labels[again.clip_ids.index("1"), again.tags.index("female")] == 0
+    assert main(["review", "export", "--corpus", str(tmp_path / "nowhere")]) == 2
+    assert "--corpus: no such folder" in capsys.readouterr().err
