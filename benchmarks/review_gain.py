@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs (default: the demo recipe's)")
     p.add_argument("--max-minutes", type=float, help="time budget per training run (default: none, so that every "
                    "cell trains the same epochs whatever the machine's load)")
+    p.add_argument("--review-only", action="store_true", help="review and export every cell, count the labels the "
+                   "verdicts change, and stop (no training: seconds, not an hour)")
     p.add_argument("--work", type=Path, help="folder of the cells (default <data root>/benchmarks/review_gain/<run>)")
     return p
 
@@ -130,6 +132,31 @@ def score_test_clips(out: Path, corpus: Any, rows: np.ndarray, truth: np.ndarray
     return auc_scores(truth[rows], probs)
 
 
+def review_only(work: Path, run_dir: Path, corpus: Any, orders: dict[str, list[tuple[int, int]]], ks: list[int], *,
+                truth: np.ndarray, probs: np.ndarray) -> int:
+    """Each cell reviewed and exported as in the full benchmark, and the labels its verdicts change; no training."""
+    import pandas as pd
+
+    from pipeline.review.corrections import correct_labels
+
+    split = np.asarray(corpus.split).astype(str)
+    rows = []
+    for kind, order in orders.items():
+        for k in ks:
+            verdicts = review(work / f"{kind}-{k}", run_dir, corpus.root, order[:k], clip_ids=corpus.clip_ids,
+                              tags=corpus.tags, truth=truth, annotated=corpus.labels, probs=probs,
+                              source=f"benchmark:{kind}")
+            corrected, record = correct_labels(corpus.clip_ids, corpus.tags, corpus.labels, verdicts)
+            changed = corrected != corpus.labels
+            rows.append({"ranking": kind, "k": k, "verdicts": record["rows"], "changed": record["changed"],
+                         "changed_share": record["changed"] / k,
+                         "changed_train": int(changed[split == "train"].sum()),
+                         "still_wrong": int((corrected != truth).sum())})
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
+        print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -182,6 +209,8 @@ def main(argv: list[str]) -> int:
     cells: list[tuple[str, int]] = [("before", 0)] + [(kind, k) for k in ks for kind in kinds]
     orders = {kind: pair_order(kind, corpus.clip_ids, split, corpus.tags, corpus.labels, scores.probs, args.seed,
                                ks[0]) for kind in kinds}
+    if args.review_only:
+        return review_only(work / "review-only", run_dir, corpus, orders, ks, truth=truth, probs=scores.probs)
     for kind, k in cells:
         name = "before" if kind == "before" else f"{kind}-{k}"
         if name in results["cells"]:
