@@ -132,17 +132,31 @@ def store(run: RunInfo, *, quiet: bool = False) -> VerdictStore | None:
         return None
 
 
+NOTES_KEY = "review:notes"
+
+
+def notify(message: str, icon: str) -> None:
+    """Queue a toast for the next run (a callback must not draw: in a fragment it would land at the page's top)."""
+    st.session_state.setdefault(NOTES_KEY, []).append((message, icon))
+
+
+def show_notes() -> None:
+    """Show the toasts the callbacks queued (called by the sidebar and by the review queue's fragment)."""
+    for message, icon in st.session_state.pop(NOTES_KEY, []):
+        st.toast(message, icon=icon)
+
+
 def save(db: VerdictStore, question: Question, verdict: str, *, note: str = "", source: str, run: str) -> bool:
     """Record one answer; a busy or broken database becomes a toast, never an error page."""
     try:
         db.record(question.clip_id, question.tag, verdict, reviewer(), note=note, source=source, run=run,
                   probability=question.probability, annotated=question.annotated)
     except ReviewStoreBusy:
-        st.toast("The verdict database is busy (another writer holds it); your answer was not saved, "
-                 "please answer again.", icon=":material/hourglass_empty:")
+        notify("The verdict database is busy (another writer holds it); your answer was not saved, "
+               "please answer again.", ":material/hourglass_empty:")
         return False
     except (ReviewStoreError, PipelineError, OSError) as exc:
-        st.toast(f"Your answer was not saved: {md(exc)}", icon=":material/error:")
+        notify(f"Your answer was not saved: {md(exc)}", ":material/error:")
         return False
     return True
 
@@ -173,7 +187,7 @@ def _answer_from_widget(db: VerdictStore, question: Question, key: str, mine: Ve
             try:
                 db.undo(mine.id)
             except (PipelineError, OSError) as exc:
-                st.toast(f"Your answer was not withdrawn: {md(exc)}", icon=":material/error:")
+                notify(f"Your answer was not withdrawn: {md(exc)}", ":material/error:")
         return
     save(db, question, str(verdict), source=source, run=run)
 

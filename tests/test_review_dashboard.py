@@ -191,3 +191,34 @@ def test_a_locked_database_is_retried_then_reported_not_raised(runs: Path, revie
     release.join()
     assert len(corpus_store(runs).current()) == 1
     assert "Question 2 of" in heading(at)
+
+
+def test_two_sessions_answering_at_once_lose_nothing(runs: Path, reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two reviewers' sessions answer at the same time, each in its own thread (as the server runs sessions)."""
+    sessions = {}
+    for name in ("alice", "bob"):
+        at = app(runs, monkeypatch, "review", run="complete")
+        at.text_input(key=review.REVIEWER_KEY).set_value(name).run()
+        sessions[name] = at
+    failures: list[BaseException] = []
+
+    def answer(at: AppTest) -> None:
+        try:
+            for verdict in ("present", "absent", "unsure", "present", "absent"):
+                at.button(key=f"review:answer:{verdict}").click().run()
+                assert not at.exception, at.exception
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=answer, args=(at,)) for at in sessions.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    db = corpus_store(runs)
+    by = {name: sorted((v.clip_id, v.tag) for v in db.current(reviewer=name)) for name in sessions}
+    assert len(by["alice"]) == len(by["bob"]) == 5, by
+    assert by["alice"] == by["bob"], "both reviewers were asked the same five questions, in the same order"
+    for at in sessions.values():
+        assert "Question 6 of" in heading(at)
