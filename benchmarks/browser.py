@@ -52,7 +52,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.dashboard import _reuse
+from benchmarks.dashboard import reusable_synthetic_run
 from benchmarks.synthetic_run import MTT_CLIPS, build_synthetic_run
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.io import write_json
@@ -574,7 +574,7 @@ def _main(args: argparse.Namespace) -> int:
             if args.synthetic < 10:
                 raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
             runs, name = out / "runs", f"synthetic-{args.synthetic}"
-            if _reuse(runs / name, args.synthetic, args.tags):
+            if reusable_synthetic_run(runs / name, args.synthetic, args.tags):
                 print(f"reusing {runs / name}")
             else:
                 started = time.perf_counter()

@@ -34,7 +34,7 @@ FIRST_LOAD_TARGET_S = 5.0
 INTERACTION_TARGET_MS = 300.0
 
 
-def _reuse(out: Path, clips: int, tags: int) -> bool:
+def reusable_synthetic_run(out: Path, clips: int, tags: int) -> bool:
     """True when ``out`` already holds a complete synthetic run of this size."""
     from pipeline.errors import RunDirError
     from pipeline.run.rundir import RunDir
@@ -51,7 +51,7 @@ def _reuse(out: Path, clips: int, tags: int) -> bool:
             and not run.missing_stages())
 
 
-class _ScriptClock:
+class ScriptClock:
     """CPU seconds spent by Streamlit's script thread (wall time on a shared machine also counts waiting).
 
     Wraps ``ScriptRunner._run_script_thread``, a Streamlit internal; when it is absent the
@@ -81,7 +81,7 @@ class _ScriptClock:
         script_runner.ScriptRunner._run_script_thread = timed
 
 
-def _timed(step: Callable[[], object], clock: _ScriptClock) -> tuple[float, float]:
+def _timed(step: Callable[[], object], clock: ScriptClock) -> tuple[float, float]:
     cpu = clock.cpu
     started = time.perf_counter()
     step()
@@ -103,7 +103,7 @@ def measure(runs_root: Path, *, repeat: int = 3,
     os.environ["AUTOTAG_RUNS"] = str(runs_root)
     from streamlit.testing.v1 import AppTest
 
-    clock = _ScriptClock()
+    clock = ScriptClock()
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     times: dict[str, list[tuple[float, float]]] = {}
 
@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
         # The review queue's answers go to a verdict database of the benchmark's own, never the user's.
         os.environ["MUSICTAG_REVIEWS"] = str(Path(tmp) / "reviews")
         run_dir = root / f"synthetic-{args.clips}"
-        if _reuse(run_dir, args.clips, args.tags):
+        if reusable_synthetic_run(run_dir, args.clips, args.tags):
             print(f"reusing {run_dir}")
         else:
             started = time.perf_counter()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.dashboard import ScriptClock
 from pipeline.paths import REPO, data_root
 from pipeline.run import files as rf
 from pipeline.run.rundir import RunDir
@@ -83,42 +84,20 @@ def precompute(run: RunDir, clips: int) -> None:
           f"{100 * min(hooks) / plain:.0f}% of the plain pass)")
 
 
-def script_cpu_clock() -> Callable[[], float]:
-    """Seconds of CPU spent so far by Streamlit's script thread (what a step costs the server on a busy machine).
-
-    Wraps ``ScriptRunner._run_script_thread``, a Streamlit internal (as ``benchmarks.dashboard``
-    does); ONNX Runtime's worker threads are not counted.
-    """
-    from streamlit.runtime.scriptrunner import script_runner
-
-    spent = [0.0]
-    original = script_runner.ScriptRunner._run_script_thread
-
-    def timed(runner, *args, **kwargs):
-        started = time.thread_time()
-        try:
-            return original(runner, *args, **kwargs)
-        finally:
-            spent[0] += time.thread_time() - started
-
-    script_runner.ScriptRunner._run_script_thread = timed
-    return lambda: spent[0]
-
-
 def interaction(runs: Path, name: str, repeat: int) -> dict[str, list[tuple[float, float]]]:
     """(wall, script-thread CPU) seconds of each step of the page (several samples for repeated steps)."""
     os.environ["AUTOTAG_RUNS"] = str(runs)
     from streamlit.testing.v1 import AppTest
 
-    cpu = script_cpu_clock()
+    clock = ScriptClock()  # CPU of Streamlit's script thread (ONNX Runtime's worker threads are not counted)
     at = AppTest.from_file(str(APP), default_timeout=300)
     at.query_params["run"] = name
     times: dict[str, list[tuple[float, float]]] = {}
 
     def record(step: str, action: Callable[[], object]) -> None:
-        started, cpu_started = time.perf_counter(), cpu()
+        started, cpu_started = time.perf_counter(), clock.cpu
         action()
-        times.setdefault(step, []).append((time.perf_counter() - started, cpu() - cpu_started))
+        times.setdefault(step, []).append((time.perf_counter() - started, clock.cpu - cpu_started))
         if at.exception:
             raise RuntimeError(f"{step}: the page raised {at.exception[0].value}")
 

@@ -32,6 +32,7 @@ from dashboard.text import md
 from pipeline.errors import PipelineError
 from pipeline.paths import data_root, reviews_root
 from pipeline.review.store import VERDICTS, ReviewStoreBusy, ReviewStoreError, Verdict, VerdictStore, database_path
+from pipeline.run import locate
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,10 @@ def reviewer() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _database_of(stored_root: str, data: str, reviews: str) -> Path:
+def _database_of(stored: str, data: str, reviews: str) -> Path:
     # Resolving paths costs system calls and a page of clip cards asks once per card; the roots
     # are part of the key, so a changed $MUSICTAG_DATA / $MUSICTAG_REVIEWS is never served stale.
-    path = Path(stored_root).expanduser()
-    return database_path(path if path.is_absolute() else Path(data) / path)
+    return database_path(locate.stored_root(stored))
 
 
 def database_of(run: RunInfo) -> Path | None:

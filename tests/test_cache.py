@@ -32,9 +32,9 @@ from pipeline.features.cache import (
     build_cache,
     cache_dir,
     default_cache_root,
-    to_float16,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
+from pipeline.features.float16 import to_float16
 from pipeline.paths import corpus_key
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, write_annotations
@@ -314,19 +314,19 @@ def test_float16_flushes_subnormals() -> None:
 
 
 def test_float16_on_bit_patterns_equals_numpys_cast() -> None:
-    from pipeline.features.cache import _features_to_float16, _nonnegative_to_float16
+    from pipeline.features.float16 import features_to_float16, nonnegative_to_float16
 
     rng = np.random.default_rng(0)
     bits = rng.integers(0, 0x477FE000, size=2_000_000, dtype=np.uint32)  # every float32 in [0, 65504)
     ties = (np.arange(0x38800000 >> 13, 0x477FE000 >> 13, 97, dtype=np.uint32) << 13) | 0x1000  # half-way
     edges = np.array([0, 0x387FFFFF, 0x38800000, 0x38800FFF, 0x38801000, 0x477FEFFF], dtype=np.uint32)
     x = np.concatenate([bits, ties, edges]).view(np.float32)
-    np.testing.assert_array_equal(_nonnegative_to_float16(x.copy()).view(np.uint16), to_float16(x).view(np.uint16))
+    np.testing.assert_array_equal(nonnegative_to_float16(x.copy()).view(np.uint16), to_float16(x).view(np.uint16))
     # log-mel takes the fast way; anything else (negative MFCCs, an inf) numpy's
     logmel, mfcc = FeatureConfig(), FeatureConfig(kind="mfcc")
     odd = np.array([[-3.5, 1e-6, 2.0], [np.inf, 0.5, 65504.0]], dtype=np.float32)
-    np.testing.assert_array_equal(_features_to_float16(odd.copy(), logmel), to_float16(odd))
-    np.testing.assert_array_equal(_features_to_float16(odd.copy(), mfcc), to_float16(odd))
+    np.testing.assert_array_equal(features_to_float16(odd.copy(), logmel), to_float16(odd))
+    np.testing.assert_array_equal(features_to_float16(odd.copy(), mfcc), to_float16(odd))
 
 
 def test_cached_log_mel_equals_librosa(corpus) -> None:

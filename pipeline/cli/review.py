@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,9 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def corpus_of(corpus: Path | None, run: Path | None) -> tuple[Path, LabelConfig | None]:
-    """The corpus folder and label config of ``--corpus`` or ``--run`` (a run's through its manifest)."""
-    from pipeline.run.locate import repoint_hint
+@dataclass(frozen=True)
+class Where:
+    """A corpus as the review commands see it: its folder today, its verdict database, its labels."""
+
+    root: Path  # the folder today (a run's, as re-pointed by $MUSICTAG_CORPUS_ROOT)
+    database: Path  # the corpus's verdict database (a run's: from the root its manifest stores)
+    labels: LabelConfig | None  # a run's label settings; None: the corpus's defaults
+    unreadable: str | None = None  # why the corpus cannot be reloaded for corrected annotations
+
+
+def corpus_of(corpus: Path | None, run: Path | None) -> Where:
+    """The corpus of ``--corpus`` or ``--run`` (a run's through its manifest)."""
+    from pipeline.errors import DataFormatError
+    from pipeline.review.store import database_path
+    from pipeline.run.locate import repoint_hint, stored_root
     from pipeline.run.rundir import RunDir
     from pipeline.sources.loader import labels_from_record
 
@@ -71,22 +84,28 @@ def corpus_of(corpus: Path | None, run: Path | None) -> tuple[Path, LabelConfig 
         if not root.is_dir():
             raise ParameterError(f"--run {run}: its corpus folder {root} does not exist; "
                                  f"{repoint_hint(manifest.corpus.name)}")
-        return root, labels_from_record(manifest.corpus.to_dict())
+        # The database follows the root the manifest stores, as the dashboard's does: verdicts
+        # belong to the corpus whatever folder it was moved to.
+        database = database_path(stored_root(manifest.corpus.root))
+        try:
+            return Where(root, database, labels_from_record(manifest.corpus.to_dict()))
+        except DataFormatError as exc:  # e.g. a synthetic benchmark run: verdicts only
+            return Where(root, database, None, unreadable=str(exc))
     assert corpus is not None
     if not corpus.is_dir():
         raise ParameterError(f"--corpus: no such folder: {corpus}")
-    return corpus.expanduser().resolve(), None
+    root = corpus.expanduser().resolve()
+    return Where(root, database_path(root), None)
 
 
-def open_store(root: Path) -> VerdictStore:
+def open_store(where: Where) -> VerdictStore:
     """The corpus's verdict store; a `ParameterError` when it has none yet (nothing is created)."""
-    from pipeline.review.store import VerdictStore, database_path
+    from pipeline.review.store import VerdictStore
 
-    path = database_path(root)
-    if not path.is_file():
-        raise ParameterError(f"no verdicts for corpus {root.name} ({root}): {path} does not exist; answer questions "
-                             "in the dashboard's review queue first")
-    return VerdictStore(path)
+    if not where.database.is_file():
+        raise ParameterError(f"no verdicts for corpus {where.root.name} ({where.root}): {where.database} does not "
+                             "exist; answer questions in the dashboard's review queue first")
+    return VerdictStore(where.database)
 
 
 def export_folder(name: str) -> Path:
@@ -106,8 +125,9 @@ def export(args: argparse.Namespace) -> int:
     from pipeline.io import check_folder_path
     from pipeline.review.corrections import VERDICTS_FILE, consensus, export_verdicts, write_corrected_annotations
 
-    root, labels = corpus_of(args.corpus, args.run)
-    store = open_store(root)
+    where = corpus_of(args.corpus, args.run)
+    root = where.root
+    store = open_store(where)
     try:
         reviewers = dict(store.reviewers())
         if args.reviewer is not None and args.reviewer not in reviewers:
@@ -121,10 +141,13 @@ def export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     result = consensus(rows)
-    annotations, report = write_corrected_annotations(root, result.labels, out, labels=labels)
     names = sorted({r.reviewer for r in rows})
     print(f"wrote {out / VERDICTS_FILE}: {len(rows)} verdicts by {len(names)} reviewer(s) ({', '.join(names)})")
-    print(f"wrote {annotations}: {report.describe()}")
+    if where.unreadable is None:
+        annotations, report = write_corrected_annotations(root, result.labels, out, labels=where.labels)
+        print(f"wrote {annotations}: {report.describe()}")
+    else:
+        print(f"no corrected annotations: the corpus cannot be reloaded ({where.unreadable})")
     print(f"{len(result.labels)} agreed labels, {len(result.disagreements)} disagreement(s) skipped, "
           f"{result.unsure} pair(s) only 'unsure'")
     print(f"next: python -m pipeline train --corpus {root} --corrections {out / VERDICTS_FILE} ...")
@@ -135,8 +158,9 @@ def status(args: argparse.Namespace) -> int:
     from pipeline.review.corrections import apply_corrections, consensus
     from pipeline.sources.loader import load_corpus
 
-    root, labels = corpus_of(args.corpus, args.run)
-    store = open_store(root)
+    where = corpus_of(args.corpus, args.run)
+    root = where.root
+    store = open_store(where)
     try:
         reviewers, current = store.reviewers(), store.current()
     finally:
@@ -147,9 +171,13 @@ def status(args: argparse.Namespace) -> int:
     for name, count in reviewers:
         print(f"  {name:<{width}}  {count}")
     result = consensus(current)
-    corpus = load_corpus(root, labels)
-    _, report = apply_corrections(corpus.clip_ids, corpus.tags, corpus.labels, result.labels)
-    print(f"consensus: {len(result.labels)} labels ({report.describe()}); {result.unsure} pair(s) only 'unsure'")
+    if where.unreadable is None:
+        corpus = load_corpus(root, where.labels)
+        _, report = apply_corrections(corpus.clip_ids, corpus.tags, corpus.labels, result.labels)
+        changed = report.describe()
+    else:
+        changed = f"the corpus cannot be reloaded: {where.unreadable}"
+    print(f"consensus: {len(result.labels)} labels ({changed}); {result.unsure} pair(s) only 'unsure'")
     print(f"{len(result.disagreements)} disagreement(s){':' if result.disagreements else ''}")
     for clip, tag, answers in result.disagreements:
         print(f"  {clip}  {tag}  " + ", ".join(f"{r}: {v}" for r, v in sorted(answers.items())))

@@ -53,6 +53,15 @@ def corpus_root(name: str, stored: str, override: str | None = None) -> Path:
             return named[name].resolve()
         if default is not None:
             return default.resolve()
+    return stored_root(stored)
+
+
+def stored_root(stored: str) -> Path:
+    """The corpus folder a manifest records, as recorded (no re-pointing): a relative one is under the data root.
+
+    What identifies a corpus whatever folder it moved to (its verdict database,
+    `pipeline.review.store.database_path`); `corpus_root` says where it is today.
+    """
     path = Path(stored).expanduser()
     return (path if path.is_absolute() else data_root() / path).resolve()
 
