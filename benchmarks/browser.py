@@ -95,6 +95,21 @@ _INIT_SCRIPT = r"""
       bench.states.push([next ? next.oldValue : r.target.getAttribute(ATTR), now]);
     });
   }).observe(document, {subtree: true, attributes: true, attributeFilter: [ATTR], attributeOldValue: true});
+  // Every message from the server, and the first animation frame after it: a quick rerun's
+  // "running" and "notRunning" can reach React in one batch and never show in the attribute, but
+  // its messages (new session, deltas, script finished) always arrive.
+  bench.messages = [];
+  bench.frames = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => {
+        bench.messages.push(performance.now());
+        requestAnimationFrame(() => bench.frames.push(performance.now()));
+      });
+    }
+  };
   bench.current = () => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app ? app.getAttribute(ATTR) : null;
@@ -102,30 +117,37 @@ _INIT_SCRIPT = r"""
   for (const type of ['pointerdown', 'mousedown', 'keydown', 'click'])
     window.addEventListener(type, (e) => bench.inputs.push([type, e.timeStamp]), true);
   bench.arm = () => { bench.mark = bench.states.length; bench.inputMark = bench.inputs.length;
-                      bench.armedAt = performance.now(); };
-  // Resolves once the script has run and then stayed notRunning for `quiet` ms (or rejects at `timeout`).
+                      bench.messageMark = bench.messages.length; bench.armedAt = performance.now(); };
+  // Resolves once the script has run (a state change or a message since the action) and then nothing
+  // has changed for `quiet` ms: settled is the later of the last state change and the first frame
+  // drawn after the last message. Rejects at `timeout`.
   bench.settle = (quiet, timeout, fromStart) => new Promise((resolve, reject) => {
-    const mark = fromStart ? 0 : bench.mark, began = performance.now();
+    const mark = fromStart ? 0 : bench.mark, messageMark = fromStart ? 0 : bench.messageMark;
+    const began = performance.now();
     let settled = null, clearSince = null;  // clearSince: since when no loading skeleton is on the page
     const tick = () => {
-      const now = performance.now(), seen = bench.states.slice(mark);
-      if (document.querySelector('[data-testid="stSkeleton"]')) clearSince = null;
+      const now = performance.now(), seen = bench.states.slice(mark), heard = bench.messages.slice(messageMark);
+      // Only a skeleton the user can see counts (one in a collapsed expander or a hidden tab does not).
+      if ([...document.querySelectorAll('[data-testid="stSkeleton"]')].some((e) => e.checkVisibility())) clearSince = null;
       else if (clearSince === null) clearSince = now;
-      const ran = seen.some(([s]) => s === 'running');
-      const last = bench.states[bench.states.length - 1];
-      if (settled === null && ran && bench.current() === 'notRunning' && last[0] === 'notRunning'
-          && now - last[1] >= quiet) settled = last[1];
+      const ran = seen.some(([s]) => s === 'running') || heard.length > 0;
+      const lastState = seen.length ? seen[seen.length - 1][1] : 0;
+      const lastMessage = heard.length ? heard[heard.length - 1] : 0;
+      const frame = bench.frames.find((t) => t >= lastMessage);
+      const last = Math.max(lastState, heard.length ? (frame === undefined ? Infinity : frame) : 0);
+      if (settled === null && ran && bench.current() === 'notRunning' && now - last >= quiet) settled = last;
       if (settled !== null && clearSince !== null) {
         const input = bench.inputs.slice(fromStart ? 0 : bench.inputMark)[0];
         const t0 = fromStart ? 0 : (input ? input[1] : bench.armedAt);
         const exception = document.querySelector('[data-testid="stException"]');
-        resolve({t0, settled, rendered: Math.max(settled, clearSince), ran,
+        resolve({t0, settled, rendered: Math.max(settled, clearSince), messages: heard.length,
+                 stateSeen: seen.some(([s]) => s === 'running'),
                  exception: exception ? exception.innerText.slice(0, 500) : null});
         return;
       }
       if (now - began > timeout) {
         reject(new Error(`not settled after ${timeout} ms (script states since the action: ${JSON.stringify(seen)}, `
-                         + `now ${bench.current()}, ${location.href})`));
+                         + `now ${bench.current()}, ${heard.length} messages, ${location.href})`));
         return;
       }
       setTimeout(tick, settled === null ? 10 : 5);
@@ -162,6 +184,7 @@ class Sample:
     ms: float
     render_ms: float
     session: int = 0
+    state_seen: bool = True  # the script state showed "running" (else only the server's messages told)
 
 
 @dataclass
@@ -250,8 +273,8 @@ class Session:
     async def close(self) -> None:
         await self.context.close()
 
-    def _record(self, step: str, ms: float, render_ms: float | None = None) -> None:
-        self.timings.samples.append(Sample(step, ms, ms if render_ms is None else render_ms, self.index))
+    def _record(self, step: str, ms: float, render_ms: float | None = None, state_seen: bool = True) -> None:
+        self.timings.samples.append(Sample(step, ms, ms if render_ms is None else render_ms, self.index, state_seen))
 
     async def _settled(self, step: str, *, from_start: bool = False) -> dict[str, Any]:
         try:
@@ -277,13 +300,13 @@ class Session:
         """Arm, act, wait until settled; record from the action's input event."""
         await action()
         result = await self._settled(step)
-        self._record(step, result["settled"] - result["t0"], result["rendered"] - result["t0"])
+        self._record(step, result["settled"] - result["t0"], result["rendered"] - result["t0"], result["stateSeen"])
 
     async def load(self, path: str = "", step: str = "first load") -> None:
         """Open ``path`` in this (fresh) context: from the navigation's start to settled."""
         await self.page.goto(f"{self.base}/{path}?run={self.run}")
         result = await self._settled(step, from_start=True)
-        self._record(step, result["settled"], result["rendered"])
+        self._record(step, result["settled"], result["rendered"], result["stateSeen"])
 
     async def wait_for(self, selector: str) -> None:
         """Wait until ``selector`` is on the page (its component may still be loading after the rerun)."""
@@ -555,8 +578,13 @@ def main(argv: list[str]) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.runs is not None and not args.run:
-        raise ParameterError("--runs needs --run NAME (the run directory's name in the runs folder)")
+    if args.runs is not None:
+        if not args.run:
+            raise ParameterError("--runs needs --run NAME (the run directory's name in the runs folder)")
+        if not (args.runs / args.run / "manifest.json").is_file():
+            raise ParameterError(f"--run {args.run}: no run directory with a manifest.json in {args.runs}")
+    if args.synthetic is not None and args.synthetic < 10:
+        raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
     if args.repeat < 1:
         raise ParameterError(f"--repeat must be at least 1, got {args.repeat}")
     if not Path(args.chromium).is_file():
@@ -571,8 +599,6 @@ def _main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
         out = (args.out or Path(tmp)).expanduser().resolve()
         if args.synthetic is not None:
-            if args.synthetic < 10:
-                raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
             runs, name = out / "runs", f"synthetic-{args.synthetic}"
             if _reuse(runs / name, args.synthetic, args.tags):
                 print(f"reusing {runs / name}")
@@ -582,8 +608,6 @@ def _main(args: argparse.Namespace) -> int:
                 print(f"built {runs / name} in {time.perf_counter() - started:.1f} s")
         else:
             runs, name = args.runs.expanduser().resolve(), args.run
-            if not (runs / name / "manifest.json").is_file():
-                raise ParameterError(f"--run {name}: no run directory with a manifest.json in {runs}")
         machine = _machine()
         size = _run_size(runs / name)
         print(f"run {runs / name}: {size}")
