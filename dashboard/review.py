@@ -14,6 +14,7 @@ same three answers on every clip card elsewhere.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 from dataclasses import dataclass
@@ -29,8 +30,8 @@ from dashboard import analysis, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.text import md
 from pipeline.errors import PipelineError
+from pipeline.paths import data_root, reviews_root
 from pipeline.review.store import VERDICTS, ReviewStoreBusy, ReviewStoreError, Verdict, VerdictStore, database_path
-from pipeline.run import locate
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,24 @@ def reviewer() -> str:
     return name[:MAX_NAME] or default_reviewer()
 
 
-def stored_corpus_root(run: RunInfo) -> Path | None:
-    """The corpus folder as the run's manifest stores it (resolved against the data root), None without one."""
+@functools.lru_cache(maxsize=64)
+def _database_of(stored_root: str, data: str, reviews: str) -> Path:
+    # Resolving paths costs system calls and a page of clip cards asks once per card; the roots
+    # are part of the key, so a changed $MUSICTAG_DATA / $MUSICTAG_REVIEWS is never served stale.
+    path = Path(stored_root).expanduser()
+    return database_path(path if path.is_absolute() else Path(data) / path)
+
+
+def database_of(run: RunInfo) -> Path | None:
+    """The verdict database of the run's corpus, from the corpus root its manifest stores (None without one).
+
+    The stored root, not a ``--corpus-root`` / $MUSICTAG_CORPUS_ROOT re-pointing: that says where the
+    audio is today, while the verdicts belong to the corpus whatever folder it was moved to.
+    """
     corpus = run.record.corpus if run.record is not None else None
     if corpus is None or not corpus.root:
         return None
-    return locate.corpus_root(corpus.name, corpus.root, override="")
+    return _database_of(str(corpus.root), str(data_root()), str(reviews_root()))
 
 
 STORE_TIMEOUT_S = 5.0  # how long an answer waits for a database another writer holds, retries included
@@ -105,18 +118,32 @@ def _open_store(path: str, timeout_s: float) -> VerdictStore:
 
 def store(run: RunInfo, *, quiet: bool = False) -> VerdictStore | None:
     """The verdict database of the run's corpus (created on first use), or None with a message why not."""
-    root = stored_corpus_root(run)
-    if root is None:
+    path = database_of(run)
+    if path is None:
         if not quiet:
             st.caption("This run records no corpus folder, so its verdicts have nowhere to be kept.")
         return None
     try:
-        return _open_store(str(database_path(root)), STORE_TIMEOUT_S)
+        return _open_store(str(path), STORE_TIMEOUT_S)
     except (PipelineError, OSError) as exc:
-        log.warning("verdict database of %s: %s", root, exc)
+        log.warning("verdict database %s: %s", path, exc)
         if not quiet:
             st.warning(f"The verdict database cannot be opened: {md(exc)}", icon=":material/database:")
         return None
+
+
+NOTES_KEY = "review:notes"
+
+
+def notify(message: str, icon: str) -> None:
+    """Queue a toast for the next run (a callback must not draw: in a fragment it would land at the page's top)."""
+    st.session_state.setdefault(NOTES_KEY, []).append((message, icon))
+
+
+def show_notes() -> None:
+    """Show the toasts the callbacks queued (called by the sidebar and by the review queue's fragment)."""
+    for message, icon in st.session_state.pop(NOTES_KEY, []):
+        st.toast(message, icon=icon)
 
 
 def save(db: VerdictStore, question: Question, verdict: str, *, note: str = "", source: str, run: str) -> bool:
@@ -125,11 +152,11 @@ def save(db: VerdictStore, question: Question, verdict: str, *, note: str = "", 
         db.record(question.clip_id, question.tag, verdict, reviewer(), note=note, source=source, run=run,
                   probability=question.probability, annotated=question.annotated)
     except ReviewStoreBusy:
-        st.toast("The verdict database is busy (another writer holds it); your answer was not saved, "
-                 "please answer again.", icon=":material/hourglass_empty:")
+        notify("The verdict database is busy (another writer holds it); your answer was not saved, "
+               "please answer again.", ":material/hourglass_empty:")
         return False
     except (ReviewStoreError, PipelineError, OSError) as exc:
-        st.toast(f"Your answer was not saved: {md(exc)}", icon=":material/error:")
+        notify(f"Your answer was not saved: {md(exc)}", ":material/error:")
         return False
     return True
 
@@ -152,15 +179,26 @@ def verdicts_line(verdicts: list[Verdict]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Verdict buttons (review queue and clip cards)
 # ---------------------------------------------------------------------------------------------
-def _answer(db: VerdictStore, question: Question, verdict: str, source: str, run: str, note_key: str | None) -> None:
-    note = str(st.session_state.get(note_key) or "").strip() if note_key else ""
-    if save(db, question, verdict, note=note, source=source, run=run) and note_key:
-        st.session_state[note_key] = ""
+def _answer_from_widget(db: VerdictStore, question: Question, key: str, mine: Verdict | None, source: str,
+                        run: str) -> None:
+    verdict = st.session_state.get(key)
+    if verdict is None:  # the selected answer clicked again: withdraw it (marked undone, kept in the history)
+        if mine is not None:
+            try:
+                db.undo(mine.id)
+            except (PipelineError, OSError) as exc:
+                notify(f"Your answer was not withdrawn: {md(exc)}", ":material/error:")
+        return
+    save(db, question, str(verdict), source=source, run=run)
 
 
 def verdict_buttons(db: VerdictStore | None, question: Question, *, key: str, source: str, run: str,
                     container: Any = st) -> None:
-    """Present / Absent / Unsure for ``question``'s pair, with the earlier verdicts on it and who gave them."""
+    """Present / Absent / Unsure for ``question``'s pair (one segmented control), with the earlier verdicts.
+
+    The reviewer's own current answer shows selected; clicking it again withdraws it. One widget
+    rather than three buttons: a page of clip cards stays light.
+    """
     if db is None:
         return
     try:
@@ -169,15 +207,15 @@ def verdict_buttons(db: VerdictStore | None, question: Question, *, key: str, so
         container.caption(f"Verdicts unavailable: {md(exc)}")
         return
     mine = next((v for v in earlier if v.reviewer == reviewer()), None)
-    row = container.container(horizontal=True, vertical_alignment="center", gap="small")
-    row.markdown(f"Is **{md(question.tag)}** in it?")
-    for verdict in VERDICTS:
-        row.button(VERDICT_LABELS[verdict], key=f"{key}:{verdict}", icon=VERDICT_ICONS[verdict],
-                   type="primary" if mine is not None and mine.verdict == verdict else "secondary",
-                   on_click=_answer, args=(db, question, verdict, source, run, None),
-                   help=f"Record '{question.tag}' as {verdict} in clip {question.clip_id} (as {reviewer()})")
-    if earlier:
-        container.caption("Verdicts: " + verdicts_line(earlier))
+    st.session_state[key] = mine.verdict if mine is not None else None  # another session may have answered
+    container.segmented_control(f"Is **{md(question.tag)}** in it?", VERDICTS, format_func=VERDICT_LABELS.get,
+                                key=key, on_change=_answer_from_widget,
+                                args=(db, question, key, mine, source, run),
+                                help=f"Your verdict as {md(reviewer())}: kept for every run of this corpus. "
+                                     "Click your answer again to withdraw it.")
+    others = [v for v in earlier if v is not mine]
+    if others:
+        container.caption("Other verdicts: " + verdicts_line(others))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
                   help="A tag counts as predicted when its probability is at or above this value.",
                   **state.bind("threshold", default=GLOBAL_THRESHOLD))
         review.reviewer_field()
+        review.show_notes()
         if run is None or not run.unannotated:  # outcomes need annotations
             st.markdown(legend_html(), unsafe_allow_html=True)
         st.caption(f"Runs folder: {code(root)}")

@@ -30,7 +30,8 @@ from pipeline.run import rundir as rd
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
-PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs",
+         "review")
 TIMEOUT = 60  # seconds per script run (the machine running the suite may be busy)
 N_CLIPS = 160
 
@@ -88,8 +89,8 @@ def test_every_page_renders_on_a_complete_run(runs: Path, monkeypatch: pytest.Mo
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="w:run").value == "complete"
     charts = at.get("plotly_chart")
-    expected = {"overview": 4, "clip_explorer": 2, "tag_metrics": 6, "error_analysis": 0, "tag_map": 5,
-                "tag_a_file": 0, "compare_runs": 2}[page]
+    expected = {"overview": 4, "clip_explorer": 2, "tag_metrics": 4, "error_analysis": 0, "tag_map": 5,
+                "tag_a_file": 0, "compare_runs": 2, "review": 1}[page]
     assert len(charts) >= expected, f"{page}: {len(charts)} charts"
 
 

@@ -140,7 +140,8 @@ def test_a_wheel_that_is_not_the_published_one_is_refused(tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------------------------
 # a converted model scored on a corpus: an ordinary run, on every dashboard page
 # ---------------------------------------------------------------------------------------------
-PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs",
+         "review")
 
 
 @pytest.fixture(scope="module")

@@ -134,21 +134,38 @@ def test_every_source_serves_questions(runs: Path, reviews: Path, monkeypatch: p
 def test_verdict_buttons_on_error_cards_and_overview(runs: Path, reviews: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "error_analysis", run="complete", split="all")
-    click(at, "err:FP:1:verdict:present")
+    at.segmented_control(key="err:FP:1:verdict").set_value("present").run()
     db = corpus_store(runs)
     [answer] = db.current()
     assert answer.verdict == "present" and answer.source == "errors"
     assert answer.annotated == 0, "a false positive is a pair without the annotation"
-    assert "Verdicts: ✓ present" in texts(at), "the card shows the verdict and who gave it"
+    assert at.segmented_control(key="err:FP:1:verdict").value == "present", "the card shows my verdict"
+
+    # another reviewer's verdict shows on the card, with their name
+    VerdictStore(db.path).record(answer.clip_id, answer.tag, "absent", "bob")
+    at.run()
+    assert "Other verdicts: ✗ absent · bob" in texts(at)
+    # clicking my answer again withdraws it (kept in the history, marked undone)
+    at.segmented_control(key="err:FP:1:verdict").set_value(None).run()
+    assert [(v.reviewer, v.verdict) for v in db.current()] == [("bob", "absent")]
+    at.segmented_control(key="err:FP:1:verdict").set_value("present").run()
+    assert sorted(v.reviewer for v in db.current()) == ["bob", review.default_reviewer()]
 
     overview = app(runs, monkeypatch, "overview", run="complete", split="all")
     assert "Reviewed by ear" in texts(overview)
     changed = next(m.value for m in overview.metric if m.label == "Labels changed")
-    assert changed == "1", "a present verdict on an unannotated pair changes one label"
+    assert changed == "0", "reviewers who disagree change no label"
+    assert "1 pair(s) where reviewers disagree are left out" in texts(overview)
+    VerdictStore(db.path).record(answer.clip_id, answer.tag, "present", "bob")  # bob changes his mind
+    overview.run()
+    changed = next(m.value for m in overview.metric if m.label == "Labels changed")
+    assert changed == "1", "an agreed present verdict on an unannotated pair changes one label"
 
     explorer = app(runs, monkeypatch, "clip_explorer", run="complete", clip=answer.clip_id)
     explorer.selectbox(key=f"explorer:review_tag:{answer.clip_id}").set_value(answer.tag).run()
-    assert "present" in texts(explorer), "the clip explorer shows the verdict given on the Error analysis page"
+    assert explorer.segmented_control(key=f"explorer:verdict:{answer.clip_id}").value == "present", \
+        "the clip explorer shows the verdict given on the Error analysis page"
+    assert "bob" in texts(explorer)
 
 
 def test_a_locked_database_is_retried_then_reported_not_raised(runs: Path, reviews: Path,
@@ -174,3 +191,34 @@ def test_a_locked_database_is_retried_then_reported_not_raised(runs: Path, revie
     release.join()
     assert len(corpus_store(runs).current()) == 1
     assert "Question 2 of" in heading(at)
+
+
+def test_two_sessions_answering_at_once_lose_nothing(runs: Path, reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two reviewers' sessions answer at the same time, each in its own thread (as the server runs sessions)."""
+    sessions = {}
+    for name in ("alice", "bob"):
+        at = app(runs, monkeypatch, "review", run="complete")
+        at.text_input(key=review.REVIEWER_KEY).set_value(name).run()
+        sessions[name] = at
+    failures: list[BaseException] = []
+
+    def answer(at: AppTest) -> None:
+        try:
+            for verdict in ("present", "absent", "unsure", "present", "absent"):
+                at.button(key=f"review:answer:{verdict}").click().run()
+                assert not at.exception, at.exception
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=answer, args=(at,)) for at in sessions.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    db = corpus_store(runs)
+    by = {name: sorted((v.clip_id, v.tag) for v in db.current(reviewer=name)) for name in sessions}
+    assert len(by["alice"]) == len(by["bob"]) == 5, by
+    assert by["alice"] == by["bob"], "both reviewers were asked the same five questions, in the same order"
+    for at in sessions.values():
+        assert "Question 6 of" in heading(at)

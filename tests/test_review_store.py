@@ -120,6 +120,21 @@ def test_undo_by_id(store: VerdictStore) -> None:
         store.undo("1")  # type: ignore[arg-type]
 
 
+def test_stamp_changes_with_every_record_and_undo(store: VerdictStore) -> None:
+    seen = [store.stamp()]
+    assert seen == [(0, 0)]
+    store.record("c1", "piano", "present", "ana")
+    seen.append(store.stamp())
+    VerdictStore(store.path).record("c1", "piano", "absent", "ana")  # another connection's write
+    seen.append(store.stamp())
+    store.undo_last("ana")
+    seen.append(store.stamp())
+    store.undo_last("nobody")  # nothing changed: same stamp
+    store.current()
+    seen.append(store.stamp())
+    assert seen == [(0, 0), (1, 1), (2, 2), (2, 1), (2, 1)]
+
+
 def test_two_reviewers_disagreements_and_reviewers(store: VerdictStore) -> None:
     store.record("c1", "piano", "present", "ana")
     store.record("c1", "piano", "absent", "bob")
@@ -174,6 +189,7 @@ def test_text_is_stored_verbatim_never_executed(store: VerdictStore) -> None:
 @pytest.mark.parametrize(("field", "kwargs"), [
     ("verdict", {"verdict": "maybe"}),
     ("verdict", {"verdict": "Present"}),
+    ("verdict", {"verdict": np.array(["present", "absent"])}),
     ("clip_id", {"clip_id": ""}),
     ("clip_id", {"clip_id": 15317}),
     ("clip_id", {"clip_id": "a\nb"}),
@@ -289,6 +305,49 @@ def test_a_writer_killed_mid_stream_loses_no_committed_answer(store: VerdictStor
     with _raw(store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert store.record("after", "piano", "absent", "ana").id > max(stored)  # the lock did not die with it
+
+
+HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO verdicts (clip_id, tag, verdict, reviewer, time) VALUES ('lost', 'piano', 'present', 'x', 't')")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_writer_killed_inside_its_transaction_leaves_no_lock_and_no_half_answer(store: VerdictStore) -> None:
+    kept = store.record("c1", "piano", "present", "ana")
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    began = time.monotonic()
+    after = VerdictStore(store.path, timeout_s=2.0).record("c2", "piano", "absent", "ana")
+    assert time.monotonic() - began < 1.0  # the dead writer's lock went with it
+    assert [v.id for v in store.history()] == [kept.id, after.id]  # its uncommitted row did not survive
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_opens_its_own_connection(store: VerdictStore) -> None:
+    store.record("c1", "piano", "present", "ana")
+    inherited = store._connection()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            fresh = store._connection() is not inherited
+            code = 0 if fresh and store.record("c2", "piano", "absent", "child").reviewer == "child" else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._connection() is inherited  # the parent keeps its own
+    assert [v.reviewer for v in store.history()] == ["ana", "child"]
 
 
 def _hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:

@@ -36,7 +36,8 @@ from pipeline.run.rundir import (
 pytestmark = pytest.mark.slow
 
 N_CLIPS = 16
-PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs")
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs",
+         "review")
 NO_TRUTH = "This corpus has no annotations: showing the model's predictions only."
 
 

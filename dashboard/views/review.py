@@ -146,12 +146,12 @@ def _undo(store: VerdictStore) -> None:
     try:
         undone = store.undo_last(me)
     except (PipelineError, OSError) as exc:  # a busy or broken database is a message, never an error page
-        st.toast(f"Nothing undone: {md(exc)}", icon=":material/error:")
+        review.notify(f"Nothing undone: {md(exc)}", ":material/error:")
         return
     if undone is None:
-        st.toast("You have no answer to undo.", icon=":material/info:")
+        review.notify("You have no answer to undo.", ":material/info:")
         return
-    st.toast(f"Undone: '{md(undone.tag)}' {md(undone.verdict)} in clip {md(undone.clip_id)}.", icon=":material/undo:")
+    review.notify(f"Undone: '{md(undone.tag)}' {md(undone.verdict)} in clip {md(undone.clip_id)}.", ":material/undo:")
     pairs = [(q.clip_id, q.tag) for q in queue]
     if (undone.clip_id, undone.tag) in pairs:
         _go(pairs.index((undone.clip_id, undone.tag)))
@@ -166,6 +166,7 @@ def _outcome(q: Question, threshold: float) -> str:
 
 @st.fragment
 def question_panel() -> None:
+    review.show_notes()
     done = db.reviewed(me)
     answered = sum((q.clip_id, q.tag) in done for q in queue)
     st.progress(answered / len(queue), text=f"**{answered} of {len(queue)} reviewed** by {md(me)}")
@@ -195,7 +196,7 @@ def question_panel() -> None:
         for verdict in VERDICTS:
             buttons.button(review.VERDICT_LABELS[verdict], key=f"review:answer:{verdict}", icon=review.VERDICT_ICONS[verdict],
                            type="primary" if mine == verdict else "secondary", on_click=_answer,
-                           args=(db, q, verdict, pos), help=f"'{q.tag}' is {verdict} in this clip")
+                           args=(db, q, verdict, pos), help=f"'{md(q.tag)}' is {verdict} in this clip")
         st.text_input("Note (optional)", key="review:note", placeholder="e.g. a woman sings from 0:04",
                       max_chars=2000)
         nav = st.container(horizontal=True, gap="small")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, loaders, widgets
+from dashboard import analysis, charts, loaders, state, widgets
 from dashboard.text import md
 from pipeline.run import rundir as rd
 
@@ -17,12 +17,8 @@ preds = widgets.scored_predictions(run, "per-tag ROC-AUC, PR-AUC, precision and 
                                    "predictions with annotations")
 tags = preds.tags
 
-c1, c2, c3 = st.columns([1, 1, 2])
+c1, _ = st.columns([1, 3])
 split = widgets.split_picker(preds.splits, label="Evaluated split", container=c1)
-tag = widgets.tag_picker(tags, label="Tag for the curves", container=c2)
-metric = c3.segmented_control("Plot", ["roc_auc", "pr_auc", "f1", "precision", "recall", "support"],
-                              format_func=lambda m: charts.METRIC_TITLES.get(m, m), default="roc_auc",
-                              key="metrics:plot", required=True)
 
 rows = preds.rows(split)
 if len(rows) == 0:
@@ -66,8 +62,19 @@ st.caption(f"Precision, recall, F1 and counts at {how} on {widgets.split_phrase(
            "on the threshold." + (" Tuned thresholds come from the evaluate stage (per_tag.csv)."
                                   if evaluated is not None else ""))
 
-# ---- the table and its plot
-st.plotly_chart(charts.per_tag_bars(table, metric, highlight=tag), key="per_tag_bars")
+# ---- the table and its plot. The plot, the curves and the co-occurrence are fragments: choosing
+# what one of them shows reruns that part only (page switches and the threshold rerun everything).
+
+
+@st.fragment
+def per_tag_plot() -> None:
+    metric = st.segmented_control("Plot", ["roc_auc", "pr_auc", "f1", "precision", "recall", "support"],
+                                  format_func=lambda m: charts.METRIC_TITLES.get(m, m), default="roc_auc",
+                                  key="metrics:plot", required=True)
+    st.plotly_chart(charts.per_tag_bars(table, metric, highlight=state.get("tag")), key="per_tag_bars")
+
+
+per_tag_plot()
 progress = dict(min_value=0.0, max_value=1.0, format="%.3f")
 st.dataframe(
     table, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(table)),
@@ -92,12 +99,19 @@ if undefined:
     st.caption(f"No ROC-AUC for {', '.join(map(md, undefined))}: no positive or no negative clip in {widgets.split_phrase(split)}.")
 
 # ---- curves of the chosen tag
-st.subheader(f"Curves of '{md(tag)}'")
-j = tags.index(tag)
-curve = analysis.curves(truth[:, j], probs[:, j])
-if not len(curve["fpr"]):
-    st.caption(f"'{md(tag)}' has no positive or no negative clip in {widgets.split_phrase(split)}, so it has no curves.")
-else:
+
+
+@st.fragment
+def tag_curves() -> None:
+    c1, _ = st.columns([1, 3])
+    tag = widgets.tag_picker(tags, label="Tag for the curves", container=c1)
+    st.subheader(f"Curves of '{md(tag)}'")
+    j = tags.index(tag)
+    curve = analysis.curves(truth[:, j], probs[:, j])
+    if not len(curve["fpr"]):
+        st.caption(f"'{md(tag)}' has no positive or no negative clip in {widgets.split_phrase(split)}, "
+                   "so it has no curves.")
+        return
     points = {f"threshold in use {thresholds[j]:.2f}":
               analysis.operating_point(truth[:, j], probs[:, j], float(thresholds[j]))}
     tuned = float(table["tuned_threshold"][j]) if "tuned_threshold" in table else np.nan
@@ -107,17 +121,31 @@ else:
     a.plotly_chart(charts.roc(curve, float(table["roc_auc"][j]), points, tag), key="roc")
     b.plotly_chart(charts.pr(curve, float(table["pr_auc"][j]), float(truth[:, j].mean()), points, tag), key="pr")
 
-# ---- co-occurrence: annotations vs predictions
-st.subheader("Tag co-occurrence: annotations vs predictions")
-st.caption("Each cell is P(column tag | row tag): the share of clips with the row tag that also have the column "
-           f"tag, on {widgets.split_phrase(split)}. Predictions are taken at {how}.")
-ann = loaders.annotation_cooccurrence(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
-pred = analysis.cooccurrence(probs >= thresholds)
-t1, t2, t3 = st.tabs(["Annotations", "Predictions", "Predictions minus annotations"])
-with t1:
-    st.plotly_chart(charts.cooccurrence(ann, tags, "Annotated co-occurrence P(column | row)"), key="co_ann")
-with t2:
-    st.plotly_chart(charts.cooccurrence(pred, tags, "Predicted co-occurrence P(column | row)"), key="co_pred")
-with t3:
-    st.plotly_chart(charts.cooccurrence(pred - ann, tags, "Where predictions co-occur more (red) or less (blue) "
-                                        "than annotations", diverging=True), key="co_diff")
+
+tag_curves()
+
+# ---- co-occurrence: annotations vs predictions (one matrix drawn at a time: tabs would draw all three)
+COOCCURRENCE = {"annotations": "Annotations", "predictions": "Predictions", "difference": "Predictions minus annotations"}
+
+
+@st.fragment
+def cooccurrence() -> None:
+    st.subheader("Tag co-occurrence: annotations vs predictions")
+    st.caption("Each cell is P(column tag | row tag): the share of clips with the row tag that also have the "
+               f"column tag, on {widgets.split_phrase(split)}. Predictions are taken at {how}.")
+    shown = st.segmented_control("Co-occurrence of", list(COOCCURRENCE), format_func=COOCCURRENCE.get,
+                                 default="annotations", key="metrics:cooccurrence", required=True,
+                                 label_visibility="collapsed")
+    ann = loaders.annotation_cooccurrence(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
+    if shown == "annotations":
+        st.plotly_chart(charts.cooccurrence(ann, tags, "Annotated co-occurrence P(column | row)"), key="co_ann")
+        return
+    pred = analysis.cooccurrence(probs >= thresholds)
+    if shown == "predictions":
+        st.plotly_chart(charts.cooccurrence(pred, tags, "Predicted co-occurrence P(column | row)"), key="co_pred")
+    else:
+        st.plotly_chart(charts.cooccurrence(pred - ann, tags, "Where predictions co-occur more (red) or less (blue) "
+                                            "than annotations", diverging=True), key="co_diff")
+
+
+cooccurrence()

@@ -429,18 +429,31 @@ class VerdictStore:
         return self._run(lambda conn: int(conn.execute(
             f"SELECT COUNT(*) FROM ({_CURRENT.format(where='')})").fetchone()[0]), begin="BEGIN")
 
+    def stamp(self) -> tuple[int, int]:
+        """``(newest id, live rows)``: changes with every answer recorded (ids only grow) and every
+        undo (one live row fewer), whichever process wrote it, and never repeats (the id only
+        grows, and under one id the live rows only fall). A key for caches of what verdicts change;
+        unlike the files' size and time it cannot miss a write."""
+        row = self._run(lambda conn: conn.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM verdicts),"
+            " (SELECT COUNT(*) FROM verdicts WHERE undone = 0)").fetchone(), begin="BEGIN")
+        return int(row[0]), int(row[1])
+
     def close(self) -> None:
         """Close this thread's connection (others close with their threads); the store stays usable."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
+        if conn is not None:
+            if self._local.pid == os.getpid():
+                conn.close()
+            else:
+                _FORK_LEFTOVERS.append(conn)  # the parent's (see _connection)
         self._local.conn = None
 
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
     def _verdict_value(value: object) -> str:
-        if value not in VERDICTS or not isinstance(value, str):
+        if not isinstance(value, str) or value not in VERDICTS:
             raise ParameterError(f"verdict must be one of {', '.join(VERDICTS)}; got {_shown(value)}")
         return value
 
