@@ -530,6 +530,18 @@ def _machine() -> dict[str, Any]:
             "streamlit": streamlit.__version__, "playwright": playwright_version}
 
 
+def _commit() -> str:
+    """The repository's commit (``+`` when the working tree has changes): what was measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (head or "?") + ("+" if dirty else "")
+
+
 def _chromium_version(path: str) -> str:
     try:
         done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
@@ -610,11 +622,12 @@ def _main(args: argparse.Namespace) -> int:
             runs, name = args.runs.expanduser().resolve(), args.run
         machine = _machine()
         size = _run_size(runs / name)
-        print(f"run {runs / name}: {size}")
+        commit = _commit()
+        print(f"run {runs / name}: {size}; dashboard at commit {commit}")
         print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), Python {machine['python']}, streamlit "
               f"{machine['streamlit']}, playwright {machine['playwright']}, {_chromium_version(args.chromium)}")
         results: dict[str, Any] = {"date": datetime.now().isoformat(timespec="seconds"), "run": str(runs / name),
-                                   "size": size, "machine": machine, "repeat": args.repeat, "scenarios": []}
+                                   "size": size, "commit": commit, "machine": machine, "repeat": args.repeat, "scenarios": []}
         for n in args.sessions:
             load_before = _load()
             # A fresh server for each scenario: its first session meets cold caches, as after a restart.
