@@ -74,6 +74,8 @@ MEDIAN_TARGET_MS = 300.0
 P90_TARGET_MS = 500.0
 FIRST_LOAD_TARGET_S = 3.0
 SESSIONS_MEDIAN_TARGET_MS = 600.0
+COLD_LOAD = "first load, server just started"
+FIRST_LOAD = "first load"
 QUIET_MS = 300  # the state must stay notRunning this long to count as settled (not counted in the time)
 START_TIMEOUT_S = 120
 STEP_TIMEOUT_MS = 120_000  # a first load at MTT scale on busy cores can take a while; a hang still ends
@@ -141,6 +143,7 @@ _INIT_SCRIPT = r"""
         const t0 = fromStart ? 0 : (input ? input[1] : bench.armedAt);
         const exception = document.querySelector('[data-testid="stException"]');
         resolve({t0, settled, rendered: Math.max(settled, clearSince), messages: heard.length,
+                 lastMessage: heard.length ? lastMessage : null,
                  stateSeen: seen.some(([s]) => s === 'running'),
                  exception: exception ? exception.innerText.slice(0, 500) : null});
         return;
@@ -185,6 +188,9 @@ class Sample:
     render_ms: float
     session: int = 0
     state_seen: bool = True  # the script state showed "running" (else only the server's messages told)
+    server_ms: float | None = None  # to the server's last message (its script finished), None without one
+    server_cpu_ms: float | None = None  # CPU the server process spent on the step (one session only)
+    browser_cpu_ms: float | None = None  # CPU Chromium's processes spent on it, quiet period included
 
 
 @dataclass
@@ -211,8 +217,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
-    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL."""
+def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL and pid."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
@@ -235,7 +241,7 @@ def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise PipelineError(f"streamlit not healthy after {START_TIMEOUT_S} s; its log: {log_path}")
             time.sleep(0.3)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -243,6 +249,49 @@ def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds: user + system) of a Linux process, None when it is gone or unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (name) "; a name may hold spaces
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of the server process and of this process's Chromium (every process under it), via /proc.
+
+    A figure steadier than wall time on a shared machine: what a step costs, not how long it
+    waited for a core. Linux only; elsewhere `available` is False and no CPU is reported.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.available = Path(f"/proc/{server_pid}/stat").is_file()
+
+    def read(self) -> tuple[float, float] | None:
+        if not self.available:
+            return None
+        server = _proc_stat(self.server_pid)
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+                stats[int(entry.name)] = stat
+        # Chromium is started by Playwright's driver, a child of this process: everything below us but the server.
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in stats.items():
+            children.setdefault(parent, []).append(pid)
+        below, todo = [], [os.getpid()]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child != self.server_pid:  # the server (also started here) and what it starts are not the browser
+                    below.append(child)
+                    todo.append(child)
+        browser = sum(stats[p][1] for p in below)
+        return (server[1] if server else 0.0), browser
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,24 +306,31 @@ class Session:
     """One browser context (one Streamlit session) and the actions a user takes in it."""
 
     def __init__(self, context: Any, page: Any, base: str, run: str, index: int, timings: Timings,
-                 shots: Path | None) -> None:
+                 shots: Path | None, meter: CpuMeter | None) -> None:
         self.context, self.page, self.base, self.run, self.index = context, page, base, run, index
-        self.timings, self.shots = timings, shots
+        self.timings, self.shots, self.meter = timings, shots, meter
 
     @classmethod
     async def open(cls, browser: Any, base: str, run: str, index: int, timings: Timings,
-                   shots: Path | None) -> Session:
+                   shots: Path | None = None, meter: CpuMeter | None = None) -> Session:
+        """A fresh browser context on ``base``; ``meter`` (one session alone) times each step's CPU too."""
         context = await browser.new_context(viewport=VIEWPORT)
         await context.add_init_script(_INIT_SCRIPT)
         page = await context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
-        return cls(context, page, base, run, index, timings, shots)
+        return cls(context, page, base, run, index, timings, shots, meter)
 
     async def close(self) -> None:
         await self.context.close()
 
-    def _record(self, step: str, ms: float, render_ms: float | None = None, state_seen: bool = True) -> None:
-        self.timings.samples.append(Sample(step, ms, ms if render_ms is None else render_ms, self.index, state_seen))
+    def _record(self, step: str, result: dict[str, Any], cpu: tuple[float, float] | None) -> None:
+        t0 = result["t0"]
+        sample = Sample(step, result["settled"] - t0, result["rendered"] - t0, self.index, result["stateSeen"],
+                        None if result["lastMessage"] is None else result["lastMessage"] - t0)
+        after = self.meter.read() if self.meter is not None else None
+        if cpu is not None and after is not None:
+            sample.server_cpu_ms, sample.browser_cpu_ms = ((b - a) * 1000 for a, b in zip(cpu, after))
+        self.timings.samples.append(sample)
 
     async def _settled(self, step: str, *, from_start: bool = False) -> dict[str, Any]:
         try:
@@ -298,15 +354,16 @@ class Session:
 
     async def _measure(self, step: str, action: Callable[[], Any]) -> None:
         """Arm, act, wait until settled; record from the action's input event."""
+        cpu = self.meter.read() if self.meter is not None else None
         await action()
-        result = await self._settled(step)
-        self._record(step, result["settled"] - result["t0"], result["rendered"] - result["t0"], result["stateSeen"])
+        self._record(step, await self._settled(step), cpu)
 
-    async def load(self, path: str = "", step: str = "first load") -> None:
+    async def load(self, path: str = "", step: str = FIRST_LOAD) -> None:
         """Open ``path`` in this (fresh) context: from the navigation's start to settled."""
+        cpu = self.meter.read() if self.meter is not None else None
         await self.page.goto(f"{self.base}/{path}?run={self.run}")
         result = await self._settled(step, from_start=True)
-        self._record(step, result["settled"], result["rendered"], result["stateSeen"])
+        self._record(step, {**result, "t0": 0.0}, cpu)
 
     async def wait_for(self, selector: str) -> None:
         """Wait until ``selector`` is on the page (its component may still be loading after the rerun)."""
@@ -357,7 +414,7 @@ class Session:
             ms = await audio.evaluate(_PLAY)
         except Exception as exc:
             raise PipelineError(f"{step}: {await self._fail(step, exc)}") from exc
-        self._record(step, ms)
+        self.timings.samples.append(Sample(step, ms, ms, self.index))
 
     async def heading(self, text: str) -> str:
         return await self.page.evaluate(
@@ -420,15 +477,23 @@ async def scenario(session: Session, repeat: int) -> None:
 
 
 async def measure(base: str, run: str, *, sessions: int, repeat: int, chromium: str,
-                  shots: Path | None = None) -> Timings:
-    """Run the scenario in ``sessions`` concurrent browser contexts against the server at ``base``."""
+                  shots: Path | None = None, server_pid: int | None = None) -> Timings:
+    """Run the scenario in ``sessions`` concurrent browser contexts against the server at ``base``.
+
+    With one session and the server's ``server_pid``, each step's CPU time is measured as well.
+    """
     from playwright.async_api import async_playwright
 
     timings = Timings(sessions)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            opened = [await Session.open(browser, base, run, i, timings, shots) for i in range(sessions)]
+            meter = CpuMeter(server_pid) if server_pid is not None and sessions == 1 else None
+            # The first load a freshly started server answers: it loads and indexes the run (cold caches).
+            cold = await Session.open(browser, base, run, 0, timings, shots, meter)
+            await cold.load(step=COLD_LOAD)
+            await cold.close()
+            opened = [await Session.open(browser, base, run, i, timings, shots, meter) for i in range(sessions)]
             try:
                 await asyncio.gather(*(scenario(s, repeat) for s in opened))
             finally:
@@ -448,13 +513,21 @@ def _p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[8]
 
 
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def summarize(timings: Timings) -> list[dict[str, Any]]:
-    """One row a step: n, median, p90, max (ms, settled) and the median to rendered."""
+    """One row a step: n, median, p90, max (ms to settled) and the medians of the other figures."""
     rows = []
     for step, samples in timings.by_step().items():
         ms = [s.ms for s in samples]
         rows.append({"step": step, "n": len(ms), "median": statistics.median(ms), "p90": _p90(ms), "max": max(ms),
-                     "rendered": statistics.median(s.render_ms for s in samples)})
+                     "rendered": _median([s.render_ms for s in samples]),
+                     "server": _median([s.server_ms for s in samples]),
+                     "server_cpu": _median([s.server_cpu_ms for s in samples]),
+                     "browser_cpu": _median([s.browser_cpu_ms for s in samples])})
     return rows
 
 
@@ -463,7 +536,7 @@ def _is_interaction(step: str) -> bool:
 
 
 def _mark(row: dict[str, Any], sessions: int) -> str:
-    if row["step"] == "first load":
+    if row["step"] in (FIRST_LOAD, COLD_LOAD):
         return "ok" if row["median"] <= FIRST_LOAD_TARGET_S * 1000 else "SLOW"
     if not _is_interaction(row["step"]):
         return ""
@@ -472,31 +545,32 @@ def _mark(row: dict[str, Any], sessions: int) -> str:
     return "ok" if row["median"] <= MEDIAN_TARGET_MS and row["p90"] <= P90_TARGET_MS else "SLOW"
 
 
-def report(timings: Timings, cold_load_ms: float | None = None) -> tuple[str, dict[str, Any]]:
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def report(timings: Timings) -> tuple[str, dict[str, Any]]:
     """The table of one scenario run (markdown) and its figures."""
     rows = summarize(timings)
     width = max(len(r["step"]) for r in rows)
-    head = "settled ms" if timings.sessions == 1 else f"settled ms, {timings.sessions} sessions pooled"
-    lines = [f"| step{' ' * (width - 4)} | n | median | p90 | max | rendered (median) | target |  ({head})",
-             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|---|"]
+    lines = [f"| {'step':<{width}} | n | median | p90 | max | rendered | server done | server cpu | browser cpu | target |",
+             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         lines.append(f"| {r['step']:<{width}} | {r['n']} | {r['median']:.0f} | {r['p90']:.0f} | {r['max']:.0f} | "
-                     f"{r['rendered']:.0f} | {_mark(r, timings.sessions)} |")
+                     f"{_ms(r['rendered'])} | {_ms(r['server'])} | {_ms(r['server_cpu'])} | {_ms(r['browser_cpu'])} | "
+                     f"{_mark(r, timings.sessions)} |")
     interactions = [s.ms for s in timings.samples if _is_interaction(s.step)]
     overall = statistics.median(interactions) if interactions else float("nan")
     slow = [r["step"] for r in rows if _mark(r, timings.sessions) == "SLOW"]
     target = SESSIONS_MEDIAN_TARGET_MS if timings.sessions > 1 else MEDIAN_TARGET_MS
-    lines.append("")
-    if cold_load_ms is not None:
-        lines.append(f"first load of the freshly started server (cold caches): {cold_load_ms / 1000:.2f} s "
-                     f"(target {FIRST_LOAD_TARGET_S:.0f} s at MagnaTagATune scale): "
-                     f"{'ok' if cold_load_ms <= FIRST_LOAD_TARGET_S * 1000 else 'SLOW'}")
-    lines.append(f"overall median of every page switch and interaction: {overall:.0f} ms "
-                 f"(target {target:.0f} ms): {'ok' if overall <= target else 'SLOW'}; "
-                 f"{len(slow)} of {sum(map(_is_interaction, (r['step'] for r in rows)))} interactions miss "
-                 "their target" + (f": {', '.join(slow)}" if slow else ""))
+    lines += ["", "ms from the action to settled: median, p90, max; then medians: to rendered (no loading skeleton "
+              "left), to the server's last message, and the CPU the server and Chromium spent on the step "
+              "(one session alone)" + (f"; {timings.sessions} sessions' samples pooled" if timings.sessions > 1 else ""),
+              f"overall median of every page switch and interaction: {overall:.0f} ms (target {target:.0f} ms): "
+              f"{'ok' if overall <= target else 'SLOW'}; {len(slow)} of "
+              f"{sum(_mark(r, timings.sessions) != '' for r in rows)} rows miss their target"
+              + (f": {', '.join(slow)}" if slow else "")]
     figures = {"sessions": timings.sessions, "rows": rows, "overall_median": overall, "slow": slow,
-               "cold_first_load": cold_load_ms,
                "samples": [vars(s) for s in timings.samples]}
     return "\n".join(lines), figures
 
@@ -631,12 +705,11 @@ def _main(args: argparse.Namespace) -> int:
         for n in args.sessions:
             load_before = _load()
             # A fresh server for each scenario: its first session meets cold caches, as after a restart.
-            with serve(runs, Path(tmp) / f"reviews-{n}", Path(tmp) / f"streamlit-{n}.log") as base:
-                cold = asyncio.run(_cold_load(base, name, args.chromium, out / "screenshots"))
+            with serve(runs, Path(tmp) / f"reviews-{n}", Path(tmp) / f"streamlit-{n}.log") as (base, pid):
                 timings = asyncio.run(measure(base, name, sessions=n, repeat=args.repeat, chromium=args.chromium,
-                                              shots=out / "screenshots"))
+                                              shots=out / "screenshots", server_pid=pid))
             load_after = _load()
-            table, figures = report(timings, cold)
+            table, figures = report(timings)
             figures.update(load_before=load_before, load_after=load_after)
             results["scenarios"].append(figures)
             print(f"\n## {n} session{'s' if n > 1 else ''} at once, {size}, repeat {args.repeat} "
@@ -646,22 +719,6 @@ def _main(args: argparse.Namespace) -> int:
             write_json(args.json, results)
             print(f"\nwrote {args.json}")
     return 0
-
-
-async def _cold_load(base: str, run: str, chromium: str, shots: Path) -> float:
-    """The first load a freshly started server answers (it loads and indexes the run)."""
-    from playwright.async_api import async_playwright
-
-    timings = Timings(1)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            session = await Session.open(browser, base, run, 0, timings, shots)
-            await session.load()
-            await session.close()
-        finally:
-            await browser.close()
-    return timings.samples[0].ms
 
 
 if __name__ == "__main__":
