@@ -80,6 +80,7 @@ QUIET_MS = 300  # the state must stay notRunning this long to count as settled (
 START_TIMEOUT_S = 120
 STEP_TIMEOUT_MS = 120_000  # a first load at MTT scale on busy cores can take a while; a hang still ends
 WAIT_TIMEOUT_MS = 60_000  # for an element to appear before an action
+OPEN_TRIES, OPEN_WAIT_MS = 5, 5_000  # clicks on a selectbox until its list opens, and the wait after each
 VIEWPORT = {"width": 1440, "height": 1000}
 
 # Installed in every page before its own scripts: records the script-state transitions and input events.
@@ -394,9 +395,15 @@ class Session:
     async def choose_option(self, step: str, key: str, index: int) -> None:
         """Open the selectbox with ``key`` and click its ``index``-th option (t0: the option's click)."""
         opener = f'{_key(key)} button[aria-haspopup="listbox"]'  # the combobox's own "Open" button
+        options = '[role="listbox"] [role="option"]'
         await self.wait_for(opener)
-        await self.page.locator(opener).first.click()
-        await self.click(step, '[role="listbox"] [role="option"]', index)
+        for _ in range(OPEN_TRIES):
+            # A click that lands while a rerun redraws the widget can leave the list closed: try again.
+            await self.page.locator(opener).first.click()
+            with contextlib.suppress(Exception):
+                await self.page.wait_for_selector(options, state="attached", timeout=OPEN_WAIT_MS)
+                break
+        await self.click(step, options, index)
 
     async def press_slider(self, step: str, key: str, direction: str) -> None:
         """Focus the slider with ``key`` and press an arrow key (t0: the keydown event)."""
