@@ -722,8 +722,9 @@ def _main(args: argparse.Namespace) -> int:
             print(f"\n## {n} session{'s' if n > 1 else ''} at once, {size}, repeat {args.repeat} "
                   f"(load average before {load_before}, after {load_after})\n")
             print(table)
+            if args.json is not None:  # after each scenario: a later one that fails leaves the earlier figures
+                write_json(args.json, results)
         if args.json is not None:
-            write_json(args.json, results)
             print(f"\nwrote {args.json}")
     return 0
 
