@@ -12,9 +12,11 @@ What is timed, in the browser's own clock (``performance.now()``):
   (``running`` while the server runs the page's script, ``notRunning`` once it has finished, for
   a whole-page rerun and for a fragment's rerun alike) and records every input event;
 - an action starts at its input event (``t0``: the click a script dispatches, or the key or mouse
-  event Playwright sends), and the page is *settled* at the last ``notRunning`` transition once the
-  state has gone ``running`` and back and then stayed ``notRunning`` for a quiet period (300 ms,
-  not counted: a widget may start a second rerun a moment after the first);
+  event Playwright sends), and the page is *settled* once the script has run and then neither the
+  state nor the server's WebSocket messages have changed for a quiet period (300 ms, not counted:
+  a widget may start a second rerun a moment after the first); the time is the later of the last
+  state change and the first animation frame after the last message (a quick rerun's ``running``
+  and ``notRunning`` can reach React in one batch and never show in the attribute);
 - *rendered* is, in addition, the moment no element of the page still shows its loading skeleton
   (Streamlit draws a placeholder while a component's code, e.g. plotly's, is fetched);
 - the first load runs from the navigation's start to settled, in a fresh browser context; play
