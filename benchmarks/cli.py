@@ -16,7 +16,9 @@ BENCHES: dict[str, str] = {
     "browser": "the dashboard in headless Chromium: user action to page settled, 1 and 5 concurrent sessions",
     "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
     "agreement": "the converted musicnn models against the original's outputs on real mp3s",
+    "review_gain": "review the top-k label issues with truth.csv as the oracle, retrain, gain vs k random pairs",
     "transfer": "fine-tuning a source run on a new tag set (3 levels) vs training from scratch, by training size",
+    "inside": "inside-the-model precompute cost and size, and the page's server times, on a scored run",
 }
 
 

@@ -44,6 +44,7 @@ from pipeline.errors import ParameterError
 from pipeline.features.extract import FeatureConfig
 from pipeline.io import atomic_path
 from pipeline.run import rundir as rd
+from pipeline.run.files import INSIDE_FILES
 from pipeline.run.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ FEATURES = FeatureConfig().to_dict()
 ALL_STAGES: tuple[str, ...] = tuple(rd.STAGE_FILES)
 # What this builder can honestly write for each stage: the contract's files, but no network's
 # checkpoints or output-layer weights (it has no trained network).
-_NO_NETWORK = (rd.CHECKPOINT, rd.LAST_CHECKPOINT, rd.OUTPUT_WEIGHTS)
+_NO_NETWORK = (rd.CHECKPOINT, rd.LAST_CHECKPOINT, rd.OUTPUT_WEIGHTS, *INSIDE_FILES)
 SYNTHETIC_STAGE_FILES: dict[str, tuple[str, ...]] = {
     stage: tuple(f for f in files if f not in _NO_NETWORK) for stage, files in rd.STAGE_FILES.items()}
 AUDIO_DIR = "audio"  # inside the run directory: the synthetic corpus root (ignored by the run contract)

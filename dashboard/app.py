@@ -53,6 +53,7 @@ pages = {
     ],
     "Explore": [
         st.Page(PAGES["map"], title="Tag map", icon="🗺️"),
+        st.Page(PAGES["inside"], title="Inside the model", icon="🔬"),
     ],
 }
 page = st.navigation(pages)

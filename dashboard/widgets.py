@@ -407,6 +407,7 @@ PAGES = {
     "tag": "views/tag_a_file.py",
     "compare": "views/compare_runs.py",
     "review": "views/review.py",
+    "inside": "views/inside_model.py",
 }
 
 

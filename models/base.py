@@ -7,6 +7,7 @@ and frame-level tag activations over time (``frame_logits``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,11 @@ class ModelInfo:
         minutes on 2 cores: its width, input (``n_mels``, ``chunk_seconds``) and epochs; the
         demo and ``python -m benchmarks train --compare`` both train it so
     default : the default model (of ``python -m pipeline train`` and the demo)
+    layers : its inspectable layers, as patterns of module names (``named_modules``), in
+        input-to-output order; ``*`` stands for one name component (``"blocks.*"``: every block
+        of a depth that depends on the options). Each matched module outputs a feature map
+        (B, C, T') or (B, C, F', T') whose channels the dashboard's "Inside the model" page shows
+        (`inspectable_layers`)
     """
 
     name: str
@@ -100,13 +106,15 @@ class ModelInfo:
     small: dict[str, Any] = field(default_factory=dict)
     cpu_recipe: dict[str, Any] = field(default_factory=dict)
     default: bool = False
+    layers: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, *, small: dict[str, Any] | None = None, cpu_recipe: dict[str, Any] | None = None,
-                   default: bool = False) -> Callable[[Callable[..., Tagger]], Callable[..., Tagger]]:
+                   default: bool = False, layers: tuple[str, ...] = ()
+                   ) -> Callable[[Callable[..., Tagger]], Callable[..., Tagger]]:
     """Decorator registering a model class or builder under ``name``, with its settings (`ModelInfo`)."""
 
     def wrap(builder: Callable[..., Tagger]) -> Callable[..., Tagger]:
@@ -114,10 +122,28 @@ def register_model(name: str, *, small: dict[str, Any] | None = None, cpu_recipe
             raise ValueError(f"model {name!r} is registered twice")
         if default and any(info.default for info in _REGISTRY.values()):
             raise ValueError(f"model {name!r} registered as the default, but there is one already")
-        _REGISTRY[name] = ModelInfo(name, builder, dict(small or {}), dict(cpu_recipe or {}), default)
+        _REGISTRY[name] = ModelInfo(name, builder, dict(small or {}), dict(cpu_recipe or {}), default, tuple(layers))
         return builder
 
     return wrap
+
+
+def inspectable_layers(model: nn.Module, patterns: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
+    """The modules of ``model`` whose names match ``patterns`` (`ModelInfo.layers`), in pattern order.
+
+    Within one pattern, matches keep ``named_modules`` order (definition order, which the
+    patterns of the zoo choose to be data-flow order). Raises ``ValueError`` naming a pattern
+    that matches no module (a registration that drifted from its model).
+    """
+    modules = dict(model.named_modules())
+    out: list[tuple[str, nn.Module]] = []
+    for pattern in patterns:
+        rule = re.compile("^" + re.escape(pattern).replace(r"\*", r"[^.]+") + "$")
+        found = [(name, module) for name, module in modules.items() if rule.match(name)]
+        if not found:
+            raise ValueError(f"layer pattern {pattern!r} matches no module of {type(model).__name__}")
+        out.extend(f for f in found if f[0] not in {n for n, _ in out})
+    return out
 
 
 def registered_models() -> dict[str, ModelInfo]:

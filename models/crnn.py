@@ -27,7 +27,8 @@ RNN_KINDS = {"gru": nn.GRU, "lstm": nn.LSTM}
 # chunks give the GRU four steps, not one.
 @register_model("crnn", small={"width": 0.25},
                 cpu_recipe={"model_kwargs": {"width": 0.25, "hidden": 128, "dropout": 0.1}, "chunk_seconds": 6.0,
-                            "epochs": 24})
+                            "epochs": 24},
+                layers=("features.blocks.*",))
 class CRNN(Tagger):
     """Conv layers pool frequency to one bin and time by 96; a GRU or LSTM reads the sequence.
 

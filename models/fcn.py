@@ -20,7 +20,8 @@ FCN5_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
 
 
 @register_model("fcn", small={"width": 0.25},
-                cpu_recipe={"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 24})
+                cpu_recipe={"model_kwargs": {"width": 0.5, "dropout": 0.1}, "epochs": 24},
+                layers=("features.blocks.*",))
 class FCN(SequenceTagger):
     """Choi et al. 2016 FCN-5 on a whole 29.1 s log-mel clip.
 

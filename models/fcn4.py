@@ -20,7 +20,8 @@ FCN4_POOLS = ((2, 4), (4, 5), (3, 8), (4, 8))
 
 
 @register_model("fcn4", small={"width": 1 / 16},
-                cpu_recipe={"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 30})
+                cpu_recipe={"model_kwargs": {"width": 1 / 16, "dropout": 0.1}, "epochs": 30},
+                layers=("features.blocks.*",))
 class FCN4(SequenceTagger):
     """Choi et al. 2016 FCN-4 on a whole 29.1 s log-mel clip.
 

@@ -32,7 +32,8 @@ def _avg_pool2d_safe(x: Tensor, kernel: tuple[int, int]) -> Tensor:
 
 
 @register_model("multiscale", small={"width": 0.25},
-                cpu_recipe={"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12})
+                cpu_recipe={"model_kwargs": {"width": 0.25, "dropout": 0.1}, "epochs": 12},
+                layers=("streams.0.*", "streams.1.*", "streams.2", "merge.*"))
 class MultiScaleCNN(Tagger):
     """Dabral et al. multi-scale CNN (batch-norm added to every conv; global pooling over time).
 

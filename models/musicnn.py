@@ -106,7 +106,8 @@ def max_mean_interleaved(x: Tensor, dim: int = -1) -> Tensor:
 
 # CPU recipe: 48 mel bins, as its tall timbral filters cost the most per example of the zoo.
 @register_model("musicnn", small={"width": 0.125},
-                cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30})
+                cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": 48, "epochs": 30},
+                layers=("front_end.*", "mid_end.bns.*"))
 class Musicnn(Tagger):
     """The published musicnn (see the module docstring); the embedding is its penultimate layer.
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from models import crnn, fcn, fcn4, multiscale, musicnn, samplecnn, shortchunk, vgg  # noqa: F401  (registration)
-from models.base import InputSpec, ModelInfo, Tagger, register_model, registered_models
+from models.base import InputSpec, ModelInfo, Tagger, inspectable_layers, register_model, registered_models
 from pipeline.errors import ParameterError
 
 __all__ = ["InputSpec", "ModelInfo", "Tagger", "default_model", "get_model", "get_model_info", "list_models",
-           "model_spec", "register_model", "small_kwargs"]
+           "model_layers", "model_spec", "register_model", "small_kwargs"]
 
 
 def list_models() -> list[str]:
@@ -54,3 +54,8 @@ def default_model() -> str:
     defaults = [name for name, info in registered_models().items() if info.default]
     assert len(defaults) == 1, defaults  # register_model refuses a second default
     return defaults[0]
+
+
+def model_layers(name: str, model: Tagger) -> list[tuple[str, Any]]:
+    """The inspectable layers (name, module) of ``model``, built as model ``name`` (its registered ``layers``)."""
+    return inspectable_layers(model, get_model_info(name).layers)

@@ -19,7 +19,8 @@ from models.blocks import ConvBlock1d, SequenceTagger, scale_channels, scaled
 # CPU recipe: its own 3^10 samples (3.7 s) of waveform, not the recipe's mel bins and chunk.
 @register_model("samplecnn", small={"width": 0.125},
                 cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}, "n_mels": None, "chunk_seconds": None,
-                            "epochs": 30})
+                            "epochs": 30},
+                layers=("features.*",))
 class SampleCNN(SequenceTagger):
     """Strided conv, ``len(channels)`` blocks of conv-3 + max-pool-3, a 1-step conv, global max.
 

@@ -24,7 +24,7 @@ from models.blocks import DenseHead, InputNorm, ResBlock2d, apply_per_frame, fra
 # heavy dropout (measured with fcn: width 0.25 and dropout 0.5 reached 0.87, width 0.5 and
 # dropout 0.1 reached 0.957).
 @register_model("shortchunk_res", small={"width": 0.125}, default=True,
-                cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}})
+                cpu_recipe={"model_kwargs": {"width": 0.125, "dropout": 0.1}}, layers=("blocks.*",))
 class ShortChunkResNet(Tagger):
     """Seven residual 2-D conv blocks, each halving frequency and time, then global max pooling.
 

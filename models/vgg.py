@@ -66,7 +66,8 @@ class VGGBlock(nn.Module):
         return F.max_pool2d(self.bn(F.relu(self.conv(self.dropout(x)))), (pf, pt), (self.stride[1], self.stride[0]))
 
 
-@register_model("vgg", small={"width": 0.0625}, cpu_recipe={"model_kwargs": {"width": 0.125}, "epochs": 30})
+@register_model("vgg", small={"width": 0.0625}, cpu_recipe={"model_kwargs": {"width": 0.125}, "epochs": 30},
+                layers=("blocks.*",))
 class VGG(Tagger):
     """musicnn's VGG-style network (see the module docstring).
 

@@ -312,6 +312,79 @@ def test_float16_flushes_subnormals() -> None:
     np.testing.assert_array_equal(to_float16(x), np.array([[0, 0, 6.2e-5, 1.0, -3.5]], dtype=np.float16))
 
 
+
+def test_float16_on_bit_patterns_equals_numpys_cast() -> None:
+    from pipeline.features.cache import _features_to_float16, _nonnegative_to_float16
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 0x477FE000, size=2_000_000, dtype=np.uint32)  # every float32 in [0, 65504)
+    ties = (np.arange(0x38800000 >> 13, 0x477FE000 >> 13, 97, dtype=np.uint32) << 13) | 0x1000  # half-way
+    edges = np.array([0, 0x387FFFFF, 0x38800000, 0x38800FFF, 0x38801000, 0x477FEFFF], dtype=np.uint32)
+    x = np.concatenate([bits, ties, edges]).view(np.float32)
+    np.testing.assert_array_equal(_nonnegative_to_float16(x.copy()).view(np.uint16), to_float16(x).view(np.uint16))
+    # log-mel takes the fast way; anything else (negative MFCCs, an inf) numpy's
+    logmel, mfcc = FeatureConfig(), FeatureConfig(kind="mfcc")
+    odd = np.array([[-3.5, 1e-6, 2.0], [np.inf, 0.5, 65504.0]], dtype=np.float32)
+    np.testing.assert_array_equal(_features_to_float16(odd.copy(), logmel), to_float16(odd))
+    np.testing.assert_array_equal(_features_to_float16(odd.copy(), mfcc), to_float16(odd))
+
+
+def test_cached_log_mel_equals_librosa(corpus) -> None:
+    import librosa
+
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    for clip_id in cache.clip_ids[:4]:
+        y = load_audio(corpus.audio_path(corpus.clip_ids.index(clip_id)), CONFIG.sample_rate)
+        mel = librosa.feature.melspectrogram(y=y, sr=CONFIG.sample_rate, n_fft=CONFIG.n_fft,
+                                             hop_length=CONFIG.hop_length, n_mels=CONFIG.n_mels)
+        want = np.log10(1 + 10000 * mel.T)
+        got = np.asarray(cache.read(clip_id), dtype=np.float32)
+        # float16 keeps 11 significant bits; values under 2**-14 are flushed to 0
+        np.testing.assert_allclose(got, np.where(want < 2.0**-14, 0, want), rtol=2.0**-11, atol=1e-4)
+
+
+def test_a_cache_of_another_feature_version_is_not_reused(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.features.extract as extract
+
+    monkeypatch.setattr(extract, "FEATURE_VERSION", extract.FEATURE_VERSION - 1)
+    older = build_cache(corpus, CONFIG, workers=1, progress=False)
+    monkeypatch.undo()
+    calls = count_decodes(monkeypatch)
+    now = build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert now.directory != older.directory and len(calls) == len(corpus)  # computed afresh, not reused
+
+
+def test_gathering_without_copy_file_range(corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = build_cache(corpus, CONFIG, workers=1, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    fallback = build_cache(corpus, CONFIG, cache_root=tmp_path / "other", workers=1, progress=False)
+    assert_same_cache(reference, fallback)
+
+
+
+def test_parts_are_deleted_in_the_background_and_leftovers_by_the_next_build(corpus) -> None:
+    from pipeline.features.cache import DISCARD_PREFIX, wait_for_discards
+
+    cache = build_cache(corpus, CONFIG, workers=1, progress=False)
+    assert not (cache.directory / PARTS).exists()  # moved aside at once
+    wait_for_discards(timeout=30)
+    corpus_caches = cache.directory.parent
+    assert not list(corpus_caches.glob(f"{DISCARD_PREFIX}*"))
+    # a process killed while deleting leaves its folder; the next build of this corpus removes it,
+    # not one that a live process is still deleting
+    dead = corpus_caches / f"{DISCARD_PREFIX}{cache.directory.name}-999999999-0"
+    live = corpus_caches / f"{DISCARD_PREFIX}{cache.directory.name}-{os.getppid()}-0"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "0123.npy").write_bytes(b"frames")
+    build_cache(corpus, FeatureConfig(n_mels=24), workers=1, progress=False)
+    assert not dead.exists() and live.exists()
+
+
 # -- command line -----------------------------------------------------------------------------
 
 def test_features_help_documents_every_option(capsys: pytest.CaptureFixture) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -439,3 +440,61 @@ def test_bf16_autocast_trains_on_cpu(corpus: Path, tmp_path: Path) -> None:
     run = train(tiny_config("fcn", precision="bf16"), corpus, tmp_path / "bf16", progress=False)
     assert RunDir(run).manifest()["device"]["precision"] == "bfloat16"
     assert np.isfinite(pd.read_csv(run / HISTORY)["train_loss"]).all()
+
+
+# -- what a CPU run will cost -----------------------------------------------------------------
+
+def test_run_estimate_from_injected_batch_seconds(caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.training.loop import LONG_CPU_RUN_MINUTES, estimate_run, report_estimate
+
+    # the bare `train --corpus` on the 400-clip demo: 40 epochs x 10 batches at 4 s, 2 validation batches
+    long = estimate_run(4.0, batches_per_epoch=10, epochs=40, valid_batches=2, batch_size=32)
+    assert long.train_seconds == 40 * 10 * 4.0
+    assert long.valid_seconds == pytest.approx(2 * 4 * 32 * (4.0 / 32) / 3)  # forward passes: a third of a step
+    assert long.seconds == pytest.approx(1600 + 40 * long.valid_seconds) and long.seconds > LONG_CPU_RUN_MINUTES * 60
+    with caplog.at_level("INFO", logger="pipeline.training.loop"):
+        report_estimate(long, suggest_recipe=True)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+    assert "CPU_RECIPE" in warnings[0].getMessage() and "--demo" in warnings[0].getMessage()
+    assert "40 epoch(s) x 10 batches x 4.00 s" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pipeline.training.loop"):
+        report_estimate(long, suggest_recipe=False)  # --demo: the estimate is told, not the recipe
+        report_estimate(estimate_run(0.1, batches_per_epoch=5, epochs=3, valid_batches=1, batch_size=8),
+                        suggest_recipe=True)  # a short run
+    assert "this CPU run will take" in caplog.text and not [r for r in caplog.records if r.levelname == "WARNING"]
+    # a time budget caps the training part; the validations of the epochs that fit are added
+    capped = estimate_run(4.0, batches_per_epoch=10, epochs=40, valid_batches=2, batch_size=32, budget_seconds=300)
+    assert capped.train_seconds == 300 and capped.seconds == pytest.approx(300 + 8 * capped.valid_seconds)
+    assert capped.seconds < LONG_CPU_RUN_MINUTES * 60 and "time budget" in capped.describe()
+
+
+def test_a_long_cpu_run_warns_after_its_first_batches(corpus: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    def stop(epoch: int, row: dict) -> None:
+        raise Kill
+
+    # 100,000 epochs: hours on any CPU, whatever a batch takes here; stopped after the first
+    long = tiny_config("fcn4", epochs=100_000)
+    for suggest, warned in ((True, True), (False, False)):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="pipeline.training.loop"), pytest.raises(Kill):
+            train(long, corpus, tmp_path / f"long-{suggest}", progress=False, callbacks=[stop], suggest_recipe=suggest)
+        assert re.search(r"100000 epoch\(s\) x \d+ batches x [\d.]+ s a batch", caplog.text)
+        assert ("CPU_RECIPE" in caplog.text) is warned
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pipeline.training.loop"):
+        train(tiny_config("fcn4", epochs=1), corpus, tmp_path / "short", progress=False)
+    assert "this CPU run will take" in caplog.text and "CPU_RECIPE" not in caplog.text
+
+
+def test_cli_suggests_the_recipe_unless_demo(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.training.train as train_module
+    from pipeline.cli.train import main
+
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: seen.append(k["suggest_recipe"]) or Path("run"))
+    main(["--corpus", str(corpus), "--epochs", "40"])
+    main(["--corpus", str(corpus), "--demo", "--epochs", "40"])
+    assert seen == [True, False]

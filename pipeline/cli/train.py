@@ -249,7 +249,8 @@ def main(argv: list[str]) -> int:
 
     config = config_from_args(args)
     out = train(config, corpus, given.get("out"), resume=resume, force=given.get("force", False),
-                progress=not given.get("no_progress", False) and sys.stderr.isatty())
+                progress=not given.get("no_progress", False) and sys.stderr.isatty(),
+                suggest_recipe=not given.get("demo", False))  # --demo asked for the CPU recipe already
     from pipeline.device import dist_env
 
     if dist_env().is_main:

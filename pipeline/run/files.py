@@ -45,6 +45,16 @@ ONNX_MODEL = "model.onnx"
 TAGGER = "tagger.json"
 TENSORBOARD = "tensorboard"  # folder of the optional TensorBoard log of training
 BASELINE_FILE = "baseline.npz"  # a classical baseline's fitted arrays + JSON (never a pickle), beside checkpoint.pt
+# Inside the model (pipeline.inspect): written by the score stage for a network run
+INSPECT = "inspect.json"
+INSPECT_ONNX = "inspect.onnx"
+CHANNEL_INDEX = "channel_index.parquet"
+CHANNEL_ACTIVATIONS = "channel_activations.npy"
+CHANNEL_TAGS = "channel_tags.npy"
+CHANNEL_SPECTRA = "channel_spectra.npy"
+FILTERS = "filters.npz"
+INSIDE_FILES: tuple[str, ...] = (INSPECT, INSPECT_ONNX, CHANNEL_INDEX, CHANNEL_ACTIVATIONS, CHANNEL_TAGS,
+                                 CHANNEL_SPECTRA, FILTERS)
 
 PROB_PREFIX = "prob:"  # predictions.parquet column of a tag's probability
 TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1)
@@ -54,7 +64,8 @@ TRUE_PREFIX = "true:"  # predictions.parquet column of a tag's ground truth (0/1
 # evaluate and embed only read what it wrote.
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "train": (CHECKPOINT, LAST_CHECKPOINT, HISTORY),
-    "score": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, CLIP_EMBEDDINGS, OUTPUT_WEIGHTS, ONNX_MODEL, TAGGER),
+    "score": (PREDICTIONS, TAGGRAMS, TAGGRAMS_INDEX, CLIP_EMBEDDINGS, OUTPUT_WEIGHTS, ONNX_MODEL, TAGGER,
+              *INSIDE_FILES),
     "evaluate": (METRICS, PER_TAG),
     "embed": (CLIP_PROJECTIONS, CLIP_NEIGHBORS, TAG_EMBEDDINGS, TAG_PROJECTIONS, TAG_VIEWS, LABEL_ISSUES),
 }
@@ -214,22 +225,38 @@ LABEL_ISSUES_SPEC = TableSpec(LABEL_ISSUES, "embed", _cols(
     ("clip_id", "str"), ("split", "str"), ("tag", "str"), ("annotated", "binary"), ("probability", "prob"),
     ("score", "prob"), ("rank", "int"), ("kind", "str"), ("flagged", "bool")),
     "likely label errors, rank 1 the likeliest; kind 'missing' (annotated 0) or 'wrong' (annotated 1)")
+CHANNEL_INDEX_SPEC = TableSpec(CHANNEL_INDEX, "score", _cols(
+    ("layer", "str"), ("channel", "int"), ("column", "int"), ("spread", "float"), ("mean", "float")),
+    "the channels precomputed per layer: column of channel_activations.npy (row of channel_tags.npy and "
+    "channel_spectra.npy); spread and mean of their clip means over the corpus")
 
 TAGGRAMS_SPEC = ArraySpec(TAGGRAMS, "score", "float16", 2, "[total_frames, n_tags], clips stacked along time")
 CLIP_EMBEDDINGS_SPEC = ArraySpec(CLIP_EMBEDDINGS, "score", "float32", 2,
                                  "[n_clips, D] penultimate layer, rows aligned with predictions.parquet")
 OUTPUT_WEIGHTS_SPEC = ArraySpec(OUTPUT_WEIGHTS, "score", "float32", 2,
                                 "[n_tags, D] output-layer weight rows (the acoustic tag view)")
+CHANNEL_ACTIVATIONS_SPEC = ArraySpec(CHANNEL_ACTIVATIONS, "score", "float32", 2,
+                                     "[n_clips, n_channels] each precomputed channel's mean activation per clip, "
+                                     "rows aligned with predictions.parquet")
+CHANNEL_TAGS_SPEC = ArraySpec(CHANNEL_TAGS, "score", "float32", 2,
+                              "[n_channels, n_tags] Pearson correlation of a channel's clip means with each tag "
+                              "(NaN where undefined)")
+CHANNEL_SPECTRA_SPEC = ArraySpec(CHANNEL_SPECTRA, "score", "float32", 2,
+                                 "[n_channels, n_bins] the input spectrum weighted by each channel's activation, "
+                                 "over the corpus (inspect.json's spectrum axis)")
 
 METRICS_SPEC = JsonSpec(METRICS, "evaluate", ("split", "headline", "ci95"), "see pipeline.run.metrics")
 TAG_VIEWS_SPEC = JsonSpec(TAG_VIEWS, "embed", ("views",), "views, agreement, seed")
 TAGGER_SPEC = JsonSpec(TAGGER, "score", ("tags", "features"), "see pipeline.scoring.tagger")
+INSPECT_SPEC = JsonSpec(INSPECT, "score", ("layers", "chunk_frames", "features", "normalizer", "spectrum"),
+                        "see pipeline.inspect.maps")
 
 TABLES: dict[str, TableSpec] = {s.name: s for s in (
     PREDICTIONS_SPEC, PER_TAG_SPEC, HISTORY_SPEC, TAGGRAMS_INDEX_SPEC, CLIP_PROJECTIONS_SPEC, CLIP_NEIGHBORS_SPEC,
-    TAG_PROJECTIONS_SPEC, LABEL_ISSUES_SPEC)}
-ARRAYS: dict[str, ArraySpec] = {s.name: s for s in (TAGGRAMS_SPEC, CLIP_EMBEDDINGS_SPEC, OUTPUT_WEIGHTS_SPEC)}
-JSONS: dict[str, JsonSpec] = {s.name: s for s in (METRICS_SPEC, TAG_VIEWS_SPEC, TAGGER_SPEC)}
+    TAG_PROJECTIONS_SPEC, LABEL_ISSUES_SPEC, CHANNEL_INDEX_SPEC)}
+ARRAYS: dict[str, ArraySpec] = {s.name: s for s in (TAGGRAMS_SPEC, CLIP_EMBEDDINGS_SPEC, OUTPUT_WEIGHTS_SPEC,
+                                                    CHANNEL_ACTIVATIONS_SPEC, CHANNEL_TAGS_SPEC, CHANNEL_SPECTRA_SPEC)}
+JSONS: dict[str, JsonSpec] = {s.name: s for s in (METRICS_SPEC, TAG_VIEWS_SPEC, TAGGER_SPEC, INSPECT_SPEC)}
 
 
 # ---------------------------------------------------------------------------------------------

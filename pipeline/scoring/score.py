@@ -266,11 +266,12 @@ def _failed_clips(corpus: Corpus, cache: Any, missing: np.ndarray) -> list[dict[
 
 
 def score_cache(run: rd.RunDir, run_model: RunModel, cache: Any, clip_ids: list[str], plan: TaggramPlan | None, *,
-                aggregate: str, batch_clips: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+                aggregate: str, batch_clips: int, progress: bool, recorder: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (n, n_tags) and embeddings (n, D) of ``clip_ids``; taggrams go into taggrams.npy + index.
 
     Clips of equal length share a forward pass; each batch goes once through
-    `RunModel.score` (chunk probabilities and embeddings, and the taggram passes).
+    `RunModel.score` (chunk probabilities and embeddings, and the taggram passes). A
+    ``recorder`` (`pipeline.inspect.precompute.ChannelRecorder`) is told each batch's rows.
     """
     from tqdm.auto import tqdm
 
@@ -295,6 +296,8 @@ def score_cache(run: rd.RunDir, run_model: RunModel, cache: Any, clip_ids: list[
                 scores = run_model.score(feats, aggregate=aggregate, plan=plan,
                                          max_batch=len(rows) * max(n_chunks, plan.shifts if plan else 1))
                 assert scores.embeddings is not None
+                if recorder is not None:
+                    recorder.clips_done(rows)
                 if probs is None:
                     probs = np.zeros((len(clip_ids), scores.probs.shape[1]), np.float32)
                     embeddings = np.zeros((len(clip_ids), scores.embeddings.shape[1]), np.float32)
@@ -410,8 +413,15 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
         info["embedding"] = {"source": "penultimate layer (model.embed), chunk mean"}
         log.info("taggrams: %s mode, one frame every %.3f s (%d pass(es) per clip); running on %s", plan.mode,
                  plan.hop_s, plan.shifts, info["backend"])
-    probs, embeddings = score_cache(run, run_model, cache, clip_ids, plan, aggregate=aggregate,
-                                    batch_clips=batch_clips, progress=progress)
+    recorder = None
+    if plan is not None and run_model.model is not None:  # a network: its channels are recorded in the pass
+        from pipeline.inspect.precompute import ChannelRecorder
+
+        recorder = ChannelRecorder(run_model.model, str(ckpt["model_name"]), n_clips=len(rows),
+                                   waveform=run_model.features.kind == "waveform", device=run_model.device)
+    with recorder.attached(run_model) if recorder is not None else contextlib.nullcontext():
+        probs, embeddings = score_cache(run, run_model, cache, clip_ids, plan, aggregate=aggregate,
+                                        batch_clips=batch_clips, progress=progress, recorder=recorder)
     weights = None
     if run_model.model is not None:
         weights = run_model.model.classifier.weight.detach().float().cpu().numpy()  # (n_tags, D)
@@ -421,6 +431,17 @@ def score_run(run_dir: str | Path, *, corpus_dir: str | Path | None = None, out_
     if plan is not None:
         files += [rd.OUTPUT_WEIGHTS, rd.TAGGRAMS, rd.TAGGRAMS_INDEX]
         files += ([rd.ONNX_MODEL] if "exporter" in info["onnx"] else []) + [rd.TAGGER]
+    if recorder is not None:
+        from pipeline.inspect.precompute import write_inspection
+
+        truth = None
+        if labelled:  # the annotations of the tags the corpus labels, NaN for the others
+            truth = np.full(probs.shape, np.nan, np.float32)
+            for j, tag in enumerate(run_model.tags):
+                if tag in tag_map:
+                    truth[:, j] = corpus.labels[rows, corpus.tags.index(tag_map[tag])]
+        inside, info["inside"] = write_inspection(run, run_model, recorder, probs=probs, truth=truth)
+        files += inside
     info["checksums"] = file_digests(run, files)
     info["seconds"] = round(time.perf_counter() - started, 1)
     run.mark_stage(STAGE, tuple(files), **info)

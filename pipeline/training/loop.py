@@ -45,6 +45,73 @@ def set_train_mode(model: nn.Module, frozen: list[nn.Module]) -> None:
 
 
 
+# ----------------------------------------------------------------------------- what a run will cost
+
+ESTIMATE_AFTER_BATCHES = 4  # batches timed, after the first, before a CPU run estimates its duration
+# A CPU run estimated longer than this says so and names the CPU recipe (unless --demo was given):
+# the recipe itself stops at 5 minutes of training (CPU_RECIPE["max_minutes"]) plus its validations.
+LONG_CPU_RUN_MINUTES = 10.0
+# Validation runs forward passes only, which take about a third of a training step per chunk
+# (the backward pass costs about twice the forward).
+FORWARD_SHARE = 1 / 3
+# Chunks a validation batch holds: make_loaders sizes them to about 4 training batches.
+VALID_BATCH_CHUNKS = 4
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """How long the rest of a run will take, from the measured seconds of a training batch."""
+
+    batch_seconds: float  # one training batch, measured
+    batches_per_epoch: int
+    epochs: int  # epochs still to run, the current one included
+    valid_seconds: float  # one validation pass, estimated from the batch time
+    budget_seconds: float | None = None  # what the time budget (--max-minutes) leaves, if any
+
+    @property
+    def train_seconds(self) -> float:
+        full = self.epochs * self.batches_per_epoch * self.batch_seconds
+        return full if self.budget_seconds is None else min(full, self.budget_seconds)
+
+    @property
+    def seconds(self) -> float:
+        """Training plus a validation after each epoch that fits the budget (early stopping aside)."""
+        epoch_seconds = max(self.batches_per_epoch * self.batch_seconds, 1e-9)
+        epochs_run = min(self.epochs, math.ceil(self.train_seconds / epoch_seconds))
+        return self.train_seconds + epochs_run * self.valid_seconds
+
+    def describe(self) -> str:
+        budget = (f", capped by the time budget at {self.budget_seconds / 60:.1f} min of training"
+                  if self.budget_seconds is not None and self.train_seconds < self.epochs * self.batches_per_epoch
+                  * self.batch_seconds else "")
+        return (f"about {_minutes(self.seconds)} in all: {self.epochs} epoch(s) x {self.batches_per_epoch} batches x "
+                f"{self.batch_seconds:.2f} s a batch, plus about {self.valid_seconds:.0f} s of validation an "
+                f"epoch{budget}")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
+
+
+def estimate_run(batch_seconds: float, *, batches_per_epoch: int, epochs: int, valid_batches: int, batch_size: int,
+                 budget_seconds: float | None = None) -> RunEstimate:
+    """A `RunEstimate` from one training batch's seconds and the run's shape (validation from its batch count)."""
+    per_chunk = batch_seconds / max(batch_size, 1)
+    valid_seconds = valid_batches * VALID_BATCH_CHUNKS * batch_size * per_chunk * FORWARD_SHARE
+    return RunEstimate(batch_seconds=batch_seconds, batches_per_epoch=batches_per_epoch, epochs=epochs,
+                       valid_seconds=valid_seconds, budget_seconds=budget_seconds)
+
+
+def report_estimate(estimate: RunEstimate, *, suggest_recipe: bool) -> None:
+    """Log the estimate; warn in one line, naming the CPU recipe, when it is long and the recipe was not asked for."""
+    log.info("this CPU run will take %s", estimate.describe())
+    if suggest_recipe and estimate.seconds > LONG_CPU_RUN_MINUTES * 60:
+        log.warning("this run will take about %s on the CPU; for a run of minutes use the CPU recipe "
+                    "(pipeline.training.config.CPU_RECIPE, with each model's own width and epochs): add --demo "
+                    "(python -m pipeline train --corpus DIR --demo [--model NAME]), or cap it with --max-minutes",
+                    _minutes(estimate.seconds))
+
+
 # ----------------------------------------------------------------------------- one epoch
 
 
@@ -61,10 +128,14 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, crite
                     optimizer: torch.optim.Optimizer, device: torch.device, *,
                     precision: devices.Precision | None = None, scaler: torch.amp.GradScaler | None = None,
                     frozen: list[nn.Module] | None = None, deadline: float | None = None,
-                    epoch: int = 0, progress: bool = True) -> EpochResult:
+                    epoch: int = 0, progress: bool = True,
+                    on_batch_time: Callable[[float], None] | None = None) -> EpochResult:
     """One pass over ``loader`` (``(x (B, n_bins, T), y (B, k))`` batches).
 
     ``deadline`` (a `time.monotonic` value) stops the epoch after the batch that passes it.
+    ``on_batch_time`` is called once with the seconds a batch takes: the mean over
+    `ESTIMATE_AFTER_BATCHES` batches after the first (whose warm-up would mislead), or over
+    every batch of an epoch too short for that.
     """
     precision = precision or devices.Precision(None, False)
     scaler = scaler or devices.make_scaler(device, precision)
@@ -72,6 +143,7 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, crite
     start = time.monotonic()
     total, batches, samples = 0.0, 0, 0
     completed = True
+    first_done = None  # time.monotonic() after the first batch
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not progress)
     for x, y in bar:
         x = x.to(device, non_blocking=True)  # (B, n_bins, T)
@@ -88,13 +160,22 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, crite
         samples += len(x)
         if batches % 10 == 0:
             bar.set_postfix(loss=f"{total / batches:.4f}")
+        if on_batch_time is not None:
+            if batches == 1:
+                first_done = time.monotonic()
+            elif batches == 1 + ESTIMATE_AFTER_BATCHES:
+                on_batch_time((time.monotonic() - first_done) / ESTIMATE_AFTER_BATCHES)
+                on_batch_time = None
         # Under DDP every process must stop at the same step, or the others would wait forever.
         if deadline is not None and devices.any_rank(time.monotonic() > deadline, device):
             completed = False
             break
     bar.close()
+    seconds = time.monotonic() - start
+    if on_batch_time is not None and batches:  # an epoch of few batches: its mean, warm-up included
+        on_batch_time(seconds / batches)
     return EpochResult(loss=total / max(batches, 1), batches=batches, samples=samples, completed=completed,
-                       seconds=time.monotonic() - start)
+                       seconds=seconds)
 
 
 @torch.no_grad()
@@ -232,6 +313,7 @@ class EpochLoop:
     board: TensorBoard
     callbacks: list[Callback]
     progress: bool
+    suggest_recipe: bool = True  # a long CPU run names the CPU recipe (off for --demo runs)
 
 
 def _switch_phase(state: TrainState, loop: EpochLoop, epoch: int) -> None:
@@ -269,9 +351,17 @@ def run_epoch(state: TrainState, loop: EpochLoop, epoch: int, deadline: float | 
     if optimizer_phase(config, epoch) != state.phase:
         _switch_phase(state, loop, epoch)
     lr = set_lr(state.optimizer, lr_factor(config, epoch))
+    on_batch_time = None
+    if epoch == state.start_epoch and loop.device.type == "cpu" and loop.info.is_main:
+        def on_batch_time(seconds: float) -> None:
+            budget = None if config.max_minutes is None else max(config.max_minutes * 60 - state.elapsed, 0.0)
+            report_estimate(estimate_run(seconds, batches_per_epoch=len(loop.loader), epochs=config.epochs - epoch,
+                                         valid_batches=len(loop.vloader) if loop.has_valid else 0,
+                                         batch_size=config.batch_size, budget_seconds=budget),
+                            suggest_recipe=loop.suggest_recipe)
     result = train_one_epoch(state.net, loop.loader, state.criterion, state.optimizer, loop.device,
                              precision=state.precision, scaler=state.scaler, frozen=state.frozen, deadline=deadline,
-                             epoch=epoch, progress=loop.progress and loop.info.is_main)
+                             epoch=epoch, progress=loop.progress and loop.info.is_main, on_batch_time=on_batch_time)
     scores = validate(state.net, loop.vloader, loop.device, precision=state.precision)
     state.elapsed += result.seconds
     row = {"epoch": epoch + 1, "train_loss": result.loss, "valid_roc_auc": scores["roc_auc"],

@@ -77,7 +77,7 @@ def seed_everything(seed: int) -> None:
 
 def train(config: TrainConfig, corpus_dir: str | Path | None, out_dir: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True,
-          callbacks: list[Callback] | None = None) -> Path:
+          callbacks: list[Callback] | None = None, suggest_recipe: bool = True) -> Path:
     """Train ``config`` on the corpus in ``corpus_dir`` into the run directory ``out_dir``.
 
     Parameters
@@ -89,6 +89,8 @@ def train(config: TrainConfig, corpus_dir: str | Path | None, out_dir: str | Pat
     force : replace a complete or unfinished run in ``out_dir``
     callbacks : called as ``callback(epoch, history_row)`` after each epoch on the main process
         (an exception there stops training, leaving ``last.pt`` to resume from)
+    suggest_recipe : on a CPU, a run estimated to take long warns and names the CPU recipe
+        (`pipeline.training.loop.report_estimate`); False where the recipe was asked for (--demo)
 
     Returns
     -------
@@ -103,7 +105,7 @@ def train(config: TrainConfig, corpus_dir: str | Path | None, out_dir: str | Pat
             joined_here = True
         info, device = devices.init_distributed(config.device)
         return _train(config, corpus_dir, out, info=info, device=device, resume=resume, force=force,
-                      progress=progress, callbacks=callbacks or [])
+                      progress=progress, callbacks=callbacks or [], suggest_recipe=suggest_recipe)
     finally:
         if joined_here:
             devices.cleanup_distributed()
@@ -283,7 +285,8 @@ def training_corpus(config: TrainConfig, corpus_dir: str | Path, *, recorded: di
 
 
 def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, info: devices.DistInfo,
-           device: torch.device, resume: bool, force: bool, progress: bool, callbacks: list[Callback]) -> Path:
+           device: torch.device, resume: bool, force: bool, progress: bool, callbacks: list[Callback],
+           suggest_recipe: bool = True) -> Path:
     start = _start(config, corpus_dir, out, info=info, resume=resume, force=force)
     if start.finished:
         return out
@@ -341,7 +344,7 @@ def _train(config: TrainConfig, corpus_dir: str | Path | None, out: Path, *, inf
     board = TensorBoard(config.tensorboard and info.is_main, out / TENSORBOARD)
     loop = EpochLoop(config=config, run=run, device=device, loader=data.train, sampler=data.sampler,
                      vloader=data.valid, has_valid=bool(data.valid_ids), base_ckpt=base_ckpt, info=info, board=board,
-                     callbacks=callbacks, progress=progress)
+                     callbacks=callbacks, progress=progress, suggest_recipe=suggest_recipe)
     try:
         run_epochs(state, loop)
     finally:
