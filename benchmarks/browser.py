@@ -71,7 +71,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PAGES: tuple[tuple[str, str], ...] = (
     ("", "Overview"), ("tag_metrics", "Tag metrics"), ("compare_runs", "Compare runs"),
     ("clip_explorer", "Clip explorer"), ("error_analysis", "Error analysis"), ("review", "Review queue"),
-    ("tag_a_file", "Tag a file"), ("tag_map", "Tag map"))
+    ("tag_a_file", "Tag a file"), ("tag_map", "Tag map"), ("inside_model", "Inside the model"))
 MEDIAN_TARGET_MS = 300.0
 P90_TARGET_MS = 500.0
 FIRST_LOAD_TARGET_S = 3.0
