@@ -12,9 +12,11 @@ What is timed, in the browser's own clock (``performance.now()``):
   (``running`` while the server runs the page's script, ``notRunning`` once it has finished, for
   a whole-page rerun and for a fragment's rerun alike) and records every input event;
 - an action starts at its input event (``t0``: the click a script dispatches, or the key or mouse
-  event Playwright sends), and the page is *settled* at the last ``notRunning`` transition once the
-  state has gone ``running`` and back and then stayed ``notRunning`` for a quiet period (300 ms,
-  not counted: a widget may start a second rerun a moment after the first);
+  event Playwright sends), and the page is *settled* once the script has run and then neither the
+  state nor the server's WebSocket messages have changed for a quiet period (300 ms, not counted:
+  a widget may start a second rerun a moment after the first); the time is the later of the last
+  state change and the first animation frame after the last message (a quick rerun's ``running``
+  and ``notRunning`` can reach React in one batch and never show in the attribute);
 - *rendered* is, in addition, the moment no element of the page still shows its loading skeleton
   (Streamlit draws a placeholder while a component's code, e.g. plotly's, is fetched);
 - the first load runs from the navigation's start to settled, in a fresh browser context; play
@@ -69,15 +71,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PAGES: tuple[tuple[str, str], ...] = (
     ("", "Overview"), ("tag_metrics", "Tag metrics"), ("compare_runs", "Compare runs"),
     ("clip_explorer", "Clip explorer"), ("error_analysis", "Error analysis"), ("review", "Review queue"),
-    ("tag_a_file", "Tag a file"), ("tag_map", "Tag map"))
+    ("tag_a_file", "Tag a file"), ("tag_map", "Tag map"), ("inside_model", "Inside the model"))
 MEDIAN_TARGET_MS = 300.0
 P90_TARGET_MS = 500.0
 FIRST_LOAD_TARGET_S = 3.0
 SESSIONS_MEDIAN_TARGET_MS = 600.0
+COLD_LOAD = "first load, server just started"
+FIRST_LOAD = "first load"
 QUIET_MS = 300  # the state must stay notRunning this long to count as settled (not counted in the time)
 START_TIMEOUT_S = 120
 STEP_TIMEOUT_MS = 120_000  # a first load at MTT scale on busy cores can take a while; a hang still ends
 WAIT_TIMEOUT_MS = 60_000  # for an element to appear before an action
+OPEN_TRIES, OPEN_WAIT_MS = 5, 5_000  # clicks on a selectbox until its list opens, and the wait after each
 VIEWPORT = {"width": 1440, "height": 1000}
 
 # Installed in every page before its own scripts: records the script-state transitions and input events.
@@ -95,6 +100,21 @@ _INIT_SCRIPT = r"""
       bench.states.push([next ? next.oldValue : r.target.getAttribute(ATTR), now]);
     });
   }).observe(document, {subtree: true, attributes: true, attributeFilter: [ATTR], attributeOldValue: true});
+  // Every message from the server, and the first animation frame after it: a quick rerun's
+  // "running" and "notRunning" can reach React in one batch and never show in the attribute, but
+  // its messages (new session, deltas, script finished) always arrive.
+  bench.messages = [];
+  bench.frames = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => {
+        bench.messages.push(performance.now());
+        requestAnimationFrame(() => bench.frames.push(performance.now()));
+      });
+    }
+  };
   bench.current = () => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app ? app.getAttribute(ATTR) : null;
@@ -102,30 +122,38 @@ _INIT_SCRIPT = r"""
   for (const type of ['pointerdown', 'mousedown', 'keydown', 'click'])
     window.addEventListener(type, (e) => bench.inputs.push([type, e.timeStamp]), true);
   bench.arm = () => { bench.mark = bench.states.length; bench.inputMark = bench.inputs.length;
-                      bench.armedAt = performance.now(); };
-  // Resolves once the script has run and then stayed notRunning for `quiet` ms (or rejects at `timeout`).
+                      bench.messageMark = bench.messages.length; bench.armedAt = performance.now(); };
+  // Resolves once the script has run (a state change or a message since the action) and then nothing
+  // has changed for `quiet` ms: settled is the later of the last state change and the first frame
+  // drawn after the last message. Rejects at `timeout`.
   bench.settle = (quiet, timeout, fromStart) => new Promise((resolve, reject) => {
-    const mark = fromStart ? 0 : bench.mark, began = performance.now();
+    const mark = fromStart ? 0 : bench.mark, messageMark = fromStart ? 0 : bench.messageMark;
+    const began = performance.now();
     let settled = null, clearSince = null;  // clearSince: since when no loading skeleton is on the page
     const tick = () => {
-      const now = performance.now(), seen = bench.states.slice(mark);
-      if (document.querySelector('[data-testid="stSkeleton"]')) clearSince = null;
+      const now = performance.now(), seen = bench.states.slice(mark), heard = bench.messages.slice(messageMark);
+      // Only a skeleton the user can see counts (one in a collapsed expander or a hidden tab does not).
+      if ([...document.querySelectorAll('[data-testid="stSkeleton"]')].some((e) => e.checkVisibility())) clearSince = null;
       else if (clearSince === null) clearSince = now;
-      const ran = seen.some(([s]) => s === 'running');
-      const last = bench.states[bench.states.length - 1];
-      if (settled === null && ran && bench.current() === 'notRunning' && last[0] === 'notRunning'
-          && now - last[1] >= quiet) settled = last[1];
+      const ran = seen.some(([s]) => s === 'running') || heard.length > 0;
+      const lastState = seen.length ? seen[seen.length - 1][1] : 0;
+      const lastMessage = heard.length ? heard[heard.length - 1] : 0;
+      const frame = bench.frames.find((t) => t >= lastMessage);
+      const last = Math.max(lastState, heard.length ? (frame === undefined ? Infinity : frame) : 0);
+      if (settled === null && ran && bench.current() === 'notRunning' && now - last >= quiet) settled = last;
       if (settled !== null && clearSince !== null) {
         const input = bench.inputs.slice(fromStart ? 0 : bench.inputMark)[0];
         const t0 = fromStart ? 0 : (input ? input[1] : bench.armedAt);
         const exception = document.querySelector('[data-testid="stException"]');
-        resolve({t0, settled, rendered: Math.max(settled, clearSince), ran,
+        resolve({t0, settled, rendered: Math.max(settled, clearSince), messages: heard.length,
+                 lastMessage: heard.length ? lastMessage : null,
+                 stateSeen: seen.some(([s]) => s === 'running'),
                  exception: exception ? exception.innerText.slice(0, 500) : null});
         return;
       }
       if (now - began > timeout) {
         reject(new Error(`not settled after ${timeout} ms (script states since the action: ${JSON.stringify(seen)}, `
-                         + `now ${bench.current()}, ${location.href})`));
+                         + `now ${bench.current()}, ${heard.length} messages, ${location.href})`));
         return;
       }
       setTimeout(tick, settled === null ? 10 : 5);
@@ -162,6 +190,10 @@ class Sample:
     ms: float
     render_ms: float
     session: int = 0
+    state_seen: bool = True  # the script state showed "running" (else only the server's messages told)
+    server_ms: float | None = None  # to the server's last message (its script finished), None without one
+    server_cpu_ms: float | None = None  # CPU the server process spent on the step (one session only)
+    browser_cpu_ms: float | None = None  # CPU Chromium's processes spent on it, quiet period included
 
 
 @dataclass
@@ -188,8 +220,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
-    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL."""
+def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL and pid."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
@@ -212,7 +244,7 @@ def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise PipelineError(f"streamlit not healthy after {START_TIMEOUT_S} s; its log: {log_path}")
             time.sleep(0.3)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -220,6 +252,49 @@ def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds: user + system) of a Linux process, None when it is gone or unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (name) "; a name may hold spaces
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of the server process and of this process's Chromium (every process under it), via /proc.
+
+    A figure steadier than wall time on a shared machine: what a step costs, not how long it
+    waited for a core. Linux only; elsewhere `available` is False and no CPU is reported.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.available = Path(f"/proc/{server_pid}/stat").is_file()
+
+    def read(self) -> tuple[float, float] | None:
+        if not self.available:
+            return None
+        server = _proc_stat(self.server_pid)
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+                stats[int(entry.name)] = stat
+        # Chromium is started by Playwright's driver, a child of this process: everything below us but the server.
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in stats.items():
+            children.setdefault(parent, []).append(pid)
+        below, todo = [], [os.getpid()]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child != self.server_pid:  # the server (also started here) and what it starts are not the browser
+                    below.append(child)
+                    todo.append(child)
+        browser = sum(stats[p][1] for p in below)
+        return (server[1] if server else 0.0), browser
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,24 +309,31 @@ class Session:
     """One browser context (one Streamlit session) and the actions a user takes in it."""
 
     def __init__(self, context: Any, page: Any, base: str, run: str, index: int, timings: Timings,
-                 shots: Path | None) -> None:
+                 shots: Path | None, meter: CpuMeter | None) -> None:
         self.context, self.page, self.base, self.run, self.index = context, page, base, run, index
-        self.timings, self.shots = timings, shots
+        self.timings, self.shots, self.meter = timings, shots, meter
 
     @classmethod
     async def open(cls, browser: Any, base: str, run: str, index: int, timings: Timings,
-                   shots: Path | None) -> Session:
+                   shots: Path | None = None, meter: CpuMeter | None = None) -> Session:
+        """A fresh browser context on ``base``; ``meter`` (one session alone) times each step's CPU too."""
         context = await browser.new_context(viewport=VIEWPORT)
         await context.add_init_script(_INIT_SCRIPT)
         page = await context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
-        return cls(context, page, base, run, index, timings, shots)
+        return cls(context, page, base, run, index, timings, shots, meter)
 
     async def close(self) -> None:
         await self.context.close()
 
-    def _record(self, step: str, ms: float, render_ms: float | None = None) -> None:
-        self.timings.samples.append(Sample(step, ms, ms if render_ms is None else render_ms, self.index))
+    def _record(self, step: str, result: dict[str, Any], cpu: tuple[float, float] | None) -> None:
+        t0 = result["t0"]
+        sample = Sample(step, result["settled"] - t0, result["rendered"] - t0, self.index, result["stateSeen"],
+                        None if result["lastMessage"] is None else result["lastMessage"] - t0)
+        after = self.meter.read() if self.meter is not None else None
+        if cpu is not None and after is not None:
+            sample.server_cpu_ms, sample.browser_cpu_ms = ((b - a) * 1000 for a, b in zip(cpu, after))
+        self.timings.samples.append(sample)
 
     async def _settled(self, step: str, *, from_start: bool = False) -> dict[str, Any]:
         try:
@@ -275,15 +357,16 @@ class Session:
 
     async def _measure(self, step: str, action: Callable[[], Any]) -> None:
         """Arm, act, wait until settled; record from the action's input event."""
+        cpu = self.meter.read() if self.meter is not None else None
         await action()
-        result = await self._settled(step)
-        self._record(step, result["settled"] - result["t0"], result["rendered"] - result["t0"])
+        self._record(step, await self._settled(step), cpu)
 
-    async def load(self, path: str = "", step: str = "first load") -> None:
+    async def load(self, path: str = "", step: str = FIRST_LOAD) -> None:
         """Open ``path`` in this (fresh) context: from the navigation's start to settled."""
+        cpu = self.meter.read() if self.meter is not None else None
         await self.page.goto(f"{self.base}/{path}?run={self.run}")
         result = await self._settled(step, from_start=True)
-        self._record(step, result["settled"], result["rendered"])
+        self._record(step, {**result, "t0": 0.0}, cpu)
 
     async def wait_for(self, selector: str) -> None:
         """Wait until ``selector`` is on the page (its component may still be loading after the rerun)."""
@@ -314,9 +397,15 @@ class Session:
     async def choose_option(self, step: str, key: str, index: int) -> None:
         """Open the selectbox with ``key`` and click its ``index``-th option (t0: the option's click)."""
         opener = f'{_key(key)} button[aria-haspopup="listbox"]'  # the combobox's own "Open" button
+        options = '[role="listbox"] [role="option"]'
         await self.wait_for(opener)
-        await self.page.locator(opener).first.click()
-        await self.click(step, '[role="listbox"] [role="option"]', index)
+        for _ in range(OPEN_TRIES):
+            # A click that lands while a rerun redraws the widget can leave the list closed: try again.
+            await self.page.locator(opener).first.click()
+            with contextlib.suppress(Exception):
+                await self.page.wait_for_selector(options, state="attached", timeout=OPEN_WAIT_MS)
+                break
+        await self.click(step, options, index)
 
     async def press_slider(self, step: str, key: str, direction: str) -> None:
         """Focus the slider with ``key`` and press an arrow key (t0: the keydown event)."""
@@ -334,7 +423,7 @@ class Session:
             ms = await audio.evaluate(_PLAY)
         except Exception as exc:
             raise PipelineError(f"{step}: {await self._fail(step, exc)}") from exc
-        self._record(step, ms)
+        self.timings.samples.append(Sample(step, ms, ms, self.index))
 
     async def heading(self, text: str) -> str:
         return await self.page.evaluate(
@@ -397,15 +486,23 @@ async def scenario(session: Session, repeat: int) -> None:
 
 
 async def measure(base: str, run: str, *, sessions: int, repeat: int, chromium: str,
-                  shots: Path | None = None) -> Timings:
-    """Run the scenario in ``sessions`` concurrent browser contexts against the server at ``base``."""
+                  shots: Path | None = None, server_pid: int | None = None) -> Timings:
+    """Run the scenario in ``sessions`` concurrent browser contexts against the server at ``base``.
+
+    With one session and the server's ``server_pid``, each step's CPU time is measured as well.
+    """
     from playwright.async_api import async_playwright
 
     timings = Timings(sessions)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            opened = [await Session.open(browser, base, run, i, timings, shots) for i in range(sessions)]
+            meter = CpuMeter(server_pid) if server_pid is not None and sessions == 1 else None
+            # The first load a freshly started server answers: it loads and indexes the run (cold caches).
+            cold = await Session.open(browser, base, run, 0, timings, shots, meter)
+            await cold.load(step=COLD_LOAD)
+            await cold.close()
+            opened = [await Session.open(browser, base, run, i, timings, shots, meter) for i in range(sessions)]
             try:
                 await asyncio.gather(*(scenario(s, repeat) for s in opened))
             finally:
@@ -425,13 +522,21 @@ def _p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[8]
 
 
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def summarize(timings: Timings) -> list[dict[str, Any]]:
-    """One row a step: n, median, p90, max (ms, settled) and the median to rendered."""
+    """One row a step: n, median, p90, max (ms to settled) and the medians of the other figures."""
     rows = []
     for step, samples in timings.by_step().items():
         ms = [s.ms for s in samples]
         rows.append({"step": step, "n": len(ms), "median": statistics.median(ms), "p90": _p90(ms), "max": max(ms),
-                     "rendered": statistics.median(s.render_ms for s in samples)})
+                     "rendered": _median([s.render_ms for s in samples]),
+                     "server": _median([s.server_ms for s in samples]),
+                     "server_cpu": _median([s.server_cpu_ms for s in samples]),
+                     "browser_cpu": _median([s.browser_cpu_ms for s in samples])})
     return rows
 
 
@@ -440,7 +545,7 @@ def _is_interaction(step: str) -> bool:
 
 
 def _mark(row: dict[str, Any], sessions: int) -> str:
-    if row["step"] == "first load":
+    if row["step"] in (FIRST_LOAD, COLD_LOAD):
         return "ok" if row["median"] <= FIRST_LOAD_TARGET_S * 1000 else "SLOW"
     if not _is_interaction(row["step"]):
         return ""
@@ -449,31 +554,32 @@ def _mark(row: dict[str, Any], sessions: int) -> str:
     return "ok" if row["median"] <= MEDIAN_TARGET_MS and row["p90"] <= P90_TARGET_MS else "SLOW"
 
 
-def report(timings: Timings, cold_load_ms: float | None = None) -> tuple[str, dict[str, Any]]:
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def report(timings: Timings) -> tuple[str, dict[str, Any]]:
     """The table of one scenario run (markdown) and its figures."""
     rows = summarize(timings)
     width = max(len(r["step"]) for r in rows)
-    head = "settled ms" if timings.sessions == 1 else f"settled ms, {timings.sessions} sessions pooled"
-    lines = [f"| step{' ' * (width - 4)} | n | median | p90 | max | rendered (median) | target |  ({head})",
-             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|---|"]
+    lines = [f"| {'step':<{width}} | n | median | p90 | max | rendered | server done | server cpu | browser cpu | target |",
+             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         lines.append(f"| {r['step']:<{width}} | {r['n']} | {r['median']:.0f} | {r['p90']:.0f} | {r['max']:.0f} | "
-                     f"{r['rendered']:.0f} | {_mark(r, timings.sessions)} |")
+                     f"{_ms(r['rendered'])} | {_ms(r['server'])} | {_ms(r['server_cpu'])} | {_ms(r['browser_cpu'])} | "
+                     f"{_mark(r, timings.sessions)} |")
     interactions = [s.ms for s in timings.samples if _is_interaction(s.step)]
     overall = statistics.median(interactions) if interactions else float("nan")
     slow = [r["step"] for r in rows if _mark(r, timings.sessions) == "SLOW"]
     target = SESSIONS_MEDIAN_TARGET_MS if timings.sessions > 1 else MEDIAN_TARGET_MS
-    lines.append("")
-    if cold_load_ms is not None:
-        lines.append(f"first load of the freshly started server (cold caches): {cold_load_ms / 1000:.2f} s "
-                     f"(target {FIRST_LOAD_TARGET_S:.0f} s at MagnaTagATune scale): "
-                     f"{'ok' if cold_load_ms <= FIRST_LOAD_TARGET_S * 1000 else 'SLOW'}")
-    lines.append(f"overall median of every page switch and interaction: {overall:.0f} ms "
-                 f"(target {target:.0f} ms): {'ok' if overall <= target else 'SLOW'}; "
-                 f"{len(slow)} of {sum(map(_is_interaction, (r['step'] for r in rows)))} interactions miss "
-                 "their target" + (f": {', '.join(slow)}" if slow else ""))
+    lines += ["", "ms from the action to settled: median, p90, max; then medians: to rendered (no loading skeleton "
+              "left), to the server's last message, and the CPU the server and Chromium spent on the step "
+              "(one session alone)" + (f"; {timings.sessions} sessions' samples pooled" if timings.sessions > 1 else ""),
+              f"overall median of every page switch and interaction: {overall:.0f} ms (target {target:.0f} ms): "
+              f"{'ok' if overall <= target else 'SLOW'}; {len(slow)} of "
+              f"{sum(_mark(r, timings.sessions) != '' for r in rows)} rows miss their target"
+              + (f": {', '.join(slow)}" if slow else "")]
     figures = {"sessions": timings.sessions, "rows": rows, "overall_median": overall, "slow": slow,
-               "cold_first_load": cold_load_ms,
                "samples": [vars(s) for s in timings.samples]}
     return "\n".join(lines), figures
 
@@ -505,6 +611,18 @@ def _machine() -> dict[str, Any]:
                       if line.startswith("model name")), "")
     return {"cpus": cpus, "cpu": model or platform.processor(), "python": platform.python_version(),
             "streamlit": streamlit.__version__, "playwright": playwright_version}
+
+
+def _commit() -> str:
+    """The repository's commit (``+`` when the working tree has changes): what was measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (head or "?") + ("+" if dirty else "")
 
 
 def _chromium_version(path: str) -> str:
@@ -555,8 +673,13 @@ def main(argv: list[str]) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.runs is not None and not args.run:
-        raise ParameterError("--runs needs --run NAME (the run directory's name in the runs folder)")
+    if args.runs is not None:
+        if not args.run:
+            raise ParameterError("--runs needs --run NAME (the run directory's name in the runs folder)")
+        if not (args.runs / args.run / "manifest.json").is_file():
+            raise ParameterError(f"--run {args.run}: no run directory with a manifest.json in {args.runs}")
+    if args.synthetic is not None and args.synthetic < 10:
+        raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
     if args.repeat < 1:
         raise ParameterError(f"--repeat must be at least 1, got {args.repeat}")
     if not Path(args.chromium).is_file():
@@ -571,8 +694,6 @@ def _main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
         out = (args.out or Path(tmp)).expanduser().resolve()
         if args.synthetic is not None:
-            if args.synthetic < 10:
-                raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
             runs, name = out / "runs", f"synthetic-{args.synthetic}"
             if reusable_synthetic_run(runs / name, args.synthetic, args.tags):
                 print(f"reusing {runs / name}")
@@ -582,49 +703,32 @@ def _main(args: argparse.Namespace) -> int:
                 print(f"built {runs / name} in {time.perf_counter() - started:.1f} s")
         else:
             runs, name = args.runs.expanduser().resolve(), args.run
-            if not (runs / name / "manifest.json").is_file():
-                raise ParameterError(f"--run {name}: no run directory with a manifest.json in {runs}")
         machine = _machine()
         size = _run_size(runs / name)
-        print(f"run {runs / name}: {size}")
+        commit = _commit()
+        print(f"run {runs / name}: {size}; dashboard at commit {commit}")
         print(f"machine: {machine['cpus']} CPUs ({machine['cpu']}), Python {machine['python']}, streamlit "
               f"{machine['streamlit']}, playwright {machine['playwright']}, {_chromium_version(args.chromium)}")
         results: dict[str, Any] = {"date": datetime.now().isoformat(timespec="seconds"), "run": str(runs / name),
-                                   "size": size, "machine": machine, "repeat": args.repeat, "scenarios": []}
+                                   "size": size, "commit": commit, "machine": machine, "repeat": args.repeat, "scenarios": []}
         for n in args.sessions:
             load_before = _load()
             # A fresh server for each scenario: its first session meets cold caches, as after a restart.
-            with serve(runs, Path(tmp) / f"reviews-{n}", Path(tmp) / f"streamlit-{n}.log") as base:
-                cold = asyncio.run(_cold_load(base, name, args.chromium, out / "screenshots"))
+            with serve(runs, Path(tmp) / f"reviews-{n}", Path(tmp) / f"streamlit-{n}.log") as (base, pid):
                 timings = asyncio.run(measure(base, name, sessions=n, repeat=args.repeat, chromium=args.chromium,
-                                              shots=out / "screenshots"))
+                                              shots=out / "screenshots", server_pid=pid))
             load_after = _load()
-            table, figures = report(timings, cold)
+            table, figures = report(timings)
             figures.update(load_before=load_before, load_after=load_after)
             results["scenarios"].append(figures)
             print(f"\n## {n} session{'s' if n > 1 else ''} at once, {size}, repeat {args.repeat} "
                   f"(load average before {load_before}, after {load_after})\n")
             print(table)
+            if args.json is not None:  # after each scenario: a later one that fails leaves the earlier figures
+                write_json(args.json, results)
         if args.json is not None:
-            write_json(args.json, results)
             print(f"\nwrote {args.json}")
     return 0
-
-
-async def _cold_load(base: str, run: str, chromium: str, shots: Path) -> float:
-    """The first load a freshly started server answers (it loads and indexes the run)."""
-    from playwright.async_api import async_playwright
-
-    timings = Timings(1)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            session = await Session.open(browser, base, run, 0, timings, shots)
-            await session.load()
-            await session.close()
-        finally:
-            await browser.close()
-    return timings.samples[0].ms
 
 
 if __name__ == "__main__":
