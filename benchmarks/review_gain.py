@@ -26,11 +26,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+CELL_NAME = re.compile(r"before|review-only|(issues|random|heldout)-\d+")  # the folders a run of this benchmark makes
 
 ORACLE = "oracle"  # the reviewer's name in the verdict store
 
@@ -167,6 +171,7 @@ def main(argv: list[str]) -> int:
 
     from pipeline.analysis.label_issues import run_truth
     from pipeline.errors import ParameterError
+    from pipeline.features.extract import FEATURE_VERSION
     from pipeline.io import read_json, write_json
     from pipeline.paths import data_root
     from pipeline.run import rundir as rd
@@ -193,11 +198,16 @@ def main(argv: list[str]) -> int:
         raise ParameterError(f"{run_dir}: its corpus ({corpus_root}) has no truth.csv to play the reviewer with")
     work = (args.work or data_root() / "benchmarks" / "review_gain" / run_dir.name).expanduser().resolve()
     work.mkdir(parents=True, exist_ok=True)
+    # The feature version is a setting too: cells trained on another version's features would
+    # not compare with new ones (training diverges), so a change starts every cell over.
     settings = {"run": _digest(run_dir / rd.PREDICTIONS), "seed": args.seed, "epochs": args.epochs,
-                "max_minutes": args.max_minutes}
+                "max_minutes": args.max_minutes, "feature_version": FEATURE_VERSION}
     results_path = work / "results.json"
     results: dict[str, Any] = read_json(results_path) if results_path.is_file() else {}
     if results.get("settings") != settings:
+        for old in work.iterdir():  # cells of other settings: never reused
+            if old.is_dir() and CELL_NAME.fullmatch(old.name):
+                shutil.rmtree(old)
         results = {"settings": settings, "cells": {}}
     split = np.asarray(corpus.split).astype(str)
     test = np.flatnonzero(split == "test")

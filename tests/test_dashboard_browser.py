@@ -11,14 +11,9 @@ The dashboard stays offline: every request a page makes is recorded, and none ma
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,14 +38,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PAGES = {"": "Overview", "clip_explorer": "Clip explorer", "tag_metrics": "Tag metrics",
          "error_analysis": "Error analysis", "tag_map": "Tag map", "tag_a_file": "Tag a file",
          "compare_runs": "Compare runs", "review": "Review queue"}
-START_TIMEOUT_S = 90
 STEP_TIMEOUT_MS = 60_000  # a busy CI machine can be slow to run a page the first time
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 OWN_MUSIC = "own-music"  # the tiny run's model scored on a folder of audio without tags (no ground truth)
@@ -76,38 +64,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The dashboard served by `streamlit run` on a free local port; yields its base URL."""
-    port = _free_port()
+    """The dashboard served by `streamlit run` on a free local port (as the browser benchmark serves it)."""
+    from benchmarks.browser import serve
+    from pipeline.errors import PipelineError
+    from pipeline.paths import reviews_root
+
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false", "--", "--runs", str(runs)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serve(runs, reviews_root(), log_path) as (base, _pid):
+            yield base
+    except PipelineError as exc:  # the server did not come up: its log says why
+        pytest.fail(f"{exc}\n{log_path.read_text(errors='replace') if log_path.is_file() else ''}")
 
 
 @pytest.fixture(scope="module")
