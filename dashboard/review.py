@@ -340,11 +340,22 @@ class Effect:
     after: dict[str, float]  # the same against the corrected labels
 
 
-def effect(db: VerdictStore, preds: Predictions, split: str) -> Effect | None:
-    """What the corpus's verdicts change in ``preds`` (None when none is on its clips)."""
+def effect(db: VerdictStore, preds: Predictions, split: str, predictions_key: Any) -> Effect | None:
+    """What the corpus's verdicts change in ``preds`` (None when none is on its clips).
+
+    Cached by ``predictions_key`` (the predictions file's stamp) and the database's change stamp:
+    at MagnaTagATune scale the two AUC passes are felt on every visit of the Overview otherwise.
+    """
+    return _effect(db, preds, str(db.path), db.stamp(), predictions_key, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _effect(_db: VerdictStore, _preds: Predictions, database: str, verdicts_stamp: tuple[int, int],
+            predictions_key: Any, split: str) -> Effect | None:
     from pipeline.analysis.metrics import auc_scores
     from pipeline.review.corrections import apply_corrections, consensus
 
+    db, preds = _db, _preds
     assert preds.truth is not None
     ids = preds.clips["clip_id"].astype(str).tolist()
     verdicts = db.current(clip_ids=ids)

@@ -26,7 +26,8 @@ from pipeline.errors import RunDirError
 from pipeline.run import locate
 from pipeline.run import rundir as rd
 
-PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "compare_runs", "review")
+PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "compare_runs", "review",
+         "inside_model")
 BAD_MANIFESTS = {
     "list": [],
     "stages_list": {"schema_version": rd.SCHEMA_VERSION, "name": "stages_list", "stages": []},

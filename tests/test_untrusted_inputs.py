@@ -32,7 +32,7 @@ from pipeline.run.rundir import BASELINE_FILE
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
 PAGES = ("overview", "clip_explorer", "tag_metrics", "error_analysis", "tag_map", "tag_a_file", "compare_runs",
-         "review")
+         "review", "inside_model")
 
 HTML = "<img src=x onerror=alert(1)>"
 IMAGE = "![p](http://example.invalid/p.png)"

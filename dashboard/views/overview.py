@@ -98,7 +98,8 @@ db = review.store(run, quiet=True) if not unannotated else None
 if db is not None and db.count():
     preds = widgets.predictions(run, stop=False)
     split = widgets.evaluated_split(run) or "test"
-    change = review.effect(db, preds, split if split in preds.splits else "all") if preds is not None else None
+    change = (review.effect(db, preds, split if split in preds.splits else "all", run.stamp(rd.PREDICTIONS))
+              if preds is not None else None)
     if change is not None:
         st.subheader("Reviewed by ear")
         k1, k2, k3, k4 = st.columns(4)
