@@ -39,8 +39,8 @@ def sections() -> None:
     """The chosen section (a fragment: switching sections, or answering on a card, reruns this part only)."""
     review.show_notes()
     # Only the chosen section is computed (each lists playable clips, which is the costly part).
-    SECTIONS = {"errors": f"Errors on '{md(tag)}'", "issues": "Likely label issues", "contradictions": "Contradictions"}
-    section = st.segmented_control("Show", list(SECTIONS), format_func=SECTIONS.get, default="errors",
+    titles = {"errors": f"Errors on '{md(tag)}'", "issues": "Likely label issues", "contradictions": "Contradictions"}
+    section = st.segmented_control("Show", list(titles), format_func=titles.get, default="errors",
                                    key="errors:section", required=True, label_visibility="collapsed")
 
     # ---- the tag's worst errors, playable in place
