@@ -260,27 +260,21 @@ def issue_questions(issues: pd.DataFrame, preds: Predictions, n: int, tag: str |
     return out
 
 
-def ranked_issues(preds: Predictions, rows: np.ndarray) -> pd.DataFrame:
-    """Label issues of ``rows`` ranked live from the run's probabilities (for splits label_issues.parquet skips).
+def ranked_issues(preds: Predictions, split: str) -> pd.DataFrame:
+    """Label issues of ``split`` ranked live from the run's probabilities (for splits label_issues.parquet skips).
 
-    The same score as the embed stage's ranking (`pipeline.analysis.label_issues.pair_scores`),
-    so a train-split pair (whose probability is in-sample, hence less telling) ranks the same way.
+    The embed stage's own ranking (`pipeline.analysis.label_issues.find_label_issues`, same score
+    and tie-break) without cleanlab's flags, so a train-split pair (whose probability is
+    in-sample, hence less telling) ranks as it would there.
     """
-    from pipeline.analysis.label_issues import pair_scores
+    from pipeline.analysis.label_issues import find_label_issues
 
     assert preds.truth is not None
     labelled = np.flatnonzero(preds.labelled)
-    truth, probs = preds.truth[np.ix_(rows, labelled)], preds.probs[np.ix_(rows, labelled)]
-    scores = pair_scores(truth, np.clip(probs.astype(np.float64), 0.0, 1.0))
-    order = np.argsort(-scores, axis=None, kind="stable")[:5000]
-    r, c = np.unravel_index(order, scores.shape)
-    return pd.DataFrame({
-        "rank": np.arange(1, len(order) + 1),
-        "clip_id": preds.clips["clip_id"].to_numpy()[rows[r]].astype(str),
-        "tag": np.asarray(preds.tags, dtype=object)[labelled[c]],
-        "kind": np.where(truth[r, c] == 1, "wrong", "missing"),
-        "score": scores[r, c],
-    })
+    return find_label_issues(preds.clips["clip_id"].astype(str).tolist(), preds.clips["split"].astype(str).tolist(),
+                             [preds.tags[j] for j in labelled], preds.truth[:, labelled],
+                             np.clip(preds.probs[:, labelled].astype(np.float64), 0.0, 1.0),
+                             splits=None if split == "all" else [split], flag=False)
 
 
 def contradiction_questions(preds: Predictions, rows: np.ndarray, thresholds: np.ndarray, n: int) -> list[Question]:

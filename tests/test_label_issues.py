@@ -96,6 +96,16 @@ def test_train_split_is_left_out_by_default():
     assert len(fallback) == 60 * len(tags)
 
 
+def test_a_ranking_without_flags_is_the_same_ranking():
+    """`flag=False` (the review queue's live ranking) leaves out cleanlab's filter, nothing else."""
+    ids, tags, _, annotated, probs = _noisy_case(seed=2, n=80)
+    split = ["train"] * 80
+    flagged = find_label_issues(ids, split, tags, annotated, probs, splits=["train"])
+    quick = find_label_issues(ids, split, tags, annotated, probs, splits=["train"], flag=False)
+    assert "flagged" in flagged and "flagged" not in quick
+    pd.testing.assert_frame_equal(quick, flagged.drop(columns="flagged"))
+
+
 def test_confident_flags_mark_real_errors():
     _, _, truth, annotated, probs = _noisy_case(seed=1, drop=0.25)
     flags = confident_flags(annotated, probs)

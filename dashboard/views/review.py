@@ -58,7 +58,7 @@ if not len(rows):
 def _live_issues(_preds: loaders.Predictions, run_path: str, predictions_stamp: loaders.Stamp,
                  split: str) -> pd.DataFrame:
     # ``_preds`` is not hashed (leading underscore): the run's path and the file's stamp identify it.
-    return review.ranked_issues(_preds, _preds.rows(split))
+    return review.ranked_issues(_preds, split)
 
 
 def build_queue() -> tuple[list[Question], str]:
