@@ -434,6 +434,12 @@ class Session:
 # ---------------------------------------------------------------------------------------------
 # The scenario
 # ---------------------------------------------------------------------------------------------
+async def move_threshold(session: Session, name: str, repeat: int) -> None:
+    """The sidebar threshold moved by its arrow keys, right then left, ``repeat`` times."""
+    for i in range(repeat):
+        await session.press_slider(name, "w:threshold", "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+
+
 async def scenario(session: Session, repeat: int) -> None:
     """What a user does, each interaction ``repeat`` times with alternating values so each one reruns."""
     await session.load()
@@ -452,16 +458,12 @@ async def scenario(session: Session, repeat: int) -> None:
         await session.play("clip explorer: play (play() to 'playing')")
     for i in range(repeat):
         await session.choose_option("clip explorer: choose a clip in the picker", "w:clip", 1 + i % 2)
-    for i in range(repeat):
-        await session.press_slider("clip explorer: move the threshold", "w:threshold",
-                                   "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+    await move_threshold(session, "clip explorer: move the threshold", repeat)
 
     await session.switch("tag_metrics")
     for i in range(repeat):
         await session.choose_option("tag metrics: choose a tag", "w:tag", 1 + i % 2)
-    for i in range(repeat):
-        await session.press_slider("tag metrics: move the threshold", "w:threshold",
-                                   "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+    await move_threshold(session, "tag metrics: move the threshold", repeat)
 
     await session.switch("tag_map")
     modes = f'{_key("map:clip_mode")} button'
