@@ -61,10 +61,9 @@ def _live_issues(_preds: loaders.Predictions, run_path: str, predictions_stamp: 
     return review.ranked_issues(_preds, split)
 
 
-def build_queue() -> tuple[list[Question], str]:
-    """The questions of the chosen source (before the unreviewed filter) and a caption saying where they come from."""
+def build_queue(n: int) -> tuple[list[Question], str]:
+    """Up to ``n`` questions of the chosen source and a caption saying where they come from."""
     thresholds, how = widgets.thresholds(run, preds.tags)
-    n = size + (len(db.reviewed(me)) if only_new else 0)  # enough candidates left after the filter
     if source in ("fp", "fn"):
         j = preds.tags.index(tag)
         return (review.error_questions(preds, rows, j, float(thresholds[j]), source, n),
@@ -95,10 +94,10 @@ queue_key = ("review:queue", run.name, run.stamp(rd.PREDICTIONS), me, source, sp
              state.get("threshold"), state.get("tuned"))
 key = "review:queue:" + "|".join(map(str, queue_key))
 if st.session_state.get("review:queue_key") != key:
-    questions, origin = build_queue()
+    answered = db.reviewed(me) if only_new else set()
+    questions, origin = build_queue(size + len(answered))  # enough left after leaving the answered out
     st.session_state["review:drawn"] = len(questions)  # before leaving out what was answered
-    if only_new:
-        questions = review.unreviewed(questions, db.reviewed(me))
+    questions = review.unreviewed(questions, answered)
     st.session_state["review:queue_key"] = key
     st.session_state["review:queue"] = questions[:size]
     st.session_state["review:origin"] = origin
