@@ -31,7 +31,7 @@ from dashboard.loaders import Predictions, RunInfo
 from dashboard.text import md
 from pipeline.errors import PipelineError
 from pipeline.paths import data_root, reviews_root
-from pipeline.review.store import VERDICTS, ReviewStoreBusy, ReviewStoreError, Verdict, VerdictStore, database_path
+from pipeline.review.store import VERDICTS, ReviewStoreBusy, Verdict, VerdictStore, database_path
 from pipeline.run import locate
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def save(db: VerdictStore, question: Question, verdict: str, *, note: str = "", 
         notify("The verdict database is busy (another writer holds it); your answer was not saved, "
                "please answer again.", ":material/hourglass_empty:")
         return False
-    except (ReviewStoreError, PipelineError, OSError) as exc:
+    except (PipelineError, OSError) as exc:  # ReviewStoreError included
         notify(f"Your answer was not saved: {md(exc)}", ":material/error:")
         return False
     return True
