@@ -11,7 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
 from test_dashboard_app import app, texts
 
 from benchmarks.synthetic_run import build_synthetic_run
@@ -195,6 +197,11 @@ def test_a_locked_database_is_retried_then_reported_not_raised(runs: Path, revie
 
 def test_two_sessions_answering_at_once_lose_nothing(runs: Path, reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two reviewers' sessions answer at the same time, each in its own thread (as the server runs sessions)."""
+    # The server compiles each page once into a ScriptCache shared by every session; AppTest makes a fresh
+    # one per run, so two threads would parse at once, which CPython 3.11's ast.parse is not safe for
+    # ("AST constructor recursion depth mismatch"). Share one cache, as the server does.
+    shared = ScriptCache()
+    monkeypatch.setattr(app_test_module, "ScriptCache", lambda: shared)
     sessions = {}
     for name in ("alice", "bob"):
         at = app(runs, monkeypatch, "review", run="complete")
