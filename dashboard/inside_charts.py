@@ -25,7 +25,8 @@ FILTER_SCALE = "RdBu"
 
 def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
     base = dict(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), font=theme.FONT, height=height,
-                margin=dict(l=10, r=10, t=48, b=10), showlegend=False, hoverlabel=dict(font_size=12))
+                margin=dict(l=10, r=10, t=48, b=10), showlegend=False, hoverlabel=dict(font_size=12),
+                template=theme.PLOTLY_TEMPLATE)
     base.update(extra)
     return base
 

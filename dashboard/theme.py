@@ -63,6 +63,21 @@ CLUSTER_COLORS: tuple[str, ...] = (
 )
 
 FONT = dict(family="Inter, 'Source Sans Pro', 'Helvetica Neue', Arial, sans-serif", size=13, color=TEXT)
+GRID = "#E5E7EB"  # grid and axis lines: light, so the data stays in front
+
+# Every figure carries this small template and is drawn with ``theme=None``: Streamlit's own plotly
+# theme is merged into each figure in the browser, which doubled Chromium's time a chart
+# (docs/benchmarks.md, "Charts"). Axis and hover styling match the app's light theme.
+_AXIS = dict(gridcolor=GRID, linecolor=GRID, zerolinecolor=GRID, tickcolor=GRID, automargin=True,
+             title=dict(font=dict(size=13, color="#4B5563")))
+PLOTLY_TEMPLATE: dict = dict(layout=dict(
+    paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", colorway=list(CLUSTER_COLORS),
+    xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(bgcolor="white", bordercolor=GRID, font=dict(color=TEXT)),
+    legend=dict(bgcolor="rgba(0,0,0,0)")))
+# What the chart's toolbar offers: a PNG for slides, zoom reset; no logo, no lasso or select tools
+# (nothing reads a selection).
+PLOTLY_CONFIG: dict = dict(displaylogo=False, modeBarButtonsToRemove=["lasso2d", "select2d"],
+                           toImageButtonOptions=dict(format="png", scale=2))
 
 
 def cluster_color(cluster: int) -> str:

@@ -22,7 +22,7 @@ import streamlit as st
 from dashboard import loaders, review, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.text import code, md
-from dashboard.theme import OUTCOME_LABELS, chip, legend_html
+from dashboard.theme import OUTCOME_LABELS, PLOTLY_CONFIG, chip, legend_html
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.errors import PipelineError
 from pipeline.paths import REPO
@@ -151,6 +151,15 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
 # ---------------------------------------------------------------------------------------------
 # Messages and guarded loading
 # ---------------------------------------------------------------------------------------------
+def chart(figure: Any, *, key: str, where: Any = None) -> None:
+    """Show a figure from `dashboard.charts` in ``where`` (a column or container; the page by default).
+
+    ``theme=None``: the figure carries the app's own template (`theme.PLOTLY_TEMPLATE`), so the
+    browser is spared Streamlit's theme merge, half of its time a chart.
+    """
+    (where or st).plotly_chart(figure, key=key, theme=None, config=PLOTLY_CONFIG)
+
+
 def header(title: str, caption: str | None = None, run: RunInfo | None = None) -> None:
     st.title(title)
     bits = [caption] if caption else []

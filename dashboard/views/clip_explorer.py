@@ -101,7 +101,7 @@ def explorer() -> None:
         b.markdown(widgets.chips_html([tags[i] for i in predicted], [outcomes[i] for i in predicted],
                                       [float(probs[i]) for i in predicted]), unsafe_allow_html=True)
     with right:
-        st.plotly_chart(charts.clip_tags(tags, probs, list(outcomes), thresholds), key="clip_tags")
+        widgets.chart(charts.clip_tags(tags, probs, list(outcomes), thresholds), key="clip_tags")
 
     # ---- verdicts: is a tag in this clip? (kept per corpus, shown in every run of it)
     db = review.store(run, quiet=True)
@@ -140,7 +140,7 @@ def explorer() -> None:
         fig = charts.clip_view(taggram[:, shown] if taggram is not None else None, frame_rate,
                                [tags[i] for i in shown], [outcomes[i] for i in shown], mel_db=mel, mel_fps=mel_fps,
                                title="Mel-spectrogram (top) and taggram (tag activations over time)")
-        st.plotly_chart(fig, key="clip_view")
+        widgets.chart(fig, key="clip_view")
         st.caption(("Taggram rows: annotated and predicted tags first (labels coloured by outcome), then the most "
                     "probable others." if annotated_run else
                     "Taggram rows: predicted tags first (labels in blue), then the most probable others.")

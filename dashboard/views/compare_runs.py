@@ -111,7 +111,7 @@ better, worse = int((frame["delta"] > 0).sum()), int((frame["delta"] < 0).sum())
 st.caption(f"{len(common)} shared tags: {better} better and {worse} worse in **{md(other.name)}** than in "
            f"**{md(run.name)}**." + (f" Tags in only one run: {', '.join(map(md, only))}." if only else ""))
 left, right = st.columns(2)
-left.plotly_chart(charts.run_deltas(frame, metric, run.name, other.name), key="deltas")
-right.plotly_chart(charts.run_scatter(frame, metric, run.name, other.name), key="scatter")
+widgets.chart(charts.run_deltas(frame, metric, run.name, other.name), key="deltas", where=left)
+widgets.chart(charts.run_scatter(frame, metric, run.name, other.name), key="scatter", where=right)
 st.dataframe(frame.rename(columns={"a": run.name, "b": other.name, "delta": "change"}).sort_values("change"),
              hide_index=True, width="stretch")

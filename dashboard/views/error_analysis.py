@@ -21,7 +21,7 @@ tags = preds.tags
 c1, c2, c3 = st.columns([1, 1, 1])
 split = widgets.split_picker(preds.splits, container=c1)
 tag = widgets.tag_picker(tags, container=c2)
-n_show = c3.slider("Clips per list", 3, 30, 8, key="errors:n")
+n_show = c3.slider("Clips per list", 3, 30, 5, key="errors:n")  # 5 a list: one screen, and a quick page
 rows = preds.rows(split)
 if len(rows) == 0:
     st.info(f"{widgets.split_phrase(split).capitalize()} has no clips.")
@@ -71,7 +71,7 @@ def sections() -> None:
             kind = f3.selectbox("Kind", ["all", *kinds], key="issues:kind",
                                 format_func=lambda k: {"missing": "missing (tag not annotated)",
                                                        "wrong": "wrong (tag annotated)"}.get(k, k))
-            n_issues = f4.slider("Playable", 3, 30, 8, key="issues:n")
+            n_issues = f4.slider("Playable", 3, 30, 5, key="issues:n")
             view = issues
             if only_flagged and "flagged" in view:
                 view = view[view["flagged"].astype(bool)]

@@ -145,14 +145,14 @@ if maps is not None:
                                      tags=[tags[i] for i in top],
                                      title=f"Mel-spectrogram, channel {channel} of {layer.name}, taggram "
                                            f"(top {len(top)} tags)")
-    st.plotly_chart(fig, key="inside_view")
+    widgets.chart(fig, key="inside_view")
     st.caption(f"One time axis in seconds: the layer gives {map_fps:.1f} steps per second"
                + (f" and {layer.freq_rows} frequency rows (lowest at the bottom)" if layer.has_freq else "") + ".")
     shown = order[:GRID]
-    st.plotly_chart(inside_charts.channel_grid(maps.maps[layer.name], shown, means, map_fps, selected=channel,
-                                               title=f"Channels of {layer.name} on this clip, most active first "
-                                                     f"({len(shown)} of {layer.channels}; mean activation)"),
-                    key="inside_grid")
+    widgets.chart(inside_charts.channel_grid(maps.maps[layer.name], shown, means, map_fps, selected=channel,
+                                             title=f"Channels of {layer.name} on this clip, most active first "
+                                                   f"({len(shown)} of {layer.channels}; mean activation)"),
+                  key="inside_grid")
 
 # ---- what the channel likes across the corpus
 st.subheader("What this channel likes across the corpus")
@@ -186,18 +186,18 @@ if stats is not None:
                     widgets.play(preds, int(other), compact=True)
         with right:
             spectrum = config.get("spectrum", {})
-            st.plotly_chart(inside_charts.channel_spectrum(
+            widgets.chart(inside_charts.channel_spectrum(
                 spectrum.get("hz", []), stats.spectra[column], np.asarray(config.get("corpus_spectrum", []), float),
                 kind=spectrum.get("kind", "mel"),
                 title=f"What channel {channel} lets through: its activation-weighted input spectrum"),
                 key="inside_spectrum")
     if len(kept):
         cols = kept["column"].to_numpy()
-        st.plotly_chart(inside_charts.channel_tags(stats.correlations[cols], kept["channel"].tolist(), tags,
-                                                   selected=channel,
-                                                   title=f"Precomputed channels of {layer.name} x tags: correlation "
-                                                         f"over {stats.activations.shape[0]:,} clips"),
-                        key="inside_tags")
+        widgets.chart(inside_charts.channel_tags(stats.correlations[cols], kept["channel"].tolist(), tags,
+                                                 selected=channel,
+                                                 title=f"Precomputed channels of {layer.name} x tags: correlation "
+                                                       f"over {stats.activations.shape[0]:,} clips"),
+                      key="inside_tags")
 
 # ---- filters
 st.subheader("Filters")
@@ -212,12 +212,12 @@ if st.toggle("Show the first-layer filters and the layer's response spectra", ke
             shown = min(len(group.kernels), MAX_KERNELS)
             fig = inside_charts.kernel_images(group.kernels, max_kernels=MAX_KERNELS, title=group.label + (
                 f" (the first {shown} shown)" if shown < len(group.kernels) else ""))
-        st.plotly_chart(fig, key=f"inside_filters:{n}")
+        widgets.chart(fig, key=f"inside_filters:{n}")
         st.caption(f"{md(group.label)}. {FILTER_NOTES[group.kind]}")
     if stats is not None and len(stats.of_layer(layer.name)):
         kept = stats.of_layer(layer.name)
         spectrum = config.get("spectrum", {})
-        st.plotly_chart(inside_charts.layer_spectra(
+        widgets.chart(inside_charts.layer_spectra(
             spectrum.get("hz", []), stats.spectra[kept["column"].to_numpy()],
             np.asarray(config.get("corpus_spectrum", []), float), kept["channel"].tolist(),
             kind=spectrum.get("kind", "mel"), selected=channel,

@@ -58,12 +58,12 @@ with left:
         preds = widgets.predictions(run, stop=False)
         if preds is not None and len(preds.tags):
             thresholds, how = widgets.thresholds(run, preds.tags)
-            st.plotly_chart(charts.tag_frequency(preds.tags, (preds.probs >= thresholds).sum(axis=0).tolist(),
-                                                 title=f"How often the model predicts each tag (at {how})",
-                                                 y_title="clips predicted"), key="predicted_frequency")
+            widgets.chart(charts.tag_frequency(preds.tags, (preds.probs >= thresholds).sum(axis=0).tolist(),
+                                               title=f"How often the model predicts each tag (at {how})",
+                                               y_title="clips predicted"), key="predicted_frequency")
             st.caption("Without annotations there are no metrics; these are the model's predictions over every clip.")
     elif table["value"].notna().any():
-        st.plotly_chart(charts.headline(table), key="headline")
+        widgets.chart(charts.headline(table), key="headline")
         shown = {}
         for metric in ("ROC-AUC", "PR-AUC"):
             rows = table[table["metric"] == metric].set_index("average")
@@ -78,7 +78,7 @@ with left:
 with right:
     sizes = corpus.get("split_sizes") or {}
     if sizes:
-        st.plotly_chart(charts.split_sizes({k: int(v) for k, v in sizes.items()}), key="splits")
+        widgets.chart(charts.split_sizes({k: int(v) for k, v in sizes.items()}), key="splits")
     else:
         st.caption("The manifest records no split sizes.")
     labels = corpus.get("labels") or {}
@@ -131,7 +131,7 @@ elif run.has("train"):
     history = widgets.guarded(loaders.load_history, str(run.file(rd.HISTORY)), run.stamp(rd.HISTORY),
                               what=rd.HISTORY)
     if history is not None and len(history):
-        st.plotly_chart(charts.training_curves(history), key="history")
+        widgets.chart(charts.training_curves(history), key="history")
         last = history.iloc[-1]
         total = history["seconds"].sum() if "seconds" in history else np.nan
         st.caption(f"{len(history)} epochs" + (f", {total / 60:.1f} minutes of training" if np.isfinite(total) else "")
@@ -143,8 +143,8 @@ else:
 
 per_tag = widgets.per_tag(run)
 if per_tag is not None and "support" in per_tag:
-    st.plotly_chart(charts.tag_frequency(per_tag["tag"].tolist(), per_tag["support"].fillna(0).astype(int).tolist()),
-                    key="frequency")
+    widgets.chart(charts.tag_frequency(per_tag["tag"].tolist(), per_tag["support"].fillna(0).astype(int).tolist()),
+                  key="frequency")
     st.caption("Support counts the annotated clips of the evaluated split.")
 
 # ---- model card

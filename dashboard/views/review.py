@@ -230,10 +230,10 @@ def _question_figure(q: Question, outcome: str) -> None:
         frame_rate = len(taggram) / duration
     if taggram is None and mel is None:
         return
-    st.plotly_chart(charts.clip_view(taggram[:, [q.column]] if taggram is not None else None, frame_rate, [q.tag],
-                                     [outcome], mel_db=mel, mel_fps=mel_fps,
-                                     title=f"Mel-spectrogram and '{md(q.tag)}' over time"),
-                    key="review:figure")
+    widgets.chart(charts.clip_view(taggram[:, [q.column]] if taggram is not None else None, frame_rate, [q.tag],
+                                   [outcome], mel_db=mel, mel_fps=mel_fps,
+                                   title=f"Mel-spectrogram and '{md(q.tag)}' over time"),
+                  key="review:figure")
 
 
 question_panel()

@@ -135,7 +135,7 @@ st.success(f"**{md(upload.name)}**: " + (", ".join(f"{md(tags[i])} ({probs[i]:.2
 left, right = st.columns([2, 3])
 with left:
     global_threshold = float(thresholds[0]) if own and np.all(thresholds == thresholds[0]) else None
-    st.plotly_chart(charts.top_tags(tags, probs, threshold=global_threshold), key="top_tags")
+    widgets.chart(charts.top_tags(tags, probs, threshold=global_threshold), key="top_tags")
 with right:
     fps = tagger.taggram_fps
     if len(taggram):
@@ -143,7 +143,7 @@ with right:
         fig = charts.clip_view(taggram[:, order], fps, [tags[i] for i in order],
                                [PRED if predicted[i] else UNPRED for i in order],  # an upload has no annotation
                                title="Taggram: the top tags' activations over time")
-        st.plotly_chart(fig, key="upload_taggram")
+        widgets.chart(fig, key="upload_taggram")
         st.caption("Labels in blue are " + ("predicted at " if own else "") + how + ".")
     else:
         st.caption("The tagger returned no taggram for this file.")

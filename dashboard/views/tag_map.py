@@ -10,7 +10,9 @@ from dashboard import analysis, charts, loaders, widgets
 from dashboard.text import md
 from pipeline.run import rundir as rd
 
-MAX_CLIP_POINTS = 12_000  # clips drawn on the clip map (a seeded sample above this keeps it quick)
+# Clips drawn on the clip map: a seeded sample of the first count by default (it shows the map's shape, and
+# the browser draws it in a fraction of the time of every clip), the others on request.
+CLIP_POINTS = (5_000, 12_000)
 
 ctx = widgets.context()
 run = widgets.need_run(ctx)
@@ -90,8 +92,8 @@ def tag_maps() -> None:
                 if "frequency" not in frame:
                     frame["frequency"] = 1
                 name = "UMAP" if x.startswith("umap") else "t-SNE"
-                column.plotly_chart(charts.tag_map(frame, x, y, color=color, title=f"{view.capitalize()} view ({name})"),
-                                    key=f"map:{view}")
+                widgets.chart(charts.tag_map(frame, x, y, color=color, title=f"{view.capitalize()} view ({name})"),
+                              key=f"map:{view}", where=column)
                 info = view_info.get(view) or {}
                 note = [str(info["source"])] if info.get("source") else []
                 if info.get("missing"):
@@ -101,7 +103,7 @@ def tag_maps() -> None:
                     column.caption(" · ".join(note))
         pairs = (report.get("agreement") or {}).get("pairs") if isinstance(report.get("agreement"), dict) else None
         if pairs:
-            st.plotly_chart(charts.agreement(pairs), key="agreement")
+            widgets.chart(charts.agreement(pairs), key="agreement")
             st.caption("For each tag, the share of its nearest tags in one view that are also nearest in the other; the "
                        "grey marks show what random neighbours would share. Low agreement shows where meaning, "
                        "co-occurrence and sound part ways.")
@@ -121,7 +123,7 @@ def clip_map() -> None:
     clips = widgets.guarded(loaders.load_table, str(run.file(rd.CLIP_PROJECTIONS)), run.stamp(rd.CLIP_PROJECTIONS),
                             ("clip_id",), what=rd.CLIP_PROJECTIONS)
     if clips is not None and preds is not None and len(clips):
-        c1, c2, c3 = st.columns([2, 3, 2])
+        c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
         tag = widgets.tag_picker(preds.tags, label="Colour clips by tag", container=c1)
         if preds.truth is not None:
             mode = c2.segmented_control("Show", ["probability", "label", "outcome"], default="probability",
@@ -139,10 +141,15 @@ def clip_map() -> None:
         if x not in clips or clips[x].isna().all():
             x, y = "umap_x", "umap_y"
             st.caption(f"No {method} projection of the clips; showing UMAP.")
+        counts = [n for n in CLIP_POINTS if n < len(clips)] + [len(clips)]
+        drawn = c4.segmented_control("Clips drawn", counts, default=counts[0], key="map:clip_points", required=True,
+                                     format_func=lambda n: f"all {n:,}" if n == len(clips) else f"{n:,}",
+                                     help="A random sample (the same each time) shows the map's shape; more points "
+                                          "take the browser longer to draw.") if len(counts) > 1 else len(clips)
         frame = clips
-        if len(frame) > MAX_CLIP_POINTS:
-            frame = frame.sample(MAX_CLIP_POINTS, random_state=0)
-            st.caption(f"Showing a random {MAX_CLIP_POINTS:,} of {len(clips):,} clips.")
+        if drawn < len(clips):
+            frame = frame.sample(drawn, random_state=0)
+            st.caption(f"Showing a random {drawn:,} of {len(clips):,} clips.")
         rows = preds.rows_of(frame["clip_id"].tolist())
         known = rows >= 0
         frame, rows = frame[known], rows[known]
@@ -162,7 +169,7 @@ def clip_map() -> None:
             fig = charts.clip_map(frame[x].to_numpy(), frame[y].to_numpy(), ids, categories=outcome,
                                   title=f"Clips coloured by outcome for '{tag}' at {how}")
         if fig is not None:
-            st.plotly_chart(fig, key="clip_map")
+            widgets.chart(fig, key="clip_map")
             st.caption("Each point is a clip placed by its embedding (penultimate layer); nearby clips sound alike "
                        "to the model.")
     elif clips is not None and not len(clips):

@@ -71,7 +71,7 @@ def per_tag_plot() -> None:
     metric = st.segmented_control("Plot", ["roc_auc", "pr_auc", "f1", "precision", "recall", "support"],
                                   format_func=lambda m: charts.METRIC_TITLES.get(m, m), default="roc_auc",
                                   key="metrics:plot", required=True)
-    st.plotly_chart(charts.per_tag_bars(table, metric, highlight=state.get("tag")), key="per_tag_bars")
+    widgets.chart(charts.per_tag_bars(table, metric, highlight=state.get("tag")), key="per_tag_bars")
 
 
 per_tag_plot()
@@ -118,8 +118,8 @@ def tag_curves() -> None:
     if np.isfinite(tuned) and abs(tuned - thresholds[j]) > 1e-9:
         points[f"tuned threshold {tuned:.2f}"] = analysis.operating_point(truth[:, j], probs[:, j], tuned)
     a, b = st.columns(2)
-    a.plotly_chart(charts.roc(curve, float(table["roc_auc"][j]), points, tag), key="roc")
-    b.plotly_chart(charts.pr(curve, float(table["pr_auc"][j]), float(truth[:, j].mean()), points, tag), key="pr")
+    widgets.chart(charts.roc(curve, float(table["roc_auc"][j]), points, tag), key="roc", where=a)
+    widgets.chart(charts.pr(curve, float(table["pr_auc"][j]), float(truth[:, j].mean()), points, tag), key="pr", where=b)
 
 
 tag_curves()
@@ -138,14 +138,14 @@ def cooccurrence() -> None:
                                  label_visibility="collapsed")
     ann = loaders.annotation_cooccurrence(str(run.file(rd.PREDICTIONS)), run.stamp(rd.PREDICTIONS), split)
     if shown == "annotations":
-        st.plotly_chart(charts.cooccurrence(ann, tags, "Annotated co-occurrence P(column | row)"), key="co_ann")
+        widgets.chart(charts.cooccurrence(ann, tags, "Annotated co-occurrence P(column | row)"), key="co_ann")
         return
     pred = analysis.cooccurrence(probs >= thresholds)
     if shown == "predictions":
-        st.plotly_chart(charts.cooccurrence(pred, tags, "Predicted co-occurrence P(column | row)"), key="co_pred")
+        widgets.chart(charts.cooccurrence(pred, tags, "Predicted co-occurrence P(column | row)"), key="co_pred")
     else:
-        st.plotly_chart(charts.cooccurrence(pred - ann, tags, "Where predictions co-occur more (red) or less (blue) "
-                                            "than annotations", diverging=True), key="co_diff")
+        widgets.chart(charts.cooccurrence(pred - ann, tags, "Where predictions co-occur more (red) or less (blue) "
+                                          "than annotations", diverging=True), key="co_diff")
 
 
 cooccurrence()
