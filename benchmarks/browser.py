@@ -86,7 +86,7 @@ OPEN_TRIES, OPEN_WAIT_MS = 5, 5_000  # clicks on a selectbox until its list open
 VIEWPORT = {"width": 1440, "height": 1000}
 
 # Installed in every page before its own scripts: records the script-state transitions and input events.
-_INIT_SCRIPT = r"""
+INIT_SCRIPT = r"""
 (() => {
   const bench = window.__bench = {states: [], inputs: []};
   const ATTR = 'data-test-script-state';
@@ -220,12 +220,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(runs: Path, reviews: Path, log_path: Path) -> Iterator[tuple[str, int]]:
-    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL and pid."""
+def serve(runs: Path | None, reviews: Path, log_path: Path, *, app: Path = APP) -> Iterator[tuple[str, int]]:
+    """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL and pid.
+
+    ``app`` serves another script (with ``runs`` None: no arguments), as `benchmarks.chart_cost` does.
+    """
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false", "--", "--runs", str(runs)]
+           "--browser.gatherUsageStats", "false"] + ([] if runs is None else ["--", "--runs", str(runs)])
     env = {**os.environ, REVIEWS_ENV: str(reviews)}  # review answers never land in the user's database
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -318,7 +321,7 @@ class Session:
                    shots: Path | None = None, meter: CpuMeter | None = None) -> Session:
         """A fresh browser context on ``base``; ``meter`` (one session alone) times each step's CPU too."""
         context = await browser.new_context(viewport=VIEWPORT)
-        await context.add_init_script(_INIT_SCRIPT)
+        await context.add_init_script(INIT_SCRIPT)
         page = await context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
         return cls(context, page, base, run, index, timings, shots, meter)

@@ -10,13 +10,18 @@ laid out by hand): plotly validates each property once that way, several times f
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
+from PIL import Image
 
 from dashboard import theme
 from dashboard.theme import FN, FP, OUTCOME_COLORS, OUTCOME_LABELS, OUTCOMES, QUIET, TN, TP
@@ -50,6 +55,37 @@ def _downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, 
     pad = (-cols) % block
     padded = np.pad(matrix, ((0, 0), (0, pad)), mode="edge")
     return padded.reshape(matrix.shape[0], -1, block).mean(axis=2), block
+
+
+def png_image(z: np.ndarray, colorscale: str, zmin: float, zmax: float, *, x0: float = 0.0, dx: float = 1.0,
+              **trace: Any) -> dict[str, Any]:
+    """A (rows, columns) matrix as one PNG in a plotly ``image`` trace, row 0 at the bottom.
+
+    A heatmap trace makes the browser paint every cell in script, ~0.4 s of Chromium's CPU for a
+    96 x 600 mel-spectrogram; a PNG is decoded natively (`python -m benchmarks chart_cost`). The
+    hover gives the position (time, row), not the value.
+    """
+    values = np.nan_to_num((np.asarray(z, dtype=np.float32) - zmin) / max(zmax - zmin, 1e-12), nan=0.0)
+    rgb = _lut(colorscale)[np.clip(values * 255, 0, 255).astype(np.uint8)]
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=1)
+    source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return dict(type="image", source=source, x0=x0, dx=dx, y0=0, dy=1, **trace)
+
+
+# The y axis of a `png_image`: plotly pins an image's pixels square and turns its axis upside down.
+IMAGE_AXIS: dict[str, Any] = dict(scaleanchor=False, autorange=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _lut(colorscale: str) -> np.ndarray:
+    """256 RGB colours sampled from a named plotly colour scale."""
+    stops = plotly.colors.get_colorscale(colorscale)
+    positions = np.array([float(p) for p, _ in stops])
+    colours = np.array([plotly.colors.unlabel_rgb(plotly.colors.convert_colors_to_same_type(c, "rgb")[0][0])
+                        for _, c in stops], dtype=float)
+    grid = np.linspace(0, 1, 256)
+    return np.stack([np.interp(grid, positions, colours[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
 
 
 def colored_label(text: str, outcome: str) -> str:
@@ -159,9 +195,10 @@ def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequen
     if has_mel:
         mel, block = _downsample_columns(mel_db, MAX_SPEC_COLUMNS)
         step = block / (mel_fps or 1.0)
-        data.append(dict(type="heatmap", z=np.round(mel, 2), x0=step / 2, dx=step, colorscale=theme.SPEC_SCALE,
-                         showscale=False, xaxis="x", yaxis="y2" if has_tg else "y",
-                         hovertemplate="%{x:.1f} s, mel band %{y}: %{z:.2f}<extra></extra>"))
+        finite = mel[np.isfinite(mel)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        data.append(png_image(mel, theme.SPEC_SCALE, low, high, x0=step / 2, dx=step, xaxis="x",
+                              yaxis="y2" if has_tg else "y", hovertemplate="%{x:.1f} s, mel band %{y}<extra></extra>"))
     if has_tg:
         dt = 1.0 / frame_rate if frame_rate else 1.0
         data.append(dict(
@@ -174,9 +211,9 @@ def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequen
                                tickvals=list(range(len(tags))), autorange="reversed",
                                ticktext=[colored_label(t, o) for t, o in zip(tags, outcomes)])
         if has_mel:
-            layout["yaxis2"] = dict(domain=[split + 0.02, 1], title="mel band", anchor="x")
+            layout["yaxis2"] = dict(domain=[split + 0.02, 1], title="mel band", anchor="x", **IMAGE_AXIS)
     else:
-        layout["yaxis"] = dict(title="mel band")
+        layout["yaxis"] = dict(title="mel band", **IMAGE_AXIS)
     layout["xaxis"] = dict(title=time_title, anchor="y")
     return _figure(data, title, height=spec_height + tg_height + 50, legend=False, **layout)
 

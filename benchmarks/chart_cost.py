@@ -1,0 +1,133 @@
+"""``python -m benchmarks chart_cost``: what one chart costs headless Chromium, variant against variant.
+
+A small Streamlit app (written to a temporary folder) draws ``--count`` charts of one kind with
+fresh data on every rerun; Chromium (Debian's, as in `benchmarks.browser`) clicks its rerun
+button ``--repeat`` times per variant. Reported: the median from the click to the page settled
+(`benchmarks.browser`'s definition) and the median CPU Chromium's processes spent on it (the
+300 ms quiet period included), against an empty page. This isolates what the dashboard's pages
+pay per figure, e.g. Streamlit's in-browser plotly theme (`dashboard.widgets.chart` skips it).
+
+Example::
+
+    python -m benchmarks chart_cost --repeat 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.browser import CHROMIUM_ARGS, INIT_SCRIPT, QUIET_MS, VIEWPORT, CpuMeter, serve
+from pipeline.errors import ParameterError
+
+# variant -> (what it draws, the Python that draws chart number ``i`` with generator ``rng``)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "empty": ("no chart (the rerun itself)", ""),
+    "plotly": ("plotly bar chart, 25 bars, Streamlit's theme (the default)",
+               "st.plotly_chart(bars(rng), key=f'c{i}')"),
+    "plotly_own": ("the same, theme=None and the dashboard's template (dashboard.widgets.chart)",
+                   "widgets.chart(bars(rng, template=PLOTLY_TEMPLATE), key=f'c{i}')"),
+    "vega": ("Vega-Lite bar chart, 25 bars (st.vega_lite_chart)",
+             "st.vega_lite_chart(pd.DataFrame({'tag': TAGS, 'p': rng.random(25)}), VEGA_BARS, key=f'c{i}')"),
+    "heatmap": ("plotly heatmap 96 x 600 (a clip's mel-spectrogram), theme=None",
+                "widgets.chart(go.Figure([dict(type='heatmap', z=spectrogram(rng))], "
+                "dict(height=300, template=PLOTLY_TEMPLATE)), key=f'c{i}')"),
+    "image": ("the same 96 x 600 values as a PNG in a plotly image trace (dashboard.charts.png_image), theme=None",
+              "widgets.chart(go.Figure([charts.png_image(spectrogram(rng), 'Magma', 0.0, 1.0)], "
+              "dict(height=300, template=PLOTLY_TEMPLATE)), key=f'c{i}')"),
+    "svg_5k": ("plotly scatter (SVG), 5,000 points, theme=None", "widgets.chart(points(rng, 5000, 'scatter'), key=f'c{i}')"),
+    "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
+    "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
+                  "widgets.chart(points(rng, 25863), key=f'c{i}')"),
+}
+APP = '''
+import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
+from dashboard import charts, widgets
+from dashboard.theme import PLOTLY_TEMPLATE
+TAGS = [f"tag {j}" for j in range(25)]
+VEGA_BARS = {"mark": "bar", "height": 300, "encoding": {"x": {"field": "tag", "type": "nominal"},
+                                                      "y": {"field": "p", "type": "quantitative"}}}
+def bars(rng, **layout):
+    return go.Figure([dict(type="bar", x=TAGS, y=rng.random(25))], dict(height=340, **layout))
+def spectrogram(rng):
+    """96 x 600 values in [0, 1], smooth along time and frequency like a log-mel (compresses like one)."""
+    z = np.cumsum(np.cumsum(rng.standard_normal((96, 600)), axis=1), axis=0)
+    return (z - z.min()) / np.ptp(z)
+def points(rng, n, kind="scattergl"):
+    return go.Figure([dict(type=kind, x=rng.random(n), y=rng.random(n), mode="markers")],
+                     dict(height=520, template=PLOTLY_TEMPLATE))
+variant, count = st.query_params.get("v", "empty"), int(st.query_params.get("n", "1"))
+st.button("rerun", key="rerun")
+rng = np.random.default_rng()  # fresh data: every rerun redraws every chart
+for i in range(count):
+{draws}
+'''
+_RERUN = """() => { window.__bench.arm();
+  [...document.querySelectorAll('button')].find((b) => b.innerText.includes('rerun')).click(); }"""
+
+
+def _app_source() -> str:
+    draws = "\n".join(f"    {'if' if n == 0 else 'elif'} variant == {name!r}:\n        {code or 'pass'}"
+                      for n, (name, (_, code)) in enumerate(VARIANTS.items()))
+    return APP.replace("{draws}", draws)
+
+
+async def _measure(base: str, pid: int, variants: list[str], count: int, repeat: int,
+                   chromium: str) -> dict[str, tuple[float, float]]:
+    from playwright.async_api import async_playwright
+
+    meter = CpuMeter(pid)
+    results = {}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for name in variants:
+            context = await browser.new_context(viewport=VIEWPORT)
+            await context.add_init_script(INIT_SCRIPT)
+            page = await context.new_page()
+            await page.goto(f"{base}/?v={name}&n={count}")
+            await page.evaluate("([q, t, s]) => window.__bench.settle(q, t, s)", [QUIET_MS, 120_000, True])
+            ms, cpu = [], []
+            for _ in range(repeat):
+                before = meter.read()
+                await page.evaluate(_RERUN)
+                settled = await page.evaluate("([q, t, s]) => window.__bench.settle(q, t, s)",
+                                              [QUIET_MS, 120_000, False])
+                after = meter.read()
+                ms.append(settled["settled"] - settled["t0"])
+                if before is not None and after is not None:
+                    cpu.append((after[1] - before[1]) * 1000)
+            results[name] = (statistics.median(ms), statistics.median(cpu) if cpu else float("nan"))
+            await context.close()
+        await browser.close()
+    return results
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks chart_cost", description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--count", type=int, default=3, help="charts on the page")
+    parser.add_argument("--repeat", type=int, default=5, help="reruns timed per variant")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ParameterError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if not Path(args.chromium).is_file():
+        raise ParameterError(f"--chromium {args.chromium}: no such file; install Debian's package "
+                             "(`sudo apt-get install chromium`)")
+    with tempfile.TemporaryDirectory(prefix="chart-cost-") as tmp:
+        app = Path(tmp) / "charts_app.py"
+        app.write_text(_app_source())
+        with serve(None, Path(tmp) / "reviews", Path(tmp) / "streamlit.log", app=app) as (base, pid):
+            results = asyncio.run(_measure(base, pid, variants, args.count, args.repeat, args.chromium))
+    print(f"{args.count} chart(s) a page, {args.repeat} reruns each; medians")
+    print("| variant | what | click to settled (ms) | Chromium CPU (ms) |\n|---|---|--:|--:|")
+    for name in variants:
+        ms, cpu = results[name]
+        print(f"| {name} | {VARIANTS[name][0]} | {ms:.0f} | {cpu:.0f} |")
+    return 0
