@@ -102,6 +102,16 @@ def test_overview_shows_headline_metrics_and_model(runs: Path, monkeypatch: pyte
     assert "synthetic" in texts(at)
 
 
+def test_overview_shows_the_training_configuration_on_request(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs, monkeypatch, run="complete")
+    # (the sidebar shows bash code for the folder's broken run; the configuration is the JSON)
+    assert not [c for c in at.code if c.language == "json"], "drawn only on request: the code highlighter is costly"
+    at.toggle(key="overview:config").set_value(True).run()
+    config = json.loads((runs / "complete" / rd.MANIFEST).read_text())["config"]
+    shown = next(c for c in at.code if c.language == "json")
+    assert json.loads(shown.value) == json.loads(json.dumps(config, default=str))
+
+
 def test_clip_explorer_plays_original_bytes_and_shows_similar_clips(runs: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "clip_explorer", run="complete", clip="syn000003")

@@ -89,14 +89,24 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def context(browser: Any) -> Iterator[Any]:
+    """One browser profile for the module: its HTTP and code caches keep Streamlit's and plotly's
+    scripts between tests, as a person's browser does between visits (a fresh profile per test
+    parsed them again every time)."""
     # A tall window: Streamlit scrolls inside the page, so a screenshot shows one window's worth.
     context = browser.new_context(viewport={"width": 1440, "height": 2400})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Iterator[Any]:
+    """A new tab for each test: its own Streamlit session."""
     tab = context.new_page()
     tab.set_default_timeout(STEP_TIMEOUT_MS)
     yield tab
-    context.close()
+    tab.close()
 
 
 def wait_idle(page: Any) -> None:
