@@ -194,6 +194,7 @@ class Sample:
     server_ms: float | None = None  # to the server's last message (its script finished), None without one
     server_cpu_ms: float | None = None  # CPU the server process spent on the step (one session only)
     browser_cpu_ms: float | None = None  # CPU Chromium's processes spent on it, quiet period included
+    main_thread_ms: float | None = None  # the page's main thread busy (CDP TaskDuration), one session only
 
 
 @dataclass
@@ -312,9 +313,9 @@ class Session:
     """One browser context (one Streamlit session) and the actions a user takes in it."""
 
     def __init__(self, context: Any, page: Any, base: str, run: str, index: int, timings: Timings,
-                 shots: Path | None, meter: CpuMeter | None) -> None:
+                 shots: Path | None, meter: CpuMeter | None, devtools: Any = None) -> None:
         self.context, self.page, self.base, self.run, self.index = context, page, base, run, index
-        self.timings, self.shots, self.meter = timings, shots, meter
+        self.timings, self.shots, self.meter, self.devtools = timings, shots, meter, devtools
 
     @classmethod
     async def open(cls, browser: Any, base: str, run: str, index: int, timings: Timings,
@@ -324,18 +325,32 @@ class Session:
         await context.add_init_script(INIT_SCRIPT)
         page = await context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
-        return cls(context, page, base, run, index, timings, shots, meter)
+        devtools = None
+        if meter is not None:  # the main thread's busy time: Chromium's own counter (DevTools protocol)
+            devtools = await context.new_cdp_session(page)
+            await devtools.send("Performance.enable")
+        return cls(context, page, base, run, index, timings, shots, meter, devtools)
+
+    async def _busy(self) -> float | None:
+        """Seconds the page's main thread has run tasks so far (None without the DevTools session)."""
+        if self.devtools is None:
+            return None
+        metrics = (await self.devtools.send("Performance.getMetrics"))["metrics"]
+        return next((m["value"] for m in metrics if m["name"] == "TaskDuration"), None)
 
     async def close(self) -> None:
         await self.context.close()
 
-    def _record(self, step: str, result: dict[str, Any], cpu: tuple[float, float] | None) -> None:
+    def _record(self, step: str, result: dict[str, Any], cpu: tuple[float, float] | None,
+                busy: tuple[float | None, float | None] = (None, None)) -> None:
         t0 = result["t0"]
         sample = Sample(step, result["settled"] - t0, result["rendered"] - t0, self.index, result["stateSeen"],
                         None if result["lastMessage"] is None else result["lastMessage"] - t0)
         after = self.meter.read() if self.meter is not None else None
         if cpu is not None and after is not None:
             sample.server_cpu_ms, sample.browser_cpu_ms = ((b - a) * 1000 for a, b in zip(cpu, after))
+        if None not in busy:
+            sample.main_thread_ms = (busy[1] - busy[0]) * 1000
         self.timings.samples.append(sample)
 
     async def _settled(self, step: str, *, from_start: bool = False) -> dict[str, Any]:
@@ -361,15 +376,18 @@ class Session:
     async def _measure(self, step: str, action: Callable[[], Any]) -> None:
         """Arm, act, wait until settled; record from the action's input event."""
         cpu = self.meter.read() if self.meter is not None else None
+        busy = await self._busy()
         await action()
-        self._record(step, await self._settled(step), cpu)
+        result = await self._settled(step)
+        self._record(step, result, cpu, (busy, await self._busy()))
 
     async def load(self, path: str = "", step: str = FIRST_LOAD) -> None:
         """Open ``path`` in this (fresh) context: from the navigation's start to settled."""
         cpu = self.meter.read() if self.meter is not None else None
+        busy = await self._busy()
         await self.page.goto(f"{self.base}/{path}?run={self.run}")
         result = await self._settled(step, from_start=True)
-        self._record(step, {**result, "t0": 0.0}, cpu)
+        self._record(step, {**result, "t0": 0.0}, cpu, (busy, await self._busy()))
 
     async def wait_for(self, selector: str) -> None:
         """Wait until ``selector`` is on the page (its component may still be loading after the rerun)."""
@@ -541,7 +559,8 @@ def summarize(timings: Timings) -> list[dict[str, Any]]:
                      "rendered": _median([s.render_ms for s in samples]),
                      "server": _median([s.server_ms for s in samples]),
                      "server_cpu": _median([s.server_cpu_ms for s in samples]),
-                     "browser_cpu": _median([s.browser_cpu_ms for s in samples])})
+                     "browser_cpu": _median([s.browser_cpu_ms for s in samples]),
+                     "main_thread": _median([s.main_thread_ms for s in samples])})
     return rows
 
 
@@ -567,19 +586,20 @@ def report(timings: Timings) -> tuple[str, dict[str, Any]]:
     """The table of one scenario run (markdown) and its figures."""
     rows = summarize(timings)
     width = max(len(r["step"]) for r in rows)
-    lines = [f"| {'step':<{width}} | n | median | p90 | max | rendered | server done | server cpu | browser cpu | target |",
-             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    lines = [f"| {'step':<{width}} | n | median | p90 | max | rendered | server done | server cpu | browser cpu "
+             "| main thread | target |",
+             f"|{'-' * (width + 2)}|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         lines.append(f"| {r['step']:<{width}} | {r['n']} | {r['median']:.0f} | {r['p90']:.0f} | {r['max']:.0f} | "
                      f"{_ms(r['rendered'])} | {_ms(r['server'])} | {_ms(r['server_cpu'])} | {_ms(r['browser_cpu'])} | "
-                     f"{_mark(r, timings.sessions)} |")
+                     f"{_ms(r['main_thread'])} | {_mark(r, timings.sessions)} |")
     interactions = [s.ms for s in timings.samples if _is_interaction(s.step)]
     overall = statistics.median(interactions) if interactions else float("nan")
     slow = [r["step"] for r in rows if _mark(r, timings.sessions) == "SLOW"]
     target = SESSIONS_MEDIAN_TARGET_MS if timings.sessions > 1 else MEDIAN_TARGET_MS
     lines += ["", "ms from the action to settled: median, p90, max; then medians: to rendered (no loading skeleton "
-              "left), to the server's last message, and the CPU the server and Chromium spent on the step "
-              "(one session alone)" + (f"; {timings.sessions} sessions' samples pooled" if timings.sessions > 1 else ""),
+              "left), to the server's last message, the CPU the server and Chromium spent on the step "
+              "and the time the page's main thread was busy (one session alone)" + (f"; {timings.sessions} sessions' samples pooled" if timings.sessions > 1 else ""),
               f"overall median of every page switch and interaction: {overall:.0f} ms (target {target:.0f} ms): "
               f"{'ok' if overall <= target else 'SLOW'}; {len(slow)} of "
               f"{sum(_mark(r, timings.sessions) != '' for r in rows)} rows miss their target"
