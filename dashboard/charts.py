@@ -61,9 +61,9 @@ def png_image(z: np.ndarray, colorscale: str, zmin: float, zmax: float, *, x0: f
               **trace: Any) -> dict[str, Any]:
     """A (rows, columns) matrix as one PNG in a plotly ``image`` trace, row 0 at the bottom.
 
-    A heatmap trace makes the browser paint every cell in script, ~0.4 s of Chromium's CPU for a
-    96 x 600 mel-spectrogram; a PNG is decoded natively (`python -m benchmarks chart_cost`). The
-    hover gives the position (time, row), not the value.
+    A heatmap trace makes the browser paint every cell in script: a 96 x 600 mel-spectrogram costs
+    Chromium ~270 ms of CPU as a heatmap, ~150 ms as a PNG, which it decodes natively (`python -m
+    benchmarks chart_cost`). The hover gives the position (time, row), not the value.
     """
     values = np.nan_to_num((np.asarray(z, dtype=np.float32) - zmin) / max(zmax - zmin, 1e-12), nan=0.0)
     rgb = _lut(colorscale)[np.clip(values * 255, 0, 255).astype(np.uint8)]

@@ -66,8 +66,8 @@ FONT = dict(family="Inter, 'Source Sans Pro', 'Helvetica Neue', Arial, sans-seri
 GRID = "#E5E7EB"  # grid and axis lines: light, so the data stays in front
 
 # Every figure carries this small template and is drawn with ``theme=None``: Streamlit's own plotly
-# theme is merged into each figure in the browser, which doubled Chromium's time a chart
-# (docs/benchmarks.md, "Charts"). Axis and hover styling match the app's light theme.
+# theme is merged into each figure in the browser, a quarter of Chromium's time for a bar chart
+# (docs/benchmarks.md, "Lighter charts"). Axis and hover styling match the app's light theme.
 _AXIS = dict(gridcolor=GRID, linecolor=GRID, zerolinecolor=GRID, tickcolor=GRID, automargin=True,
              title=dict(font=dict(size=13, color="#4B5563")))
 PLOTLY_TEMPLATE: dict = dict(layout=dict(
