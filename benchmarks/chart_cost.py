@@ -18,11 +18,12 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.browser import CHROMIUM_ARGS, INIT_SCRIPT, QUIET_MS, VIEWPORT, CpuMeter, serve
-from pipeline.errors import ParameterError
+from pipeline.errors import ParameterError, PipelineError
 
 # variant -> (what it draws, the Python that draws chart number ``i`` with generator ``rng``)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -113,8 +114,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="reruns timed per variant")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
+    if args.count < 1 or args.repeat < 1:
+        raise ParameterError(f"--count and --repeat must be at least 1, got {args.count} and {args.repeat}")
     if unknown:
         raise ParameterError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if not Path(args.chromium).is_file():

@@ -134,3 +134,33 @@ def test_sessions_must_be_positive_counts(capsys: pytest.CaptureFixture[str]) ->
         bench.main(["--synthetic", "100", "--sessions", "1,zero"])
     assert exit_.value.code == 2
     assert "--sessions takes counts separated by commas" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_chart_cost_times_each_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium`")
+    pytest.importorskip("playwright.async_api")
+    from benchmarks import chart_cost
+
+    variants = ["empty", "plotly_own", "image"]
+    assert chart_cost.main(["--variants", ",".join(variants), "--count", "1", "--repeat", "1",
+                            "--chromium", CHROMIUM]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r[1].strip() for r in rows[1:]] == variants, "one row a variant, in order"
+    for row in rows[1:]:
+        assert float(row[3]) > 0 and float(row[4]) >= 0, row
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--variants", "plotly,pie"], "--variants: unknown pie"),
+    (["--repeat", "0"], "--count and --repeat must be at least 1"),
+    (["--chromium", "/no/such/chromium"], "--chromium /no/such/chromium: no such file"),
+])
+def test_chart_cost_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                    message: str) -> None:
+    from benchmarks import chart_cost
+
+    assert chart_cost.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err

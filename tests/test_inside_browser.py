@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dashboard_browser import browser, open_page, page, screenshot, server, wait_idle  # noqa: F401  (fixtures)
+from test_dashboard_browser import browser, context, open_page, page, screenshot, server, wait_idle  # noqa: F401  (fixtures)
 
 from pipeline.run import files as rf
 from pipeline.run.rundir import RunDir
