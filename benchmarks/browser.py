@@ -214,6 +214,18 @@ class Timings:
 # ---------------------------------------------------------------------------------------------
 # The server
 # ---------------------------------------------------------------------------------------------
+def add_chromium_option(parser: argparse.ArgumentParser) -> None:
+    """``--chromium``: Debian's browser by default (the benchmarks never use Playwright's download)."""
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
+                        help="the Chromium executable (Debian's package; never Playwright's download)")
+
+
+def check_chromium(path: str) -> None:
+    if not Path(path).is_file():
+        raise ParameterError(f"--chromium {path}: no such file; install Debian's package "
+                             "(`sudo apt-get install chromium`)")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -687,8 +699,7 @@ def main(argv: list[str]) -> int:
                         help="folder for the synthetic run (kept and reused) and failure screenshots "
                              "(default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure and sample to this file")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
-                        help="the Chromium executable (Debian's package; never Playwright's download)")
+    add_chromium_option(parser)
     args = parser.parse_args(argv)
     try:
         return _main(args)
@@ -707,9 +718,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ParameterError(f"--synthetic must be at least 10 clips, got {args.synthetic}")
     if args.repeat < 1:
         raise ParameterError(f"--repeat must be at least 1, got {args.repeat}")
-    if not Path(args.chromium).is_file():
-        raise ParameterError(f"--chromium {args.chromium}: no such file; install Debian's package "
-                             "(`sudo apt-get install chromium`)")
+    check_chromium(args.chromium)
     try:
         import playwright.async_api  # noqa: F401
     except ImportError as exc:

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.browser import CHROMIUM_ARGS, INIT_SCRIPT, QUIET_MS, VIEWPORT, CpuMeter, serve
+from benchmarks.browser import (
+    CHROMIUM_ARGS,
+    INIT_SCRIPT,
+    QUIET_MS,
+    VIEWPORT,
+    CpuMeter,
+    add_chromium_option,
+    check_chromium,
+    serve,
+)
 from pipeline.errors import ParameterError, PipelineError
 
 # variant -> (what it draws, the Python that draws chart number ``i`` with generator ``rng``)
@@ -112,7 +120,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--count", type=int, default=3, help="charts on the page")
     parser.add_argument("--repeat", type=int, default=5, help="reruns timed per variant")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    add_chromium_option(parser)
     args = parser.parse_args(argv)
     try:
         return _main(args)
@@ -128,9 +136,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ParameterError(f"--count and --repeat must be at least 1, got {args.count} and {args.repeat}")
     if unknown:
         raise ParameterError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    if not Path(args.chromium).is_file():
-        raise ParameterError(f"--chromium {args.chromium}: no such file; install Debian's package "
-                             "(`sudo apt-get install chromium`)")
+    check_chromium(args.chromium)
     with tempfile.TemporaryDirectory(prefix="chart-cost-") as tmp:
         app = Path(tmp) / "charts_app.py"
         app.write_text(_app_source())
