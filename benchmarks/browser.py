@@ -701,14 +701,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write every figure and sample to this file")
     add_chromium_option(parser)
     args = parser.parse_args(argv)
-    try:
-        return _main(args)
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _main(args: argparse.Namespace) -> int:
     if args.runs is not None:
         if not args.run:
             raise ParameterError("--runs needs --run NAME (the run directory's name in the runs folder)")

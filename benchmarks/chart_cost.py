@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from benchmarks.browser import (
     check_chromium,
     serve,
 )
-from pipeline.errors import ParameterError, PipelineError
+from pipeline.errors import ParameterError
 
 # variant -> (what it draws, the Python that draws chart number ``i`` with generator ``rng``)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -122,14 +121,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="reruns timed per variant")
     add_chromium_option(parser)
     args = parser.parse_args(argv)
-    try:
-        return _main(args)
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _main(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if args.count < 1 or args.repeat < 1:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from pipeline.errors import PipelineError
+
 BENCHES: dict[str, str] = {
     "features": "decode vs decode + log-mel vs a plain librosa loop, in clips per second",
     "train": "training samples per second per model and data-loader throughput on this machine",
@@ -29,7 +31,11 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m benchmarks <name> [options]\n\nbenchmarks:\n{lines}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module = importlib.import_module(f"benchmarks.{argv[0]}")
-    return int(module.main(argv[1:]) or 0)
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except PipelineError as exc:  # bad input: one line, as `python -m pipeline` says it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import browser as bench
+from benchmarks.cli import main as benchmarks_cli
 from benchmarks.synthetic_run import build_synthetic_run
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
@@ -124,7 +125,7 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "manifest.json").write_text("{}")
     args = [str(tmp_path) if a == "RUNS" else a for a in args]
-    assert bench.main(args) == 2
+    assert benchmarks_cli(["browser", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
 
@@ -159,8 +160,6 @@ def test_chart_cost_times_each_variant(capsys: pytest.CaptureFixture[str]) -> No
 ])
 def test_chart_cost_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], args: list[str],
                                                     message: str) -> None:
-    from benchmarks import chart_cost
-
-    assert chart_cost.main(args) == 2
+    assert benchmarks_cli(["chart_cost", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
