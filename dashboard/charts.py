@@ -57,15 +57,22 @@ def _downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, 
     return padded.reshape(matrix.shape[0], -1, block).mean(axis=2), block
 
 
-def png_image(z: np.ndarray, colorscale: str, zmin: float, zmax: float, *, x0: float = 0.0, dx: float = 1.0,
-              **trace: Any) -> dict[str, Any]:
+def png_image(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: float | None = None, *,
+              x0: float = 0.0, dx: float = 1.0, **trace: Any) -> dict[str, Any]:
     """A (rows, columns) matrix as one PNG in a plotly ``image`` trace, row 0 at the bottom.
+
+    The colour scale spans ``zmin`` to ``zmax``, by default the matrix's finite minimum and maximum
+    (NaN is drawn as the minimum). Its y axis takes `IMAGE_AXIS`.
 
     A heatmap trace makes the browser paint every cell in script: a 96 x 600 mel-spectrogram costs
     Chromium ~270 ms of CPU as a heatmap, ~150 ms as a PNG, which it decodes natively (`python -m
     benchmarks chart_cost`). The hover gives the position (time, row), not the value.
     """
-    values = np.nan_to_num((np.asarray(z, dtype=np.float32) - zmin) / max(zmax - zmin, 1e-12), nan=0.0)
+    z = np.asarray(z, dtype=np.float32)
+    finite = z[np.isfinite(z)]
+    zmin = (float(finite.min()) if finite.size else 0.0) if zmin is None else zmin
+    zmax = (float(finite.max()) if finite.size else 1.0) if zmax is None else zmax
+    values = np.nan_to_num((z - zmin) / max(zmax - zmin, 1e-12), nan=0.0)
     rgb = _lut(colorscale)[np.clip(values * 255, 0, 255).astype(np.uint8)]
     buffer = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=1)
@@ -195,10 +202,8 @@ def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequen
     if has_mel:
         mel, block = _downsample_columns(mel_db, MAX_SPEC_COLUMNS)
         step = block / (mel_fps or 1.0)
-        finite = mel[np.isfinite(mel)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        data.append(png_image(mel, theme.SPEC_SCALE, low, high, x0=step / 2, dx=step, xaxis="x",
-                              yaxis="y2" if has_tg else "y", hovertemplate="%{x:.1f} s, mel band %{y}<extra></extra>"))
+        data.append(png_image(mel, theme.SPEC_SCALE, x0=step / 2, dx=step, xaxis="x", yaxis="y2" if has_tg else "y",
+                              hovertemplate="%{x:.1f} s, mel band %{y}<extra></extra>"))
     if has_tg:
         dt = 1.0 / frame_rate if frame_rate else 1.0
         data.append(dict(

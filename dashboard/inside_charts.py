@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard import theme
+from dashboard import charts, theme
 
 MAX_COLUMNS = 600  # time columns drawn per heatmap (blocks averaged beyond)
 GRID_COLUMNS = 6
@@ -72,10 +72,12 @@ def channel_view(mel: np.ndarray | None, mel_fps: float, channel_map: np.ndarray
         share = heights[panel] / total
         layout[f"yaxis{'' if i == 0 else i + 1}"] = dict(domain=[max(0.0, top - share + 0.04), top], anchor="x")
         top -= share
-        if panel == "mel":
-            data.append({**_heat(mel, mel_fps, colorscale=theme.SPEC_SCALE, showscale=False,
-                                 hovertemplate="%{x:.2f} s, mel band %{y}: %{z:.2f}<extra></extra>"), "yaxis": axis})
-            layout[f"yaxis{'' if i == 0 else i + 1}"]["title"] = "mel band"
+        if panel == "mel":  # one PNG, as in the clip view (charts.png_image: a heatmap costs the browser twice)
+            thin, block = _thin(np.asarray(mel, dtype=np.float32))
+            step = block / mel_fps
+            data.append(charts.png_image(thin, theme.SPEC_SCALE, x0=step / 2, dx=step, yaxis=axis,
+                                         hovertemplate="%{x:.2f} s, mel band %{y}<extra></extra>"))
+            layout[f"yaxis{'' if i == 0 else i + 1}"].update(title="mel band", **charts.IMAGE_AXIS)
         elif panel == "map" and channel_map.ndim == 2:
             data.append({**_heat(channel_map, map_fps, colorscale=ACT_SCALE, showscale=False,
                                  hovertemplate="%{x:.2f} s, row %{y}: %{z:.3f}<extra></extra>"), "yaxis": axis})

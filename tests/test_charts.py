@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import plotly.colors
+import pytest
 from PIL import Image
 
 from dashboard import charts, theme
@@ -46,3 +47,17 @@ def test_the_clip_view_draws_the_mel_as_an_image_on_an_upright_axis() -> None:
     assert fig.layout.yaxis2.scaleanchor is False and fig.layout.yaxis2.autorange is True
     assert [t.type for t in fig.data].count("heatmap") == 1, "the taggram stays a heatmap (its hover shows values)"
     assert fig.layout.template.layout.paper_bgcolor == theme.PLOTLY_TEMPLATE["layout"]["paper_bgcolor"]
+
+
+def test_the_inside_view_draws_the_mel_as_the_same_image() -> None:
+    from dashboard import inside_charts
+
+    mel = np.random.default_rng(2).random((96, 2000)).astype(np.float32)
+    fig = inside_charts.channel_view(mel, 62.5, np.random.default_rng(3).random(100), 3.0,
+                                     taggram=np.random.default_rng(4).random((20, 2)), taggram_fps=2.0,
+                                     tags=["a", "b"], title="t")
+    image = fig.data[0]
+    assert image.type == "image" and decoded(image.to_plotly_json()).shape[0] == 96
+    assert image.dx * 62.5 == pytest.approx(2000 / decoded(image.to_plotly_json()).shape[1], rel=0.01), \
+        "thinned columns keep the time axis in seconds"
+    assert fig.layout.yaxis.scaleanchor is False and fig.layout.yaxis.title.text == "mel band"
