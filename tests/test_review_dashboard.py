@@ -6,14 +6,15 @@ between tests; the run is shared by the module (the dashboard only reads it).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as app_test_module
 from test_dashboard_app import app, texts
 
 from benchmarks.synthetic_run import build_synthetic_run
@@ -195,37 +196,43 @@ def test_a_locked_database_is_retried_then_reported_not_raised(runs: Path, revie
     assert "Question 2 of" in heading(at)
 
 
-def test_two_sessions_answering_at_once_lose_nothing(runs: Path, reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two reviewers' sessions answer at the same time, each in its own thread (as the server runs sessions)."""
-    # The server compiles each page once into a ScriptCache shared by every session; AppTest makes a fresh
-    # one per run, so two threads would parse at once, which CPython 3.11's ast.parse is not safe for
-    # ("AST constructor recursion depth mismatch"). Share one cache, as the server does.
-    shared = ScriptCache()
-    monkeypatch.setattr(app_test_module, "ScriptCache", lambda: shared)
-    sessions = {}
-    for name in ("alice", "bob"):
-        at = app(runs, monkeypatch, "review", run="complete")
-        at.text_input(key=review.REVIEWER_KEY).set_value(name).run()
-        sessions[name] = at
-    failures: list[BaseException] = []
-
-    def answer(at: AppTest) -> None:
-        try:
+def _answer_five(runs: str, reviews: str, name: str, ready: Any, results: Any) -> None:
+    """One reviewer's session in its own process: open the queue, wait for the other, answer five questions."""
+    os.environ[REVIEWS_ENV] = reviews
+    error, shown = None, ""
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            at = app(Path(runs), patch, "review", run="complete")
+            at.text_input(key=review.REVIEWER_KEY).set_value(name).run()
+            ready.wait(timeout=120)  # both sessions answer at the same time
             for verdict in ("present", "absent", "unsure", "present", "absent"):
                 at.button(key=f"review:answer:{verdict}").click().run()
                 assert not at.exception, at.exception
-        except BaseException as exc:  # reported by the main thread
-            failures.append(exc)
+            shown = heading(at)
+    except BaseException as exc:  # reported by the test
+        error = f"{name}: {type(exc).__name__}: {exc}"
+    results.put((name, error, shown))
 
-    threads = [threading.Thread(target=answer, args=(at,)) for at in sessions.values()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
+
+def test_two_sessions_answering_at_once_lose_nothing(runs: Path, reviews: Path) -> None:
+    """Two reviewers answer at the same time into one database, each session in its own process.
+
+    (AppTest keeps the Streamlit runtime in a process-wide global, so two AppTest sessions cannot
+    run in threads of one process as a server's sessions do; processes share the database the same way.)
+    """
+    spawn = multiprocessing.get_context("spawn")
+    ready, results = spawn.Barrier(2), spawn.Queue()
+    workers = [spawn.Process(target=_answer_five, args=(str(runs), str(reviews), name, ready, results))
+               for name in ("alice", "bob")]
+    for worker in workers:
+        worker.start()
+    outcome = {name: (error, shown) for name, error, shown in (results.get(timeout=300) for _ in workers)}
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not [error for error, _ in outcome.values() if error], outcome
     db = corpus_store(runs)
-    by = {name: sorted((v.clip_id, v.tag) for v in db.current(reviewer=name)) for name in sessions}
+    by = {name: sorted((v.clip_id, v.tag) for v in db.current(reviewer=name)) for name in outcome}
     assert len(by["alice"]) == len(by["bob"]) == 5, by
     assert by["alice"] == by["bob"], "both reviewers were asked the same five questions, in the same order"
-    for at in sessions.values():
-        assert "Question 6 of" in heading(at)
+    for _, shown in outcome.values():
+        assert "Question 6 of" in shown
