@@ -34,7 +34,7 @@ from pipeline.features.cache import (
     default_cache_root,
 )
 from pipeline.features.extract import FeatureConfig, compute_features
-from pipeline.features.float16 import to_float16
+from pipeline.features.float16 import cache_features, to_float16
 from pipeline.paths import corpus_key
 from pipeline.sources.loader import load_corpus
 from pipeline.sources.mtt_format import ANNOTATIONS_FILE, write_annotations
@@ -81,7 +81,7 @@ def corpus(tmp_path: Path):
 
 def expected_features(corpus, clip_id: str, config: FeatureConfig = CONFIG) -> np.ndarray:
     i = corpus.clip_ids.index(clip_id)
-    return to_float16(compute_features(load_audio(corpus.audio_path(i), config.sample_rate), config))
+    return cache_features(load_audio(corpus.audio_path(i), config.sample_rate), config)
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
@@ -314,7 +314,7 @@ def test_float16_flushes_subnormals() -> None:
 
 
 def test_float16_on_bit_patterns_equals_numpys_cast() -> None:
-    from pipeline.features.float16 import features_to_float16, nonnegative_to_float16
+    from pipeline.features.float16 import nonnegative_to_float16
 
     rng = np.random.default_rng(0)
     bits = rng.integers(0, 0x477FE000, size=2_000_000, dtype=np.uint32)  # every float32 in [0, 65504)
@@ -322,11 +322,39 @@ def test_float16_on_bit_patterns_equals_numpys_cast() -> None:
     edges = np.array([0, 0x387FFFFF, 0x38800000, 0x38800FFF, 0x38801000, 0x477FEFFF], dtype=np.uint32)
     x = np.concatenate([bits, ties, edges]).view(np.float32)
     np.testing.assert_array_equal(nonnegative_to_float16(x.copy()).view(np.uint16), to_float16(x).view(np.uint16))
-    # log-mel takes the fast way; anything else (negative MFCCs, an inf) numpy's
-    logmel, mfcc = FeatureConfig(), FeatureConfig(kind="mfcc")
-    odd = np.array([[-3.5, 1e-6, 2.0], [np.inf, 0.5, 65504.0]], dtype=np.float32)
-    np.testing.assert_array_equal(features_to_float16(odd.copy(), logmel), to_float16(odd))
-    np.testing.assert_array_equal(features_to_float16(odd.copy(), mfcc), to_float16(odd))
+
+
+def test_log_mel_by_table_is_the_exactly_rounded_value() -> None:
+    """Every float32 mel power, from 0 past the table's top: float64 log, rounded once, < 2**-14 as 0."""
+    from pipeline.features.float16 import log_mel_float16
+
+    rng = np.random.default_rng(1)
+    powers = rng.integers(0, 0x47800000, size=3_000_000, dtype=np.uint32).view(np.float32)  # [0, 2**16)
+    exact = np.log1p(10000 * powers.astype(np.float64)) / np.log(10)
+    want = np.where(exact < 2.0**-14, 0, exact).astype(np.float16)
+    np.testing.assert_array_equal(log_mel_float16(powers.copy()).view(np.uint16), want.view(np.uint16))
+    # where the output steps: the smallest power reaching 2**-14 and those either side of a rounding edge
+    edge = np.float32((10 ** 2.0**-14 - 1) / 10000)
+    near = np.array([np.nextafter(edge, np.float32(0)), edge, np.nextafter(edge, np.float32(1))])
+    exact = np.log1p(10000 * near.astype(np.float64)) / np.log(10)
+    np.testing.assert_array_equal(log_mel_float16(near.copy()), np.where(exact < 2.0**-14, 0, exact).astype(np.float16))
+    # beyond the table, and not finite: computed in float64 instead
+    odd = np.array([[0.0, 1e5, 3e38], [np.inf, 1.0, -0.0]], dtype=np.float32)
+    got = log_mel_float16(odd.copy())
+    assert got.shape == (2, 3) and got.dtype == np.float16
+    np.testing.assert_array_equal(got, np.float16([[0, np.log10(1 + 1e9), np.log10(1 + 3e42)], [np.inf, np.log10(10001), 0]]))
+
+
+def test_cached_features_are_the_float16_of_compute_features() -> None:
+    y = np.random.default_rng(2).standard_normal(3 * CONFIG.sample_rate).astype(np.float32) * 0.3
+    for config in (CONFIG, FeatureConfig(kind="mfcc"), FeatureConfig(kind="waveform")):
+        got = cache_features(y, config).view(np.uint16).astype(np.int32)
+        want = to_float16(compute_features(y, config)).view(np.uint16).astype(np.int32)
+        assert got.shape == want.shape
+        if config.kind == "logmel":  # exactly rounded: the float32 log's rounding moves a few by one step
+            assert np.mean(got != want) < 0.01 and np.abs(got - want)[want > 0x0400].max() <= 1
+        else:
+            np.testing.assert_array_equal(got, want)
 
 
 def test_cached_log_mel_equals_librosa(corpus) -> None:

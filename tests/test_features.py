@@ -81,16 +81,15 @@ def test_any_length_including_shorter_than_a_window() -> None:
         assert np.isfinite(x).all()
 
 
-def test_numpy_and_scipy_fft_backends_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numpy_and_ducc0_fft_backends_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.features.extract as features
 
     config = FeatureConfig()
     y = np.random.default_rng(3).standard_normal(3 * SR).astype(np.float32) * 0.2
-    features.use_scipy_fft()
-    assert features._rfft_backend() is not features._numpy_rfft
-    with_scipy = compute_features(y, config)
+    assert features._rfft_backend() is not features._numpy_rfft  # ducc0 is a requirement
+    with_ducc0 = compute_features(y, config)
     monkeypatch.setattr(features, "_rfft_backend", lambda: features._numpy_rfft)
-    np.testing.assert_allclose(compute_features(y, config), with_scipy, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(compute_features(y, config), with_ducc0, rtol=1e-5, atol=1e-5)
 
 
 def test_log_mel_alone_imports_no_scipy() -> None:
