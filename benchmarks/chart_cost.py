@@ -51,6 +51,8 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
     "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
+    "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
+                "st.vega_lite_chart(cloud(rng, 5000), VEGA_POINTS, key=f'c{i}')"),
 }
 APP = '''
 import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
@@ -59,6 +61,13 @@ from dashboard.theme import PLOTLY_TEMPLATE
 TAGS = [f"tag {j}" for j in range(25)]
 VEGA_BARS = {"mark": "bar", "height": 300, "encoding": {"x": {"field": "tag", "type": "nominal"},
                                                       "y": {"field": "p", "type": "quantitative"}}}
+VEGA_POINTS = {"mark": {"type": "circle", "size": 12}, "height": 520, "width": "container",
+               "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
+                            "color": {"field": "p", "type": "quantitative"},
+                            "tooltip": [{"field": "clip"}, {"field": "p", "format": ".3f"}]}}
+def cloud(rng, n):
+    return pd.DataFrame({"x": rng.random(n), "y": rng.random(n), "p": rng.random(n),
+                         "clip": np.char.add("clip ", np.arange(n).astype(str))})
 def bars(rng, **layout):
     return go.Figure([dict(type="bar", x=TAGS, y=rng.random(25))], dict(height=340, **layout))
 def spectrogram(rng):

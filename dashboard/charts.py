@@ -1,11 +1,17 @@
-"""Plotly figure builders: plain data in, a titled `go.Figure` out (no Streamlit, no loading).
+"""Figure builders: plain data in, a titled chart out (no Streamlit, no loading).
+
+Bars, curves, maps and heatmaps are Vega-Lite specs (`Spec`: a dict whose tables are
+DataFrames, which Streamlit sends to the browser as Arrow): Vega draws one on a canvas for a
+fraction of the browser's time of a plotly figure, 20 against 120 ms of Chromium's CPU for a
+bar chart and 300 against 690 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite
+charts"). The views that align a spectrogram image with a taggram on one time axis
+(`clip_view`, `training_curves`' two panels and `dashboard.inside_charts`) stay plotly
+`go.Figure`s, built from plain dicts handed to one ``go.Figure(data, layout)`` call. Both are
+shown by `dashboard.widgets.chart`.
 
 Every chart uses the palette of `dashboard.theme`, so TP / FP / FN, splits and runs have the
-same colours everywhere; titles say what the chart shows.
-
-Figures are built from plain dicts handed to one ``go.Figure(data, layout)`` call (subplots
-laid out by hand): plotly validates each property once that way, several times faster than
-``add_trace`` / ``update_layout`` / ``make_subplots``, which matters at 300 ms a page.
+same colours everywhere; titles say what the chart shows. Names from a run (tags, clip ids)
+reach Vega only as data or as plain title text, never inside an expression.
 """
 
 from __future__ import annotations
@@ -95,49 +101,76 @@ def _lut(colorscale: str) -> np.ndarray:
     return np.stack([np.interp(grid, positions, colours[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
 
 
+Spec = dict[str, Any]  # a Vega-Lite spec (see the module docstring)
+
+
+def _spec(title: str, height: int, *, subtitle: str | None = None, **spec: Any) -> Spec:
+    """A Vega-Lite spec in the app's look (`theme.VEGA_CONFIG`), as wide as its column."""
+    heading: dict[str, Any] = {"text": title}
+    if subtitle:
+        heading["subtitle"] = subtitle
+    return {"title": heading, "height": height, "width": "container", "config": theme.VEGA_CONFIG, **spec}
+
+
+def _field(name: str, kind: str = "quantitative", **extra: Any) -> dict[str, Any]:
+    return {"field": name, "type": kind, **extra}
+
+
+def _tip(name: str, title: str, fmt: str | None = None) -> dict[str, Any]:
+    return {"field": name, "title": title, **({"format": fmt} if fmt else {})}
+
+
+def _hidden(name: str, padding: int = 12) -> dict[str, Any]:
+    """A position channel without axis or grid (a projection's coordinates mean nothing), with
+    ``padding`` pixels inside the plot's edges so the outermost points are drawn whole."""
+    return _field(name, axis=None, scale={"zero": False, "nice": False, "padding": padding})
+
+
+ZOOM = {"name": "zoom", "select": "interval", "bind": "scales"}  # drag to pan, wheel to zoom
+
+
 def colored_label(text: str, outcome: str) -> str:
     """An axis label in an outcome's colour (plotly accepts a span with a colour style; ``text`` is escaped)."""
     color = "#6B7280" if outcome in QUIET else OUTCOME_COLORS[outcome]
     return f'<span style="color:{color}">{html.escape(text)}</span>'
 
 
-def _hidden_axis() -> dict[str, Any]:
-    return dict(showticklabels=False, title=None, zeroline=False, showgrid=False)
-
-
 # ---------------------------------------------------------------------------------------------
 # Overview
 # ---------------------------------------------------------------------------------------------
-def split_sizes(sizes: dict[str, int]) -> go.Figure:
+def split_sizes(sizes: dict[str, int]) -> Spec:
     order = ["train", "valid", "test"]
     names = [n for n in order if n in sizes] + [n for n in sizes if n not in order]
-    values = [int(sizes[n]) for n in names]
-    bar = dict(type="bar", x=values, y=names, orientation="h", text=[f"{v:,}" for v in values],
-               textposition="auto", marker=dict(color=[theme.SPLIT_COLORS.get(n, theme.MUTED) for n in names]),
-               hovertemplate="%{y}: %{x:,} clips<extra></extra>")
-    return _figure([bar], "Clips per split", height=220, legend=False,
-                   yaxis=dict(autorange="reversed"), xaxis=dict(title="clips"))
+    frame = pd.DataFrame({"split": names, "clips": [int(sizes[n]) for n in names]})
+    colours = {"domain": names, "range": [theme.SPLIT_COLORS.get(n, theme.MUTED) for n in names]}
+    y = _field("split", "nominal", sort=names, title=None)
+    tips = [_tip("split", "split"), _tip("clips", "clips", ",")]
+    return _spec("Clips per split", 150, data={"values": frame}, layer=[
+        {"mark": {"type": "bar", "cornerRadiusEnd": 2},
+         "encoding": {"y": y, "x": _field("clips", title="clips", scale={"domainMax": 1.12 * max(frame["clips"], default=1)}),
+                      "color": _field("split", "nominal", scale=colours, legend=None), "tooltip": tips}},
+        {"mark": {"type": "text", "align": "left", "dx": 4},
+         "encoding": {"y": y, "x": _field("clips"), "text": _field("clips", format=",")}}])
 
 
-def headline(table: pd.DataFrame) -> go.Figure:
+def headline(table: pd.DataFrame) -> Spec:
     """Grouped bars of ROC-AUC and PR-AUC (macro / micro / weighted) with CI error bars."""
-    data = []
-    for metric, color in zip(("ROC-AUC", "PR-AUC"), theme.RUN_COLORS):
-        rows = table[table["metric"] == metric]
-        value = rows["value"].to_numpy(float)
-        low, high = rows["low"].to_numpy(float), rows["high"].to_numpy(float)
-        data.append(dict(
-            type="bar", name=metric, x=rows["average"].tolist(), y=value, marker=dict(color=color),
-            text=[f"{v:.3f}" if np.isfinite(v) else "" for v in value], textposition="inside",
-            insidetextanchor="start",
-            error_y=dict(type="data", array=np.where(np.isfinite(high), high - value, 0),
-                         arrayminus=np.where(np.isfinite(low), value - low, 0), visible=True,
-                         color=theme.TEXT, thickness=1.2),
-            customdata=np.c_[low, high],
-            hovertemplate=f"{metric} %{{x}}: %{{y:.3f}}<br>95% CI [%{{customdata[0]:.3f}}, %{{customdata[1]:.3f}}]"
-                          "<extra></extra>"))
-    return _figure(data, "Test-set ROC-AUC and PR-AUC, with 95% bootstrap intervals", height=340,
-                   barmode="group", yaxis=dict(range=[0, 1.08], title="score"))
+    frame = table[table["metric"].isin(["ROC-AUC", "PR-AUC"])][["metric", "average", "value", "low", "high"]].copy()
+    frame["label"] = [f"{v:.3f}" if np.isfinite(v) else "" for v in frame["value"].to_numpy(float)]
+    averages = list(dict.fromkeys(frame["average"].tolist()))
+    x = _field("average", "nominal", sort=averages, title=None, axis={"labelAngle": 0})
+    offset = _field("metric", "nominal", sort=["ROC-AUC", "PR-AUC"])
+    colours = {"domain": ["ROC-AUC", "PR-AUC"], "range": list(theme.RUN_COLORS)}
+    tips = [_tip("metric", "metric"), _tip("average", "average"), _tip("value", "value", ".3f"),
+            _tip("low", "95% CI low", ".3f"), _tip("high", "95% CI high", ".3f")]
+    return _spec("Test-set ROC-AUC and PR-AUC, with 95% bootstrap intervals", 300, data={"values": frame}, layer=[
+        {"mark": {"type": "bar"},
+         "encoding": {"x": x, "xOffset": offset, "y": _field("value", title="score", scale={"domain": [0, 1.08]}),
+                      "color": _field("metric", "nominal", scale=colours), "tooltip": tips}},
+        {"mark": {"type": "rule", "color": theme.TEXT, "strokeWidth": 1.2},
+         "encoding": {"x": x, "xOffset": offset, "y": _field("low"), "y2": {"field": "high"}}},
+        {"mark": {"type": "text", "baseline": "bottom", "dy": -4, "color": "white"},
+         "encoding": {"x": x, "xOffset": offset, "y": {"datum": 0}, "text": _field("label", "nominal")}}])
 
 
 def training_curves(history: pd.DataFrame) -> go.Figure:
@@ -166,12 +199,13 @@ def training_curves(history: pd.DataFrame) -> go.Figure:
 
 def tag_frequency(tags: Sequence[str], counts: Sequence[int], *, top: int = 50,
                   title: str = "How often each tag is annotated (evaluated split)",
-                  y_title: str = "annotated clips") -> go.Figure:
+                  y_title: str = "annotated clips") -> Spec:
     """Clips per tag, most frequent first (annotated clips, or predicted ones for a run without annotations)."""
     order = np.argsort(-np.asarray(counts), kind="stable")[:top]
-    bar = dict(type="bar", x=[tags[i] for i in order], y=[int(counts[i]) for i in order],
-               marker=dict(color=theme.PRIMARY), hovertemplate="%{x}: %{y:,} clips<extra></extra>")
-    return _figure([bar], title, height=320, legend=False, xaxis=dict(tickangle=-45), yaxis=dict(title=y_title))
+    frame = pd.DataFrame({"tag": [str(tags[i]) for i in order], "clips": [int(counts[i]) for i in order]})
+    return _spec(title, 300, data={"values": frame}, mark={"type": "bar", "color": theme.PRIMARY}, encoding={
+        "x": _field("tag", "nominal", sort=None, title=None, axis={"labelAngle": -45}),
+        "y": _field("clips", title=y_title), "tooltip": [_tip("tag", "tag"), _tip("clips", y_title, ",")]})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +258,7 @@ def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequen
 
 
 def clip_tags(tags: Sequence[str], probs: np.ndarray, outcomes: Sequence[str], thresholds: np.ndarray,
-              *, top: int = 25) -> go.Figure:
+              *, top: int = 25) -> Spec:
     """A clip's predicted probability per tag, bars coloured by outcome, thresholds marked.
 
     Without ground truth (outcomes ``PRED`` / ``UNPRED`` only) the bars say predicted or not.
@@ -234,202 +268,253 @@ def clip_tags(tags: Sequence[str], probs: np.ndarray, outcomes: Sequence[str], t
     keep = [i for i in order if outcomes[i] not in QUIET][:top]
     keep += [i for i in order if outcomes[i] in QUIET][: max(0, top - len(keep))]
     keep = sorted(keep, key=lambda i: -probs[i])
-    names = [tags[i] for i in keep]
-    data = []
-    for outcome in OUTCOMES:
-        idx = [i for i in keep if outcomes[i] == outcome]
-        if idx:
-            data.append(dict(type="bar", x=[tags[i] for i in idx], y=probs[idx], name=OUTCOME_LABELS[outcome],
-                             marker=dict(color=OUTCOME_COLORS[outcome]),
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + OUTCOME_LABELS[outcome] + "</extra>"))
-    data.append(dict(type="scatter", x=names, y=thresholds[keep], mode="markers", name="threshold",
-                     marker=dict(symbol="line-ew-open", size=22, color=theme.TEXT, line=dict(width=2)),
-                     hovertemplate="threshold %{y:.2f}<extra></extra>"))
+    frame = pd.DataFrame({"tag": [str(tags[i]) for i in keep], "probability": probs[keep].astype(float),
+                          "threshold": np.asarray(thresholds, float)[keep],
+                          "outcome": [OUTCOME_LABELS[outcomes[i]] for i in keep]})
+    present = [o for o in OUTCOMES if any(outcomes[i] == o for i in keep)]
+    colours = {"domain": [OUTCOME_LABELS[o] for o in present], "range": [OUTCOME_COLORS[o] for o in present]}
+    x = _field("tag", "nominal", sort=None, title=None, axis={"labelAngle": -45})
+    tips = [_tip("tag", "tag"), _tip("probability", "probability", ".3f"), _tip("outcome", "outcome"),
+            _tip("threshold", "threshold", ".2f")]
     title = ("Predicted probability per tag, coloured by outcome"
              if any(outcomes[i] in (TP, FP, FN, TN) for i in keep) else "Predicted probability per tag")
-    return _figure(data, title, height=340, barmode="overlay",
-                   xaxis=dict(categoryorder="array", categoryarray=names, tickangle=-45),
-                   yaxis=dict(range=[0, 1.02], title="probability"))
+    return _spec(title, 300, subtitle="Black marks: each tag's decision threshold", data={"values": frame}, layer=[
+        {"mark": {"type": "bar"},
+         "encoding": {"x": x, "y": _field("probability", title="probability", scale={"domain": [0, 1.02]}),
+                      "color": _field("outcome", "nominal", scale=colours), "tooltip": tips}},
+        {"mark": {"type": "tick", "color": theme.TEXT, "thickness": 2},
+         "encoding": {"x": x, "y": _field("threshold"), "tooltip": tips}}])
 
 
 # ---------------------------------------------------------------------------------------------
 # Tag metrics
 # ---------------------------------------------------------------------------------------------
-def per_tag_bars(table: pd.DataFrame, metric: str, *, highlight: str | None = None) -> go.Figure:
+def per_tag_bars(table: pd.DataFrame, metric: str, *, highlight: str | None = None) -> Spec:
     """One metric per tag, sorted, the chosen tag highlighted."""
     frame = table[["tag", metric, "support"]].dropna(subset=[metric]).sort_values(metric, ascending=False)
-    colors = [theme.SECONDARY if t == highlight else theme.PRIMARY for t in frame["tag"]]
+    frame = pd.DataFrame({"tag": frame["tag"].astype(str), "value": frame[metric].to_numpy(float),
+                          "support": frame["support"].to_numpy(float), "chosen": frame["tag"] == highlight})
     name = METRIC_TITLES.get(metric, metric)
-    bar = dict(type="bar", x=frame["tag"].tolist(), y=frame[metric].to_numpy(float), marker=dict(color=colors),
-               customdata=frame["support"].to_numpy(), hovertemplate="%{x}: %{y:.3f}<br>support %{customdata:,}"
-                                                                     "<extra></extra>")
-    return _figure([bar], f"{name} per tag, best first" + (f" ('{highlight}' highlighted)" if highlight else ""),
-                   height=340, legend=False, xaxis=dict(tickangle=-45), yaxis=dict(title=name))
+    colours = {"domain": [False, True], "range": [theme.PRIMARY, theme.SECONDARY]}
+    return _spec(f"{name} per tag, best first" + (f" ('{highlight}' highlighted)" if highlight else ""), 300,
+                 data={"values": frame}, mark={"type": "bar"}, encoding={
+                     "x": _field("tag", "nominal", sort=None, title=None, axis={"labelAngle": -45}),
+                     "y": _field("value", title=name),
+                     "color": _field("chosen", "nominal", scale=colours, legend=None),
+                     "tooltip": [_tip("tag", "tag"), _tip("value", name, ".3f"), _tip("support", "support", ",")]})
 
 
-def _operating_points(points: dict[str, dict[str, float]], x: str, y: str) -> list[dict[str, Any]]:
-    out = []
-    for (name, point), symbol in zip(points.items(), ("circle", "diamond")):
-        if np.isfinite(point.get(x, np.nan)) and np.isfinite(point.get(y, np.nan)):
-            out.append(dict(type="scatter", x=[point[x]], y=[point[y]], mode="markers", name=name,
-                            marker=dict(size=12, symbol=symbol, color=theme.TEXT, line=dict(color="white", width=1.5)),
-                            hovertemplate=f"{name}<br>{x} %{{x:.3f}}, {y} %{{y:.3f}}<extra></extra>"))
-    return out
+def _curve(title: str, line: pd.DataFrame, chance: pd.DataFrame, name: str, colour: str,
+           points: dict[str, dict[str, float]], x: tuple[str, str], y: tuple[str, str], tips: list[dict]) -> Spec:
+    """A ROC or PR curve over its chance line, with the operating points marked.
+
+    ``line`` and ``chance`` have columns x, y (``line`` also threshold); ``x`` and ``y`` are
+    (point key, axis title) pairs.
+    """
+    line = line.assign(series=name, order=np.arange(len(line)))
+    chance = chance.assign(series="chance", order=np.arange(len(chance)))
+    marks = [{"name": n, "x": p[x[0]], "y": p[y[0]]} for n, p in points.items()
+             if np.isfinite(p.get(x[0], np.nan)) and np.isfinite(p.get(y[0], np.nan))]
+    series = {"domain": [name, "chance"], "range": [colour, theme.MUTED]}
+    dash = {"domain": [name, "chance"], "range": [[1, 0], [3, 3]]}
+    layers = [
+        {"data": {"name": "chance"}, "mark": {"type": "line", "strokeWidth": 1.5},
+         "encoding": {"x": _field("x"), "y": _field("y"), "color": _field("series", "nominal", scale=series),
+                      "strokeDash": _field("series", "nominal", scale=dash, legend=None)}},
+        {"data": {"name": "line"}, "mark": {"type": "line", "strokeWidth": 2.5},
+         "encoding": {"x": _field("x", title=x[1], scale={"domain": [0, 1]}),
+                      "y": _field("y", title=y[1], scale={"domain": [0, 1.02]}), "order": _field("order"),
+                      "color": _field("series", "nominal", scale=series),
+                      "strokeDash": _field("series", "nominal", scale=dash, legend=None), "tooltip": tips}}]
+    datasets = {"line": line, "chance": chance}
+    if marks:
+        datasets["points"] = pd.DataFrame(marks)
+        layers.append({"data": {"name": "points"},
+                       "mark": {"type": "point", "filled": True, "size": 140, "color": theme.TEXT, "stroke": "white",
+                                "strokeWidth": 1.5},
+                       "encoding": {"x": _field("x"), "y": _field("y"),
+                                    "shape": _field("name", "nominal", scale={"range": ["circle", "diamond"]},
+                                                    legend={"title": None}),
+                                    "tooltip": [_tip("name", "operating point"), _tip("x", x[1], ".3f"),
+                                                _tip("y", y[1], ".3f")]}})
+    return _spec(title, 340, datasets=datasets, layer=layers)
 
 
-def roc(curve: dict[str, np.ndarray], auc: float, points: dict[str, dict[str, float]], tag: str) -> go.Figure:
-    data = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="chance",
-                 line=dict(color=theme.MUTED, dash="dot"), hoverinfo="skip"),
-            dict(type="scatter", x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"ROC (AUC {auc:.3f})",
-                 line=dict(color=theme.PRIMARY, width=2.5), customdata=curve["roc_thresholds"],
-                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
-            *_operating_points(points, "fpr", "recall")]
-    return _figure(data, f"ROC curve of '{tag}'", height=380,
-                   xaxis=dict(title="false-positive rate", range=[0, 1]),
-                   yaxis=dict(title="true-positive rate (recall)", range=[0, 1.02]))
+def roc(curve: dict[str, np.ndarray], auc: float, points: dict[str, dict[str, float]], tag: str) -> Spec:
+    line = pd.DataFrame({"x": curve["fpr"], "y": curve["tpr"], "threshold": curve["roc_thresholds"]})
+    tips = [_tip("x", "FPR", ".3f"), _tip("y", "TPR", ".3f"), _tip("threshold", "threshold", ".3f")]
+    return _curve(f"ROC curve of '{tag}'", line, pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]}),
+                  f"ROC (AUC {auc:.3f})", theme.PRIMARY, points, ("fpr", "false-positive rate"),
+                  ("recall", "true-positive rate (recall)"), tips)
 
 
 def pr(curve: dict[str, np.ndarray], ap: float, base_rate: float, points: dict[str, dict[str, float]],
-       tag: str) -> go.Figure:
-    data = [dict(type="scatter", x=[0, 1], y=[base_rate, base_rate], mode="lines", name="chance",
-                 line=dict(color=theme.MUTED, dash="dot"), hoverinfo="skip"),
-            dict(type="scatter", x=curve["recall"], y=curve["precision"], mode="lines", name=f"PR (AP {ap:.3f})",
-                 line=dict(color=theme.SECONDARY, width=2.5), customdata=curve["pr_thresholds"],
-                 hovertemplate="recall %{x:.3f}, precision %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
-            *_operating_points(points, "recall", "precision")]
-    return _figure(data, f"Precision-recall curve of '{tag}'", height=380,
-                   xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))
+       tag: str) -> Spec:
+    line = pd.DataFrame({"x": curve["recall"], "y": curve["precision"], "threshold": curve["pr_thresholds"]})
+    tips = [_tip("x", "recall", ".3f"), _tip("y", "precision", ".3f"), _tip("threshold", "threshold", ".3f")]
+    return _curve(f"Precision-recall curve of '{tag}'", line,
+                  pd.DataFrame({"x": [0.0, 1.0], "y": [float(base_rate)] * 2}), f"PR (AP {ap:.3f})",
+                  theme.SECONDARY, points, ("recall", "recall"), ("precision", "precision"), tips)
 
 
-def cooccurrence(matrix: np.ndarray, tags: Sequence[str], title: str, *, diverging: bool = False) -> go.Figure:
+def cooccurrence(matrix: np.ndarray, tags: Sequence[str], title: str, *, diverging: bool = False) -> Spec:
     """A tag x tag heatmap of P(column | row) (or its difference between two sources)."""
-    z = np.round(matrix, 3)
+    z = np.round(np.asarray(matrix, dtype=float), 3)
+    names = [str(t) for t in tags]
+    frame = pd.DataFrame({"row": np.repeat(names, len(names)), "column": np.tile(names, len(names)),
+                          "value": z.ravel()})
     if diverging:
         lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
-        scale = dict(colorscale=theme.DELTA_SCALE, zmid=0, zmin=-lim, zmax=lim, reversescale=True)
-        hover = "P(%{x} | %{y}) differs by %{z:+.2f}<extra></extra>"
+        scale = {"scheme": theme.VEGA_SCHEMES[theme.DELTA_SCALE], "reverse": True, "domain": [-lim, lim],
+                 "domainMid": 0}
+        tip = _tip("value", "difference", "+.2f")
     else:
-        scale = dict(colorscale="Blues", zmin=0, zmax=1)
-        hover = "P(%{x} | %{y}) = %{z:.2f}<extra></extra>"
-    heat = dict(type="heatmap", z=z, x=list(tags), y=list(tags), hovertemplate=hover,
-                colorbar=dict(thickness=12), **scale)
-    return _figure([heat], title, height=min(760, 240 + 11 * len(tags)), legend=False,
-                   xaxis=dict(tickangle=-60, tickfont=dict(size=10)),
-                   yaxis=dict(autorange="reversed", tickfont=dict(size=10)))
+        scale = {"scheme": theme.VEGA_SCHEMES["Blues"], "domain": [0, 1]}
+        tip = _tip("value", "P(column | row)", ".2f")
+    axis = {"labelFontSize": 10, "labelLimit": 120}
+    return _spec(title, min(700, 180 + 11 * len(names)), data={"values": frame}, mark={"type": "rect"}, encoding={
+        "x": _field("column", "nominal", sort=names, title=None, axis={**axis, "labelAngle": -60}),
+        "y": _field("row", "nominal", sort=names, title=None, axis=axis),
+        "color": _field("value", scale=scale, legend={"title": None, "direction": "vertical", "orient": "right"}),
+        "tooltip": [_tip("row", "row"), _tip("column", "column"), tip]})
 
 
 # ---------------------------------------------------------------------------------------------
 # Tag map and clip map
 # ---------------------------------------------------------------------------------------------
-def tag_map(frame: pd.DataFrame, x: str, y: str, *, color: str, title: str) -> go.Figure:
+def tag_map(frame: pd.DataFrame, x: str, y: str, *, color: str, title: str) -> Spec:
     """Tags placed by a 2-D projection, coloured by cluster or ROC-AUC, sized by frequency.
 
     ``frame`` has tag, cluster, frequency, ``x``, ``y`` and (for color="roc_auc") roc_auc.
     """
     freq = frame["frequency"].to_numpy(float)
-    size = 8 + 28 * np.sqrt(freq / max(freq.max(initial=0.0), 1.0))
-    auc = frame["roc_auc"].to_numpy(float) if "roc_auc" in frame else np.full(len(frame), np.nan)
+    diameter = 8 + 28 * np.sqrt(freq / max(freq.max(initial=0.0), 1.0))
     cluster = frame["cluster"].to_numpy()
-    custom = np.c_[cluster, freq, auc]
-    hover = ("<b>%{text}</b><br>cluster %{customdata[0]}<br>annotated clips %{customdata[1]:,}"
-             "<br>ROC-AUC %{customdata[2]:.3f}<extra></extra>")
-    xs, ys, names = frame[x].to_numpy(float), frame[y].to_numpy(float), frame["tag"].to_numpy(dtype=str)
-    base = dict(type="scatter", mode="markers+text", textposition="top center", textfont=dict(size=10),
-                hovertemplate=hover)
+    data = pd.DataFrame({"tag": frame["tag"].astype(str).to_numpy(), "x": frame[x].to_numpy(float),
+                         "y": frame[y].to_numpy(float), "cluster": [f"cluster {c}" for c in cluster],
+                         "frequency": freq, "area": diameter ** 2,
+                         "roc_auc": frame["roc_auc"].to_numpy(float) if "roc_auc" in frame else np.nan})
     if color == "cluster":
-        data = []
-        for c in sorted(set(cluster.tolist())):
-            rows = cluster == c
-            data.append({**base, "x": xs[rows], "y": ys[rows], "text": names[rows], "customdata": custom[rows],
-                         "name": f"cluster {c}", "marker": dict(size=size[rows], color=theme.cluster_color(c),
-                                                                opacity=0.8, line=dict(color="white", width=1))})
+        order = sorted(set(cluster.tolist()))
+        colour = _field("cluster", "nominal", legend=None, scale={
+            "domain": [f"cluster {c}" for c in order], "range": [theme.cluster_color(c) for c in order]})
     else:
-        data = [{**base, "x": xs, "y": ys, "text": names, "customdata": custom, "name": "tags",
-                 "marker": dict(size=size, color=auc, colorscale=theme.METRIC_SCALE, showscale=True,
-                                colorbar=dict(title=dict(text="ROC-AUC"), thickness=12),
-                                line=dict(color="white", width=1))}]
-    return _figure(data, title, height=460, legend=False, xaxis=_hidden_axis(), yaxis=_hidden_axis())
+        colour = _field("roc_auc", scale={"scheme": theme.VEGA_SCHEMES[theme.METRIC_SCALE]},
+                        legend={"title": "ROC-AUC", "direction": "vertical", "orient": "right"})
+    position = {"x": _hidden("x", 30), "y": _hidden("y", 30)}  # room for the largest points and their labels
+    tips = [_tip("tag", "tag"), _tip("cluster", "cluster"), _tip("frequency", "annotated clips", ","),
+            _tip("roc_auc", "ROC-AUC", ".3f")]
+    return _spec(title, 420, data={"values": data}, layer=[
+        {"params": [ZOOM], "mark": {"type": "circle", "opacity": 0.8, "stroke": "white", "strokeWidth": 1},
+         "encoding": {**position, "size": _field("area", scale=None, legend=None), "color": colour, "tooltip": tips}},
+        {"mark": {"type": "text", "baseline": "bottom", "dy": -7, "fontSize": 10},
+         "encoding": {**position, "text": _field("tag", "nominal")}}])
 
 
 def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.ndarray | None = None,
-             categories: np.ndarray | None = None, title: str, value_name: str = "probability") -> go.Figure:
-    """Clips placed by a 2-D projection (WebGL), coloured by a value (continuous) or outcome category."""
-    data = []
+             categories: np.ndarray | None = None, title: str, value_name: str = "probability") -> Spec:
+    """Clips placed by a 2-D projection, coloured by a value (continuous) or outcome category."""
     dot = 4 if len(x) > 5000 else (6 if len(x) > 500 else 9)  # smaller dots where they crowd
+    frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float), "clip": np.asarray(clip_ids, str)})
+    encoding: dict[str, Any] = {"x": _hidden("x"), "y": _hidden("y")}
     if categories is not None:
-        # grey outcomes first so the coloured ones are drawn on top
-        for outcome in [*QUIET, *(o for o in OUTCOMES if o not in QUIET)]:
-            rows = categories == outcome
-            quiet = outcome in QUIET
-            if rows.any():
-                data.append(dict(
-                    type="scattergl", x=x[rows], y=y[rows], mode="markers", name=OUTCOME_LABELS[outcome],
-                    text=clip_ids[rows], hovertemplate="clip %{text}<extra>" + OUTCOME_LABELS[outcome] + "</extra>",
-                    marker=dict(size=dot if quiet else dot + 2, color=OUTCOME_COLORS[outcome],
-                                opacity=0.35 if quiet else 0.85)))
+        categories = np.asarray(categories)
+        quiet = np.isin(categories, QUIET)
+        frame["outcome"] = [OUTCOME_LABELS[c] for c in categories]
+        frame["size"] = np.where(quiet, dot, dot + 2) ** 2
+        frame["alpha"] = np.where(quiet, 0.35, 0.85)
+        frame = frame.iloc[np.argsort(~quiet, kind="stable")]  # grey outcomes first: the coloured ones on top
+        present = [o for o in [*QUIET, *(o for o in OUTCOMES if o not in QUIET)] if (categories == o).any()]
+        encoding.update(
+            color=_field("outcome", "nominal", scale={"domain": [OUTCOME_LABELS[o] for o in present],
+                                                      "range": [OUTCOME_COLORS[o] for o in present]}),
+            size=_field("size", scale=None, legend=None), opacity=_field("alpha", scale=None, legend=None),
+            tooltip=[_tip("clip", "clip"), _tip("outcome", "outcome")])
+        mark = {"type": "circle"}
     else:
-        data.append(dict(type="scattergl", x=x, y=y, mode="markers", text=clip_ids, name="clips",
-                         marker=dict(size=dot, color=values, colorscale=theme.PROB_SCALE, cmin=0, cmax=1, opacity=0.75,
-                                     showscale=True, colorbar=dict(title=dict(text=value_name), thickness=12)),
-                         hovertemplate="clip %{text}: %{marker.color:.2f}<extra></extra>"))
-    return _figure(data, title, height=520, legend=categories is not None, xaxis=_hidden_axis(),
-                   yaxis=_hidden_axis())
+        frame["value"] = np.asarray(values, float)
+        encoding.update(color=_field("value", scale={"scheme": theme.VEGA_SCHEMES[theme.PROB_SCALE], "domain": [0, 1]},
+                                     legend={"title": value_name, "direction": "vertical", "orient": "right"}),
+                        tooltip=[_tip("clip", "clip"), _tip("value", value_name, ".2f")])
+        mark = {"type": "circle", "size": dot ** 2, "opacity": 0.75}
+    return _spec(title, 480, data={"values": frame}, params=[ZOOM], mark=mark, encoding=encoding)
 
 
-def agreement(pairs: list[dict]) -> go.Figure:
-    """Neighbourhood overlap between views (bars) against its chance level (markers)."""
-    names = [" vs ".join(p.get("views", [])) for p in pairs]
-    data = [dict(type="bar", x=names, y=[p.get("mean", np.nan) for p in pairs], marker=dict(color=theme.PRIMARY),
-                 name="shared neighbours", hovertemplate="%{x}: %{y:.2f}<extra></extra>"),
-            dict(type="scatter", x=names, y=[p.get("chance", np.nan) for p in pairs], mode="markers", name="chance",
-                 marker=dict(symbol="line-ew-open", size=30, color=theme.MUTED, line=dict(width=3)))]
-    return _figure(data, "How far the views agree: share of each tag's nearest tags in common", height=300,
-                   yaxis=dict(range=[0, 1], title="shared neighbours"))
+def agreement(pairs: list[dict]) -> Spec:
+    """Neighbourhood overlap between views (bars) against its chance level (grey marks)."""
+    frame = pd.DataFrame({"pair": [" vs ".join(map(str, p.get("views", []))) for p in pairs],
+                          "mean": [float(p.get("mean", np.nan)) for p in pairs],
+                          "chance": [float(p.get("chance", np.nan)) for p in pairs]})
+    x = _field("pair", "nominal", sort=None, title=None, axis={"labelAngle": 0})
+    tips = [_tip("pair", "views"), _tip("mean", "shared neighbours", ".2f"), _tip("chance", "chance", ".2f")]
+    return _spec("How far the views agree: share of each tag's nearest tags in common", 260,
+                 subtitle="Grey marks: what random neighbours would share", data={"values": frame}, layer=[
+                     {"mark": {"type": "bar", "color": theme.PRIMARY},
+                      "encoding": {"x": x, "y": _field("mean", title="shared neighbours", scale={"domain": [0, 1]}),
+                                   "tooltip": tips}},
+                     {"mark": {"type": "tick", "color": theme.MUTED, "thickness": 3},
+                      "encoding": {"x": x, "y": _field("chance"), "tooltip": tips}}])
 
 
 # ---------------------------------------------------------------------------------------------
 # Tag a file, compare runs
 # ---------------------------------------------------------------------------------------------
-def top_tags(tags: Sequence[str], probs: np.ndarray, *, top: int = 15, threshold: float | None = None) -> go.Figure:
+def top_tags(tags: Sequence[str], probs: np.ndarray, *, top: int = 15, threshold: float | None = None) -> Spec:
     top = min(top, len(tags))
-    order = np.argsort(-probs, kind="stable")[:top][::-1]
-    colors = [theme.PRIMARY if threshold is None or probs[i] >= threshold else theme.MUTED for i in order]
-    bar = dict(type="bar", x=probs[order], y=[tags[i] for i in order], orientation="h", marker=dict(color=colors),
-               text=[f"{probs[i]:.2f}" for i in order], textposition="auto",
-               hovertemplate="%{y}: %{x:.3f}<extra></extra>")
-    shapes, notes = [], []
+    order = np.argsort(-probs, kind="stable")[:top]
+    frame = pd.DataFrame({"tag": [str(tags[i]) for i in order], "probability": probs[order].astype(float),
+                          "above": [threshold is None or probs[i] >= threshold for i in order]})
+    y = _field("tag", "nominal", sort=None, title=None)
+    layers: list[dict[str, Any]] = [
+        {"mark": {"type": "bar"},
+         "encoding": {"y": y, "x": _field("probability", title="probability", scale={"domain": [0, 1]}),
+                      "color": _field("above", "nominal", legend=None,
+                                      scale={"domain": [True, False], "range": [theme.PRIMARY, theme.MUTED]}),
+                      "tooltip": [_tip("tag", "tag"), _tip("probability", "probability", ".3f")]}},
+        {"mark": {"type": "text", "align": "left", "dx": 4},
+         "encoding": {"y": y, "x": _field("probability"), "text": _field("probability", format=".2f")}}]
     if threshold is not None:
-        shapes.append(dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, yref="paper",
-                           line=dict(color=theme.TEXT, dash="dash", width=1)))
-        notes.append(dict(x=threshold, y=1, yref="paper", text=f"threshold {threshold:.2f}", showarrow=False,
-                          yanchor="bottom"))
-    return _figure([bar], f"Top {top} tags of the file", height=80 + 24 * top, legend=False,
-                   xaxis=dict(range=[0, 1], title="probability"), shapes=shapes, annotations=notes)
+        layers.append({"mark": {"type": "rule", "color": theme.TEXT, "strokeDash": [4, 3]},
+                       "encoding": {"x": {"datum": float(threshold)}}})
+    return _spec(f"Top {top} tags of the file", 24 * top,
+                 subtitle=f"Dashed line: the threshold, {threshold:.2f}" if threshold is not None else None,
+                 data={"values": frame}, layer=layers)
 
 
-def run_deltas(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> go.Figure:
+def run_deltas(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> Spec:
     """Per-tag change of a metric from run A to run B (blue: B better, vermillion: B worse)."""
-    frame = frame.dropna(subset=["delta"]).sort_values("delta")
+    frame = frame.dropna(subset=["delta"]).sort_values("delta", ascending=False)
+    data = pd.DataFrame({"tag": frame["tag"].astype(str), "a": frame["a"].to_numpy(float),
+                         "b": frame["b"].to_numpy(float), "delta": frame["delta"].to_numpy(float),
+                         "better": frame["delta"].to_numpy(float) >= 0})
     name = METRIC_TITLES.get(metric, metric)
-    bar = dict(type="bar", x=frame["delta"].to_numpy(float), y=frame["tag"].tolist(), orientation="h",
-               marker=dict(color=np.where(frame["delta"] >= 0, theme.BETTER, theme.WORSE).tolist()),
-               customdata=np.c_[frame["a"], frame["b"]],
-               hovertemplate="%{y}: %{customdata[0]:.3f} → %{customdata[1]:.3f} (%{x:+.3f})<extra></extra>")
-    zero = dict(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper", line=dict(color=theme.TEXT, width=1))
-    return _figure([bar], f"Per-tag change in {name} ({name_b} vs {name_a})", height=max(320, 18 * len(frame) + 80),
-                   legend=False, xaxis=dict(title=f"{name}: {name_b} minus {name_a}"), shapes=[zero])
+    tips = [_tip("tag", "tag"), _tip("a", name_a, ".3f"), _tip("b", name_b, ".3f"), _tip("delta", "change", "+.3f")]
+    return _spec(f"Per-tag change in {name} ({name_b} vs {name_a})", max(240, 18 * len(data)),
+                 data={"values": data}, layer=[
+                     {"mark": {"type": "bar"},
+                      "encoding": {"y": _field("tag", "nominal", sort=None, title=None),
+                                   "x": _field("delta", title=f"{name}: {name_b} minus {name_a}"),
+                                   "color": _field("better", "nominal", legend=None, scale={
+                                       "domain": [True, False], "range": [theme.BETTER, theme.WORSE]}),
+                                   "tooltip": tips}},
+                     {"mark": {"type": "rule", "color": theme.TEXT}, "encoding": {"x": {"datum": 0}}}])
 
 
-def run_scatter(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> go.Figure:
+def run_scatter(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> Spec:
     values = np.r_[frame["a"].dropna(), frame["b"].dropna()]
     lo = max(0.0, (float(values.min()) if len(values) else 0.0) - 0.02)
     name = METRIC_TITLES.get(metric, metric)
-    data = [dict(type="scatter", x=[lo, 1], y=[lo, 1], mode="lines", line=dict(color=theme.MUTED, dash="dot"),
-                 name="equal", hoverinfo="skip"),
-            dict(type="scatter", x=frame["a"].to_numpy(float), y=frame["b"].to_numpy(float), mode="markers",
-                 text=frame["tag"].tolist(), name="tags",
-                 marker=dict(size=9, color=np.where(frame["delta"] >= 0, theme.BETTER, theme.WORSE).tolist()),
-                 hovertemplate="%{text}: %{x:.3f} → %{y:.3f}<extra></extra>")]
-    return _figure(data, f"{name} per tag: {name_b} against {name_a} (above the line: {name_b} better)",
-                   height=420, legend=False, xaxis=dict(title=name_a, range=[lo, 1.01]),
-                   yaxis=dict(title=name_b, range=[lo, 1.01], scaleanchor="x"))
+    points = pd.DataFrame({"tag": frame["tag"].astype(str), "a": frame["a"].to_numpy(float),
+                           "b": frame["b"].to_numpy(float), "better": frame["delta"].to_numpy(float) >= 0})
+    domain = {"domain": [lo, 1.01]}
+    return _spec(f"{name} per tag: {name_b} against {name_a} (above the line: {name_b} better)", 380,
+                 datasets={"points": points, "equal": pd.DataFrame({"a": [lo, 1.0], "b": [lo, 1.0]})}, layer=[
+                     {"data": {"name": "equal"}, "mark": {"type": "line", "color": theme.MUTED, "strokeDash": [3, 3]},
+                      "encoding": {"x": _field("a", title=name_a, scale=domain), "y": _field("b", title=name_b,
+                                                                                              scale=domain)}},
+                     {"data": {"name": "points"}, "mark": {"type": "circle", "size": 80, "opacity": 0.9},
+                      "encoding": {"x": _field("a"), "y": _field("b"),
+                                   "color": _field("better", "nominal", legend=None, scale={
+                                       "domain": [True, False], "range": [theme.BETTER, theme.WORSE]}),
+                                   "tooltip": [_tip("tag", "tag"), _tip("a", name_a, ".3f"),
+                                               _tip("b", name_b, ".3f")]}}])

@@ -80,6 +80,25 @@ PLOTLY_CONFIG: dict = dict(displaylogo=False, modeBarButtonsToRemove=["lasso2d",
                            toImageButtonOptions=dict(format="png", scale=2))
 
 
+# The same look for the Vega-Lite charts (`dashboard.charts`), drawn with ``theme=None`` too. Vega-Lite
+# draws a chart on a canvas for about a fifth of the browser's time of a plotly one (docs/benchmarks.md).
+VEGA_CONFIG: dict = {
+    "background": "transparent",
+    "font": FONT["family"],
+    "view": {"stroke": None},
+    "title": {"anchor": "start", "fontSize": 15, "fontWeight": "normal", "color": TEXT, "offset": 12,
+              "subtitleColor": "#4B5563", "subtitleFontSize": 12},
+    "axis": {"gridColor": GRID, "domainColor": GRID, "tickColor": GRID, "labelColor": TEXT, "labelFontSize": 12,
+             "titleColor": "#4B5563", "titleFontSize": 13, "titleFontWeight": "normal", "labelLimit": 180},
+    "legend": {"orient": "top", "direction": "horizontal", "labelFontSize": 12, "labelColor": TEXT, "title": None,
+               "symbolType": "square"},
+    "range": {"category": list(CLUSTER_COLORS)},
+    "text": {"font": FONT["family"], "fontSize": 11, "color": TEXT},
+}
+# Plotly's scale names as Vega's schemes.
+VEGA_SCHEMES: dict[str, str] = {PROB_SCALE: "viridis", METRIC_SCALE: "cividis", DELTA_SCALE: "redblue", "Blues": "blues"}
+
+
 def cluster_color(cluster: int) -> str:
     return CLUSTER_COLORS[int(cluster) % len(CLUSTER_COLORS)]
 

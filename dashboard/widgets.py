@@ -152,12 +152,16 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
 # Messages and guarded loading
 # ---------------------------------------------------------------------------------------------
 def chart(figure: Any, *, key: str, where: Any = None) -> None:
-    """Show a figure from `dashboard.charts` in ``where`` (a column or container; the page by default).
+    """Show a chart from `dashboard.charts` in ``where`` (a column or container; the page by default).
 
-    ``theme=None``: the figure carries the app's own template (`theme.PLOTLY_TEMPLATE`), so the
-    browser is spared Streamlit's theme merge, a quarter of its time for a bar chart.
+    A Vega-Lite spec (a dict) or a plotly figure, both with ``theme=None``: each carries the app's
+    own look (`theme.VEGA_CONFIG`, `theme.PLOTLY_TEMPLATE`), so the browser is spared Streamlit's
+    theme merge, a quarter of its time for a plotly bar chart.
     """
-    (where or st).plotly_chart(figure, key=key, theme=None, config=PLOTLY_CONFIG)
+    if isinstance(figure, dict):  # Streamlit moves the spec's tables out of the dict it is given
+        (where or st).vega_lite_chart(spec=dict(figure), key=key, theme=None, width="stretch")
+    else:
+        (where or st).plotly_chart(figure, key=key, theme=None, config=PLOTLY_CONFIG)
 
 
 def header(title: str, caption: str | None = None, run: RunInfo | None = None) -> None:

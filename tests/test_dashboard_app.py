@@ -75,6 +75,11 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def charts_on(at: AppTest) -> list:
+    """Every chart of the page: Vega-Lite specs and plotly figures (`dashboard.widgets.chart`)."""
+    return [*at.get("vega_lite_chart"), *at.get("plotly_chart")]
+
+
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -88,7 +93,7 @@ def test_every_page_renders_on_a_complete_run(runs: Path, monkeypatch: pytest.Mo
     assert at.title, "every page has a title"
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="w:run").value == "complete"
-    charts = at.get("plotly_chart")
+    charts = charts_on(at)
     expected = {"overview": 4, "clip_explorer": 2, "tag_metrics": 4, "error_analysis": 0, "tag_map": 5,
                 "tag_a_file": 0, "compare_runs": 2, "review": 1}[page]
     assert len(charts) >= expected, f"{page}: {len(charts)} charts"
@@ -256,7 +261,7 @@ def test_missing_audio_files_are_reported(runs: Path, monkeypatch: pytest.Monkey
     at = app(runs, monkeypatch, "clip_explorer", run="noaudio", clip="syn000001")
     assert "Audio file not found" in texts(at)
     assert not at.get("audio")
-    assert at.get("plotly_chart"), "the taggram still shows"
+    assert charts_on(at), "the taggram still shows"
     at.switch_page("views/error_analysis.py").run()
     assert not at.exception
     assert "Audio file not found" in texts(at)
@@ -307,7 +312,7 @@ def test_tag_a_file_shows_top_tags_taggram_and_nearest_clips(runs: Path, tmp_pat
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert "upload.wav" in at.success[0].value
-    assert len(at.get("plotly_chart")) == 2, "top tags and taggram"
+    assert len(charts_on(at)) == 2, "top tags and taggram"
     assert "Nearest clips in the corpus" in texts(at)
     assert len(at.get("audio")) == 1 + 5, "the upload and its nearest clips"
 

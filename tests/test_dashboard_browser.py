@@ -38,6 +38,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PAGES = {"": "Overview", "clip_explorer": "Clip explorer", "tag_metrics": "Tag metrics",
          "error_analysis": "Error analysis", "tag_map": "Tag map", "tag_a_file": "Tag a file",
          "compare_runs": "Compare runs", "review": "Review queue"}
+# A chart of the page (dashboard.widgets.chart: Vega-Lite or plotly), and one that has been drawn.
+CHART = '[data-testid="stVegaLiteChart"], [data-testid="stPlotlyChart"]'
+DRAWN_CHART = '[data-testid="stVegaLiteChart"] svg.marks, [data-testid="stPlotlyChart"] .main-svg'
 STEP_TIMEOUT_MS = 60_000  # a busy CI machine can be slow to run a page the first time
 
 
@@ -141,7 +144,7 @@ def test_each_page_opens(server: str, page: Any, path: str) -> None:
     assert page.locator("h1").first.inner_text().strip() == PAGES[path]
     assert "run=complete" in page.url, "the selected run is in the URL"
     if path in ("", "tag_metrics", "tag_map", "compare_runs", "clip_explorer"):
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+        page.wait_for_selector(DRAWN_CHART)
     screenshot(page, path or "overview")
 
 
@@ -183,7 +186,7 @@ def test_upload_a_file_and_see_its_tags(server: str, page: Any, tmp_path: Path) 
     page.wait_for_selector('[data-testid="stAlertContentSuccess"]')
     wait_idle(page)
     assert "upload.wav" in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 2, "top tags and taggram"
+    assert page.locator(CHART).count() >= 2, "top tags and taggram"
     assert page.get_by_text("Nearest clips in the corpus").count() == 1
     screenshot(page, "tag-a-file")
 
@@ -222,7 +225,7 @@ def test_no_request_leaves_the_machine(server: str, page: Any) -> None:
     for path in PAGES:
         open_page(page, server, path, "run=complete&vs=second")
         if path in ("", "tag_metrics", "tag_map", "compare_runs", "clip_explorer"):
-            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')
+            page.wait_for_selector(DRAWN_CHART)
         page.wait_for_timeout(500)  # the favicon and fonts load after the page has drawn
     assert len(urls) > len(PAGES), "the recorder saw the pages load"
     assert not leaving(urls), f"requests left the machine: {sorted(set(leaving(urls)))}"
@@ -254,7 +257,7 @@ def test_a_folder_of_music_without_tags_opens_on_every_page(server: str, page: A
         open_page(page, server, path, f"run={OWN_MUSIC}&vs=complete")
         assert page.locator("h1").first.inner_text().strip() == title
         if path in ("", "clip_explorer", "tag_map"):
-            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg')  # predictions, maps: real charts
+            page.wait_for_selector(DRAWN_CHART)  # predictions, maps: real charts
         screenshot(page, f"own-music-{path or 'overview'}")
         assert page.get_by_text(NO_TRUTH).count() >= 1, f"{path or 'overview'}: the no-annotation sentence"
         errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_dashboard_app import app, texts  # the one AppTest driver of the dashboard tests
+from test_dashboard_app import app, charts_on, texts  # the one AppTest driver of the dashboard tests
 
 from pipeline.run.files import SKIPPED
 from pipeline.run.rundir import (
@@ -189,13 +189,13 @@ def test_every_page_shows_the_unlabeled_run_without_metrics(runs: Path, monkeypa
 def test_clip_explorer_shows_predictions_taggram_and_similar_clips(runs: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "clip_explorer", run="unlabeled")
-    assert len(at.get("plotly_chart")) >= 2, "tag probabilities and the taggram"
+    assert len(charts_on(at)) >= 2, "tag probabilities and the taggram"
     assert "Similar clips" in texts(at) and "similarity" in texts(at)
 
 
 def test_tag_map_says_its_maps_come_from_predictions(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "tag_map", run="unlabeled")
-    assert len(at.get("plotly_chart")) >= 2, "tag maps and the clip map"
+    assert len(charts_on(at)) >= 2, "tag maps and the clip map"
     shown = texts(at)
     assert "co-activation" in shown and "predicts the tag" in shown
     modes = at.get("button_group")
