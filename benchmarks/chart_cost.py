@@ -51,6 +51,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
     "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
+    "curve_plotly": ("plotly ROC curve, 1,500 points, chance line and two operating points, theme=None",
+                     "widgets.chart(curve_figure(rng), key=f'c{i}')"),
+    "curve_vega": ("the same as a Vega-Lite spec (dashboard.charts.roc)",
+                   "widgets.chart(charts.roc(curve(rng), 0.9, POINTS, 'tag'), key=f'c{i}')"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
                 "st.vega_lite_chart(cloud(rng, 5000), VEGA_POINTS, key=f'c{i}')"),
 }
@@ -68,6 +72,17 @@ VEGA_POINTS = {"mark": {"type": "circle", "size": 12}, "height": 520, "width": "
 def cloud(rng, n):
     return pd.DataFrame({"x": rng.random(n), "y": rng.random(n), "p": rng.random(n),
                          "clip": np.char.add("clip ", np.arange(n).astype(str))})
+POINTS = {"threshold in use 0.50": {"fpr": 0.2, "recall": 0.7}, "tuned threshold 0.30": {"fpr": 0.4, "recall": 0.9}}
+def curve(rng):
+    fpr = np.sort(rng.random(1500)); fpr[0], fpr[-1] = 0, 1
+    return {"fpr": fpr, "tpr": np.sqrt(fpr), "roc_thresholds": 1 - fpr}
+def curve_figure(rng):
+    c = curve(rng)
+    return go.Figure([dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot")),
+                      dict(type="scatter", x=c["fpr"], y=c["tpr"], mode="lines", name="ROC", customdata=c["roc_thresholds"],
+                           hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
+                      *[dict(type="scatter", x=[p["fpr"]], y=[p["recall"]], mode="markers", name=n)
+                        for n, p in POINTS.items()]], dict(height=380, template=PLOTLY_TEMPLATE))
 def bars(rng, **layout):
     return go.Figure([dict(type="bar", x=TAGS, y=rng.random(25))], dict(height=340, **layout))
 def spectrogram(rng):
