@@ -1,17 +1,18 @@
 """Figure builders: plain data in, a titled chart out (no Streamlit, no loading).
 
-Bars, curves, maps and heatmaps are Vega-Lite specs (`Spec`: a dict whose tables are
-DataFrames, which Streamlit sends to the browser as Arrow): Vega draws one on a canvas for a
-fraction of the browser's time of a plotly figure, 20 against 120 ms of Chromium's CPU for a
-bar chart and 300 against 690 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite
-charts"). The views that align a spectrogram image with a taggram on one time axis
-(`clip_view`, `training_curves`' two panels and `dashboard.inside_charts`) stay plotly
-`go.Figure`s, built from plain dicts handed to one ``go.Figure(data, layout)`` call. Both are
-shown by `dashboard.widgets.chart`.
+Bars, maps and heatmaps are Vega-Lite specs (`Spec`: a dict whose tables are DataFrames,
+which Streamlit sends to the browser as Arrow): Vega draws one (as SVG) for a fraction of the
+browser's time of a plotly figure, 50 against 153 ms of Chromium's CPU for a bar chart and 453
+against 970 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite charts"). Plotly
+`go.Figure`s remain where they cost the same or less: the views that align a spectrogram image
+with a taggram on one time axis (`clip_view`, `dashboard.inside_charts`), `training_curves`'
+two panels, and the ROC and PR curves (a 1,500-point line that plotly updates in place on a
+rerun, where Vega compiles its spec afresh: 275 against 382 ms to settled). Those are built from
+plain dicts handed to one ``go.Figure(data, layout)`` call. `dashboard.widgets.chart` shows both.
 
 Every chart uses the palette of `dashboard.theme`, so TP / FP / FN, splits and runs have the
 same colours everywhere; titles say what the chart shows. Names from a run (tags, clip ids)
-reach Vega only as data or as plain title text, never inside an expression.
+reach Vega only as data, a sort order or plain title text, never inside an expression.
 """
 
 from __future__ import annotations
@@ -304,57 +305,38 @@ def per_tag_bars(table: pd.DataFrame, metric: str, *, highlight: str | None = No
                      "tooltip": [_tip("tag", "tag"), _tip("value", name, ".3f"), _tip("support", "support", ",")]})
 
 
-def _curve(title: str, line: pd.DataFrame, chance: pd.DataFrame, name: str, colour: str,
-           points: dict[str, dict[str, float]], x: tuple[str, str], y: tuple[str, str], tips: list[dict]) -> Spec:
-    """A ROC or PR curve over its chance line, with the operating points marked.
-
-    ``line`` and ``chance`` have columns x, y (``line`` also threshold); ``x`` and ``y`` are
-    (point key, axis title) pairs.
-    """
-    line = line.assign(series=name, order=np.arange(len(line)))
-    chance = chance.assign(series="chance", order=np.arange(len(chance)))
-    marks = [{"name": n, "x": p[x[0]], "y": p[y[0]]} for n, p in points.items()
-             if np.isfinite(p.get(x[0], np.nan)) and np.isfinite(p.get(y[0], np.nan))]
-    series = {"domain": [name, "chance"], "range": [colour, theme.MUTED]}
-    dash = {"domain": [name, "chance"], "range": [[1, 0], [3, 3]]}
-    layers = [
-        {"data": {"name": "chance"}, "mark": {"type": "line", "strokeWidth": 1.5},
-         "encoding": {"x": _field("x"), "y": _field("y"), "color": _field("series", "nominal", scale=series),
-                      "strokeDash": _field("series", "nominal", scale=dash, legend=None)}},
-        {"data": {"name": "line"}, "mark": {"type": "line", "strokeWidth": 2.5},
-         "encoding": {"x": _field("x", title=x[1], scale={"domain": [0, 1]}),
-                      "y": _field("y", title=y[1], scale={"domain": [0, 1.02]}), "order": _field("order"),
-                      "color": _field("series", "nominal", scale=series),
-                      "strokeDash": _field("series", "nominal", scale=dash, legend=None), "tooltip": tips}}]
-    datasets = {"line": line, "chance": chance}
-    if marks:
-        datasets["points"] = pd.DataFrame(marks)
-        layers.append({"data": {"name": "points"},
-                       "mark": {"type": "point", "filled": True, "size": 140, "color": theme.TEXT, "stroke": "white",
-                                "strokeWidth": 1.5},
-                       "encoding": {"x": _field("x"), "y": _field("y"),
-                                    "shape": _field("name", "nominal", scale={"range": ["circle", "diamond"]},
-                                                    legend={"title": None}),
-                                    "tooltip": [_tip("name", "operating point"), _tip("x", x[1], ".3f"),
-                                                _tip("y", y[1], ".3f")]}})
-    return _spec(title, 340, datasets=datasets, layer=layers)
+def _operating_points(points: dict[str, dict[str, float]], x: str, y: str) -> list[dict[str, Any]]:
+    out = []
+    for (name, point), symbol in zip(points.items(), ("circle", "diamond")):
+        if np.isfinite(point.get(x, np.nan)) and np.isfinite(point.get(y, np.nan)):
+            out.append(dict(type="scatter", x=[point[x]], y=[point[y]], mode="markers", name=name,
+                            marker=dict(size=12, symbol=symbol, color=theme.TEXT, line=dict(color="white", width=1.5)),
+                            hovertemplate=f"{name}<br>{x} %{{x:.3f}}, {y} %{{y:.3f}}<extra></extra>"))
+    return out
 
 
-def roc(curve: dict[str, np.ndarray], auc: float, points: dict[str, dict[str, float]], tag: str) -> Spec:
-    line = pd.DataFrame({"x": curve["fpr"], "y": curve["tpr"], "threshold": curve["roc_thresholds"]})
-    tips = [_tip("x", "FPR", ".3f"), _tip("y", "TPR", ".3f"), _tip("threshold", "threshold", ".3f")]
-    return _curve(f"ROC curve of '{tag}'", line, pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]}),
-                  f"ROC (AUC {auc:.3f})", theme.PRIMARY, points, ("fpr", "false-positive rate"),
-                  ("recall", "true-positive rate (recall)"), tips)
+def roc(curve: dict[str, np.ndarray], auc: float, points: dict[str, dict[str, float]], tag: str) -> go.Figure:
+    data = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                 line=dict(color=theme.MUTED, dash="dot"), hoverinfo="skip"),
+            dict(type="scatter", x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"ROC (AUC {auc:.3f})",
+                 line=dict(color=theme.PRIMARY, width=2.5), customdata=curve["roc_thresholds"],
+                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
+            *_operating_points(points, "fpr", "recall")]
+    return _figure(data, f"ROC curve of '{tag}'", height=380,
+                   xaxis=dict(title="false-positive rate", range=[0, 1]),
+                   yaxis=dict(title="true-positive rate (recall)", range=[0, 1.02]))
 
 
 def pr(curve: dict[str, np.ndarray], ap: float, base_rate: float, points: dict[str, dict[str, float]],
-       tag: str) -> Spec:
-    line = pd.DataFrame({"x": curve["recall"], "y": curve["precision"], "threshold": curve["pr_thresholds"]})
-    tips = [_tip("x", "recall", ".3f"), _tip("y", "precision", ".3f"), _tip("threshold", "threshold", ".3f")]
-    return _curve(f"Precision-recall curve of '{tag}'", line,
-                  pd.DataFrame({"x": [0.0, 1.0], "y": [float(base_rate)] * 2}), f"PR (AP {ap:.3f})",
-                  theme.SECONDARY, points, ("recall", "recall"), ("precision", "precision"), tips)
+       tag: str) -> go.Figure:
+    data = [dict(type="scatter", x=[0, 1], y=[base_rate, base_rate], mode="lines", name="chance",
+                 line=dict(color=theme.MUTED, dash="dot"), hoverinfo="skip"),
+            dict(type="scatter", x=curve["recall"], y=curve["precision"], mode="lines", name=f"PR (AP {ap:.3f})",
+                 line=dict(color=theme.SECONDARY, width=2.5), customdata=curve["pr_thresholds"],
+                 hovertemplate="recall %{x:.3f}, precision %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
+            *_operating_points(points, "recall", "precision")]
+    return _figure(data, f"Precision-recall curve of '{tag}'", height=380,
+                   xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))
 
 
 def cooccurrence(matrix: np.ndarray, tags: Sequence[str], title: str, *, diverging: bool = False) -> Spec:

@@ -79,9 +79,8 @@ PLOTLY_TEMPLATE: dict = dict(layout=dict(
 PLOTLY_CONFIG: dict = dict(displaylogo=False, modeBarButtonsToRemove=["lasso2d", "select2d"],
                            toImageButtonOptions=dict(format="png", scale=2))
 
-
-# The same look for the Vega-Lite charts (`dashboard.charts`), drawn with ``theme=None`` too. Vega-Lite
-# draws a chart on a canvas for about a fifth of the browser's time of a plotly one (docs/benchmarks.md).
+# The same look for the Vega-Lite charts (`dashboard.charts`), drawn with ``theme=None`` too: Vega
+# draws a bar chart for about a third of plotly's browser time (docs/benchmarks.md).
 VEGA_CONFIG: dict = {
     "background": "transparent",
     "font": FONT["family"],

@@ -87,9 +87,6 @@ def vega_specs() -> dict[str, dict]:
     headline = pd.DataFrame({"metric": ["ROC-AUC"] * 3 + ["PR-AUC"] * 3, "average": ["macro", "micro", "weighted"] * 2,
                              "value": [0.9, 0.8, np.nan, 0.5, 0.6, 0.7], "low": rng.random(6) * 0.5,
                              "high": 0.5 + rng.random(6) * 0.5})
-    curve = {"fpr": np.linspace(0, 1, 5), "tpr": np.linspace(0, 1, 5) ** 0.5, "roc_thresholds": np.linspace(1, 0, 5),
-             "recall": np.linspace(1, 0, 5), "precision": np.linspace(0.3, 1, 5), "pr_thresholds": np.linspace(0, 1, 5)}
-    points = {"threshold in use 0.50": {"fpr": 0.2, "recall": 0.6, "precision": 0.7}}
     projection = pd.DataFrame({"tag": tags, "cluster": [0, 1, 1], "frequency": [3, 9, 1], "umap_x": [0, 1, 2],
                                "umap_y": [1, 0, 2], "roc_auc": [0.7, 0.9, np.nan]})
     return {
@@ -98,8 +95,6 @@ def vega_specs() -> dict[str, dict]:
         "tag_frequency": charts.tag_frequency(tags, [3, 5, 0]),
         "clip_tags": charts.clip_tags(tags, np.array([0.9, 0.2, 0.5]), ["TP", "FN", "TN"], np.array([0.5, 0.5, 0.4])),
         "per_tag_bars": charts.per_tag_bars(table, "roc_auc", highlight=CRAFTED),
-        "roc": charts.roc(curve, 0.8, points, CRAFTED),
-        "pr": charts.pr(curve, 0.7, 0.3, points, CRAFTED),
         "cooccurrence": charts.cooccurrence(rng.random((3, 3)) - 0.5, tags, "t", diverging=True),
         "tag_map (clusters)": charts.tag_map(projection, "umap_x", "umap_y", color="cluster", title="t"),
         "tag_map (ROC-AUC)": charts.tag_map(projection, "umap_x", "umap_y", color="roc_auc", title="t"),
