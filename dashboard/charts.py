@@ -148,7 +148,7 @@ def split_sizes(sizes: dict[str, int]) -> Spec:
     tips = [_tip("split", "split"), _tip("clips", "clips", ",")]
     return _spec("Clips per split", 150, data={"values": frame}, layer=[
         {"mark": {"type": "bar", "cornerRadiusEnd": 2},
-         "encoding": {"y": y, "x": _field("clips", title="clips", scale={"domainMax": 1.12 * max(frame["clips"], default=1)}),
+         "encoding": {"y": y, "x": _field("clips", title="clips", scale={"domainMax": 1.12 * max([1, *frame["clips"]])}),
                       "color": _field("split", "nominal", scale=colours, legend=None), "tooltip": tips}},
         {"mark": {"type": "text", "align": "left", "dx": 4},
          "encoding": {"y": y, "x": _field("clips"), "text": _field("clips", format=",")}}])
