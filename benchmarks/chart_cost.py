@@ -53,15 +53,15 @@ VARIANTS: dict[str, tuple[str, str]] = {
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
     "curve_plotly": ("plotly ROC curve, 1,500 points, chance line and two operating points, theme=None",
                      "widgets.chart(curve_figure(rng), key=f'c{i}')"),
-    "curve_vega": ("the same as a Vega-Lite spec (dashboard.charts.roc)",
-                   "widgets.chart(charts.roc(curve(rng), 0.9, POINTS, 'tag'), key=f'c{i}')"),
+    "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
+                   "widgets.chart(curve_spec(rng), key=f'c{i}')"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
                 "st.vega_lite_chart(cloud(rng, 5000), VEGA_POINTS, key=f'c{i}')"),
 }
 APP = '''
 import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
 from dashboard import charts, widgets
-from dashboard.theme import PLOTLY_TEMPLATE
+from dashboard.theme import PLOTLY_TEMPLATE, VEGA_CONFIG
 TAGS = [f"tag {j}" for j in range(25)]
 VEGA_BARS = {"mark": "bar", "height": 300, "encoding": {"x": {"field": "tag", "type": "nominal"},
                                                       "y": {"field": "p", "type": "quantitative"}}}
@@ -83,6 +83,23 @@ def curve_figure(rng):
                            hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
                       *[dict(type="scatter", x=[p["fpr"]], y=[p["recall"]], mode="markers", name=n)
                         for n, p in POINTS.items()]], dict(height=380, template=PLOTLY_TEMPLATE))
+def curve_spec(rng):
+    c = curve(rng)
+    line = pd.DataFrame({"x": c["fpr"], "y": c["tpr"], "threshold": c["roc_thresholds"], "series": "ROC",
+                         "order": np.arange(len(c["fpr"]))})
+    chance = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "series": "chance", "order": [0, 1]})
+    marks = pd.DataFrame([{"name": n, "x": p["fpr"], "y": p["recall"]} for n, p in POINTS.items()])
+    xy = {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"}}
+    series = {"field": "series", "type": "nominal", "scale": {"domain": ["ROC", "chance"]}}
+    tips = [{"field": "x", "format": ".3f"}, {"field": "y", "format": ".3f"}, {"field": "threshold", "format": ".3f"}]
+    return {"title": {"text": "ROC curve"}, "height": 340, "width": "container", "config": VEGA_CONFIG,
+            "datasets": {"line": line, "chance": chance, "points": marks}, "layer": [
+                {"data": {"name": "chance"}, "mark": "line", "encoding": {**xy, "color": series}},
+                {"data": {"name": "line"}, "mark": {"type": "line", "strokeWidth": 2.5},
+                 "encoding": {**xy, "order": {"field": "order", "type": "quantitative"}, "color": series,
+                              "tooltip": tips}},
+                {"data": {"name": "points"}, "mark": {"type": "point", "filled": True, "size": 140},
+                 "encoding": {**xy, "shape": {"field": "name", "type": "nominal"}}}]}
 def bars(rng, **layout):
     return go.Figure([dict(type="bar", x=TAGS, y=rng.random(25))], dict(height=340, **layout))
 def spectrogram(rng):
