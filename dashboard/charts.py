@@ -465,6 +465,9 @@ def top_tags(tags: Sequence[str], probs: np.ndarray, *, top: int = 15, threshold
                  data={"values": frame}, layer=layers)
 
 
+_CHANGE = {"domain": [True, False], "range": [theme.BETTER, theme.WORSE]}  # run B better, worse
+
+
 def run_deltas(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> Spec:
     """Per-tag change of a metric from run A to run B (blue: B better, vermillion: B worse)."""
     frame = frame.dropna(subset=["delta"]).sort_values("delta", ascending=False)
@@ -478,8 +481,7 @@ def run_deltas(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> Sp
                      {"mark": {"type": "bar"},
                       "encoding": {"y": _field("tag", "nominal", sort=None, title=None),
                                    "x": _field("delta", title=f"{name}: {name_b} minus {name_a}"),
-                                   "color": _field("better", "nominal", legend=None, scale={
-                                       "domain": [True, False], "range": [theme.BETTER, theme.WORSE]}),
+                                   "color": _field("better", "nominal", legend=None, scale=_CHANGE),
                                    "tooltip": tips}},
                      {"mark": {"type": "rule", "color": theme.TEXT}, "encoding": {"x": {"datum": 0}}}])
 
@@ -498,7 +500,6 @@ def run_scatter(frame: pd.DataFrame, metric: str, name_a: str, name_b: str) -> S
                                                                                               scale=domain)}},
                      {"data": {"name": "points"}, "mark": {"type": "circle", "size": 80, "opacity": 0.9},
                       "encoding": {"x": _field("a"), "y": _field("b"),
-                                   "color": _field("better", "nominal", legend=None, scale={
-                                       "domain": [True, False], "range": [theme.BETTER, theme.WORSE]}),
+                                   "color": _field("better", "nominal", legend=None, scale=_CHANGE),
                                    "tooltip": [_tip("tag", "tag"), _tip("a", name_a, ".3f"),
                                                _tip("b", name_b, ".3f")]}}])
