@@ -51,8 +51,8 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
     "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
-    "curve_plotly": ("plotly ROC curve, 1,500 points, chance line and two operating points, theme=None",
-                     "widgets.chart(curve_figure(rng), key=f'c{i}')"),
+    "curve_plotly": ("the dashboard's plotly ROC curve (dashboard.charts.roc), 1,500 points, two operating points",
+                     "widgets.chart(charts.roc(curve(rng), 0.9, POINTS, 'tag'), key=f'c{i}')"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
@@ -76,13 +76,6 @@ POINTS = {"threshold in use 0.50": {"fpr": 0.2, "recall": 0.7}, "tuned threshold
 def curve(rng):
     fpr = np.sort(rng.random(1500)); fpr[0], fpr[-1] = 0, 1
     return {"fpr": fpr, "tpr": np.sqrt(fpr), "roc_thresholds": 1 - fpr}
-def curve_figure(rng):
-    c = curve(rng)
-    return go.Figure([dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot")),
-                      dict(type="scatter", x=c["fpr"], y=c["tpr"], mode="lines", name="ROC", customdata=c["roc_thresholds"],
-                           hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
-                      *[dict(type="scatter", x=[p["fpr"]], y=[p["recall"]], mode="markers", name=n)
-                        for n, p in POINTS.items()]], dict(height=380, template=PLOTLY_TEMPLATE))
 def curve_spec(rng):
     c = curve(rng)
     line = pd.DataFrame({"x": c["fpr"], "y": c["tpr"], "threshold": c["roc_thresholds"], "series": "ROC",

@@ -101,9 +101,14 @@ def log_mel_float16(power: np.ndarray) -> np.ndarray:
     return out.view(np.float16)
 
 
+def _log_mel_float64(power: np.ndarray) -> np.ndarray:
+    """``log10(1 + LOG_SCALE * power)`` in float64: the value the table rounds."""
+    return np.log1p(LOG_SCALE * power.astype(np.float64)) / np.log(10)
+
+
 def _log_mel_float16_exact(power: np.ndarray) -> np.ndarray:
     """`log_mel_float16` in float64 (numpy rounds float64 to float16 directly, once)."""
-    value = np.log1p(LOG_SCALE * power.astype(np.float64)) / np.log(10)
+    value = _log_mel_float64(power)
     out = value.astype(np.float16)
     out[value < 2.0**-14] = 0
     return out
@@ -118,9 +123,7 @@ def _log_mel_table() -> tuple[np.ndarray, np.ndarray]:
     first with a value of at least 2**-14 (below it, 0), then those at each midpoint between
     consecutive float16 values, found in float64 and checked on the float32 grid.
     """
-    def exact(x: np.ndarray) -> np.ndarray:
-        return np.log1p(LOG_SCALE * x.astype(np.float64)) / np.log(10)
-
+    exact = _log_mel_float64
     top = exact(np.array([2.0**16]))[0]  # the float32 bits of 2**16 are _TABLE_TOP
     values = np.arange(0x0400, int(np.float16(top).view(np.uint16)) + 2, dtype=np.uint16).view(np.float16)
     values = values.astype(np.float64)
