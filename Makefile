@@ -14,9 +14,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-## The install step also fetches musicnn 0.1.0's published weights with pip (SHA-256 checked) and
-## converts them into the torch zoo; offline, it warns and the tests that need them skip.
+## The install step also compiles the feature kernels (pipeline/features/_kernels.c; without a C
+## compiler it warns and numpy computes the features), and fetches musicnn 0.1.0's published
+## weights with pip (SHA-256 checked), converting them into the torch zoo; offline, it warns and
+## the tests that need them skip.
 install: $(STAMP)
+	@$(PY) -m pipeline.features.kernels || true
 	@$(PY) -m pipeline pretrained fetch > $(VENV)/pretrained.log 2>&1 \
 		&& echo "published models ready (python -m pipeline pretrained list)" \
 		|| { tail -n 1 $(VENV)/pretrained.log; echo "warning: published models not converted; rerun 'make install' online"; }

@@ -65,6 +65,19 @@ def private_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     patch.undo()
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def feature_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a features test twice: with the compiled kernels (``make install`` builds them) and with numpy alone."""
+    import pipeline.features.kernels as kernels
+
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "load", lambda: None)
+    elif kernels.load() is None:
+        pytest.skip("the compiled feature kernels are not built: run `make install` "
+                    "(or `python -m pipeline.features.kernels`)")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def real_audio() -> dict[str, Path]:
     """The two real mp3s in ../shared (an MTT clip and an MSD preview); skip when absent."""

@@ -324,7 +324,7 @@ def test_float16_on_bit_patterns_equals_numpys_cast() -> None:
     np.testing.assert_array_equal(nonnegative_to_float16(x.copy()).view(np.uint16), to_float16(x).view(np.uint16))
 
 
-def test_log_mel_by_table_is_the_exactly_rounded_value() -> None:
+def test_log_mel_by_table_is_the_exactly_rounded_value(feature_path: str) -> None:
     """Every float32 mel power, from 0 past the table's top: float64 log, rounded once, < 2**-14 as 0."""
     from pipeline.features.float16 import log_mel_float16
 
@@ -345,7 +345,7 @@ def test_log_mel_by_table_is_the_exactly_rounded_value() -> None:
     np.testing.assert_array_equal(got, np.float16([[0, np.log10(1 + 1e9), np.log10(1 + 3e42)], [np.inf, np.log10(10001), 0]]))
 
 
-def test_cached_features_are_the_float16_of_compute_features() -> None:
+def test_cached_features_are_the_float16_of_compute_features(feature_path: str) -> None:
     y = np.random.default_rng(2).standard_normal(3 * CONFIG.sample_rate).astype(np.float32) * 0.3
     for config in (CONFIG, FeatureConfig(kind="mfcc"), FeatureConfig(kind="waveform")):
         got = cache_features(y, config).view(np.uint16).astype(np.int32)

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+import pipeline.features.kernels as kernels
 from pipeline.errors import ParameterError
 
 KINDS: tuple[str, ...] = ("logmel", "mfcc", "waveform")
@@ -188,7 +189,29 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
     Returns np.ndarray [shape=(1 + n // hop_length, n_mels), dtype=float32].
     """
-    y = y.astype(np.float32, copy=False)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    compiled = kernels.load()
+    if compiled is None:
+        return _mel_power_numpy(y, config)
+    n_fft, hop = config.n_fft, config.hop_length
+    window = _hann(n_fft)
+    bands = _mel_bands(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
+    n_frames = 1 + len(y) // hop
+    out = np.empty((n_frames, config.n_mels), dtype=np.float32)
+    block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)  # buffers reused by every block
+    spec = np.empty((len(block), n_fft // 2 + 1), dtype=np.complex64)
+    scratch = np.empty(n_fft // 2 + 1, dtype=np.float32)
+    rfft = _rfft_backend()
+    for start in range(0, n_frames, _FRAME_BLOCK):
+        n = min(_FRAME_BLOCK, n_frames - start)
+        compiled.window_frames(y, start, window, hop, block[:n])
+        rfft(block[:n], spec[:n])
+        compiled.mel_from_spectrum(spec[:n], bands, scratch, out[start:start + n])
+    return out
+
+
+def _mel_power_numpy(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """`mel_power` by numpy alone, where the compiled kernels are not built."""
     n_fft, hop = config.n_fft, config.hop_length
     window = _hann(n_fft)
     groups = _mel_groups(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
@@ -201,6 +224,7 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     # Buffers reused by every block: the FFT runs on blocks that stay in the CPU's cache, the
     # filterbank product on larger ones (fewer calls).
     block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)
+    spec = np.empty((len(block), n_bins), dtype=np.complex64)
     power = np.empty((min(n_frames, _MEL_BLOCK), n_bins), dtype=np.float32)
     for mel_start in range(0, n_frames, _MEL_BLOCK):
         m = min(_MEL_BLOCK, n_frames - mel_start)
@@ -214,8 +238,8 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
             np.multiply(frames, window, out=block[:n])  # (n, n_fft)
             # |X|^2 on the spectrum seen as (re, im) pairs: squared in place, then each pair
             # summed (as fast as re^2 + im^2, without its scratch buffer).
-            spec = rfft(block[:n])  # (n, n_bins) complex
-            pairs = spec.view(spec.real.dtype)  # (n, 2 * n_bins)
+            rfft(block[:n], spec[:n])  # (n, n_bins)
+            pairs = spec[:n].view(np.float32)  # (n, 2 * n_bins)
             np.square(pairs, out=pairs)
             np.add(pairs[:, 0::2], pairs[:, 1::2], out=power[start - mel_start:start - mel_start + n])
         for band_lo, band_hi, bin_lo, bin_hi, weights in groups:  # (m, bands of the group)
@@ -257,16 +281,18 @@ def _edge_frames(y: np.ndarray, start: int, n: int, n_fft: int, hop: int) -> np.
 
 
 def _rfft_backend():
-    """Real FFT over the last axis: ducc0's when it is installed, else numpy's (module doc)."""
+    """``rfft(frames, out)``: the real FFT of float32 ``frames`` over their last axis into complex64
+    ``out``; ducc0's when it is installed, else numpy's (module doc)."""
     try:
         import ducc0
     except ImportError:
         return _numpy_rfft
-    return functools.partial(ducc0.fft.r2c, axes=(-1,))
+    r2c = ducc0.fft.r2c
+    return lambda frames, out: r2c(frames, axes=(-1,), out=out)
 
 
-def _numpy_rfft(frames: np.ndarray) -> np.ndarray:
-    return np.fft.rfft(frames.astype(np.float64), axis=-1)  # numpy's FFT is fastest in float64
+def _numpy_rfft(frames: np.ndarray, out: np.ndarray) -> None:
+    np.copyto(out, np.fft.rfft(frames.astype(np.float64), axis=-1))  # numpy's FFT is fastest in float64
 
 
 @functools.lru_cache(maxsize=8)
@@ -314,6 +340,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     weights = weights.astype(np.float32)
     weights.setflags(write=False)
     return weights
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_bands(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> kernels.MelBands:
+    """`mel_filterbank` as the compiled kernels read it."""
+    return kernels.MelBands(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
 
 
 @functools.lru_cache(maxsize=16)

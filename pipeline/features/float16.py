@@ -13,6 +13,7 @@ import functools
 
 import numpy as np
 
+import pipeline.features.kernels as kernels
 from pipeline.features.extract import LOG_SCALE, FeatureConfig, compute_features, mel_power
 
 
@@ -93,6 +94,10 @@ def log_mel_float16(power: np.ndarray) -> np.ndarray:
     if bits.max() >= _TABLE_TOP:  # out of the table (or NaN, or a negative zero): the slow exact way
         return _log_mel_float16_exact(power)
     start, step_at = _log_mel_table()
+    compiled = kernels.load()
+    if compiled is not None:  # the same lookup in one compiled pass
+        out = compiled.log_mel_f16(power, start, step_at, _TABLE_TOP, _CELL_SHIFT, _FLUSHED)
+        return _log_mel_float16_exact(power) if out is None else out
     cell = (bits >> _CELL_SHIFT).astype(np.intp)  # take() converts any other index type on every call
     offset = (bits & ((1 << _CELL_SHIFT) - 1)).astype(np.uint16)
     out = start.take(cell)
