@@ -91,13 +91,13 @@ def log_mel_float16(power: np.ndarray) -> np.ndarray:
     bits = power.view(np.uint32)
     if not bits.size:
         return np.zeros(power.shape, dtype=np.float16)
-    if bits.max() >= _TABLE_TOP:  # out of the table (or NaN, or a negative zero): the slow exact way
-        return _log_mel_float16_exact(power)
     start, step_at = _log_mel_table()
     compiled = kernels.load()
-    if compiled is not None:  # the same lookup in one compiled pass
+    if compiled is not None:  # the same lookup in one compiled pass, which stops at a value out of the table
         out = compiled.log_mel_f16(power, start, step_at, _TABLE_TOP, _CELL_SHIFT, _FLUSHED)
         return _log_mel_float16_exact(power) if out is None else out
+    if bits.max() >= _TABLE_TOP:  # out of the table (or NaN, or a negative zero): the slow exact way
+        return _log_mel_float16_exact(power)
     cell = (bits >> _CELL_SHIFT).astype(np.intp)  # take() converts any other index type on every call
     offset = (bits & ((1 << _CELL_SHIFT) - 1)).astype(np.uint16)
     out = start.take(cell)

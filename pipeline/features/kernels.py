@@ -3,12 +3,12 @@
 Why: around ducc0's FFT, numpy computes the windowed frames, the power spectrum, the mel
 filterbank and the float16 table each in one or more whole-array passes, with scratch arrays
 and a few dozen Python calls per clip in between. The compiled loops do each in one pass over
-a block that stays in the CPU's cache, and turn the ~2.4 ms numpy spends on a 10 s clip into
-~1.5 ms (docs/benchmarks.md, "Features").
+a block that stays in the CPU's cache: a 10 s clip's cached features cost 1.8-1.9 ms instead of
+2.3-2.5 (the FFT's 0.6 ms included; docs/benchmarks.md, "Features").
 
-Results: the windowed frames and the float16 values are numpy's bit for bit; the mel power is
-within float32 rounding of it (the sums run in another order), which moves about one cached
-float16 value in 10^5 by one step (tests/test_kernels.py).
+Results: the windowed frames and the table's float16 values are numpy's bit for bit; the mel
+power is within float32 rounding of it (the sums run in another order), which moves about one
+cached float16 value in 60,000 by one step (tests/test_kernels.py).
 
 The library is named after the SHA-1 of the source it is built from, so a build from another
 version of ``_kernels.c`` is never loaded. Where no C compiler is found there is no library:
