@@ -12,10 +12,11 @@ Prints clips per second, side by side in one run, for
 Targets (issue "Audio and features"): (b) costs at most 1.5x (a), and runs at least 2x faster
 than (c). Every variant reads the same files, already in the page cache; librosa's one-off
 first-call cost (several seconds of JIT compilation) is paid before timing, in its favour.
-Each variant runs ``--repeats`` times, interleaved, and the fastest run counts. Besides wall
-time it reports CPU time (this process plus its joined workers), which a busy shared machine
-disturbs less, and (a) and (b) once more in a single process, (a1) and (b1): the cleanest
-measure of the work feature extraction adds to decoding.
+Each variant runs ``--repeats`` times, in rounds of one run each (in a new order every round),
+and the fastest run counts; the median over rounds of (b) / (a) within a round is printed too.
+Besides wall time it reports CPU time (this process plus its joined workers), which a busy
+shared machine disturbs less, and (a) and (b) once more in a single process, (a1) and (b1):
+the cleanest measure of the work feature extraction adds to decoding.
 Without CORPUS_DIR, a demo-like corpus of synthetic 16 kHz mp3s is written to a temporary
 folder first.
 """
@@ -186,12 +187,15 @@ def main(argv: list[str]) -> int:
                   "c": lambda: _time_librosa(paths)}
         if workers > 1:  # the same work in one process: the cleanest cost ratio on a shared machine
             timers.update({"a1": lambda: _time_decode(paths, 1), "b1": lambda: _time_pipeline(corpus, 1)})
-        wall = {key: np.inf for key in timers}
-        cpu = dict(wall)
-        for _ in range(args.repeats):
-            for key, timer in timers.items():
-                clock = timer()
-                wall[key], cpu[key] = min(wall[key], clock.wall), min(cpu[key], clock.cpu)
+        rounds: list[dict[str, _Clock]] = []
+        rng = np.random.default_rng(0)
+        for _ in range(args.repeats):  # each round in a new order: a machine's slow spell hits no variant alone
+            order = list(timers)
+            rng.shuffle(order)
+            rounds.append({key: timers[key]() for key in order})
+    wall = {key: min(r[key].wall for r in rounds) for key in timers}
+    cpu = {key: min(r[key].cpu for r in rounds) for key in timers}
+    paired = np.array([r["b"].wall / r["a"].wall for r in rounds])
     n = len(paths)
     labels = {"a": f"decode only ({workers} workers)",
               "b": f"decode + log-mel + cache: build_cache ({workers} workers)",
@@ -206,6 +210,8 @@ def main(argv: list[str]) -> int:
     print(f"\n(b) costs {cost:.2f}x (a) in wall time, {cpu['b'] / cpu['a']:.2f}x in CPU time"
           + (f" (1 process: {cpu['b1'] / cpu['a1']:.2f}x)" if "a1" in cpu else "")
           + f"  [target <= 1.5]: {'met' if cost <= 1.5 else 'NOT met'}")
+    print(f"    (b) / (a) wall time within each round: median {np.median(paired):.2f}x, "
+          f"{paired.min():.2f}-{paired.max():.2f}x over {len(paired)} rounds")
     print(f"(b) runs {speedup:.2f}x faster than (c) in wall time, uses {cpu['c'] / cpu['b']:.2f}x less CPU  "
           f"[target >= 2]: {'met' if speedup >= 2 else 'NOT met'}")
     try:
