@@ -11,7 +11,7 @@ import pytest
 import pipeline.features.kernels as kernels
 from pipeline.features import extract
 from pipeline.features.extract import FeatureConfig, compute_features
-from pipeline.features.float16 import _CELL_SHIFT, _FLUSHED, _TABLE_TOP, _log_mel_table, cache_features
+from pipeline.features.float16 import _TABLE_TOP, _log_mel_kernel_table, cache_features
 
 NOT_BUILT = "the compiled feature kernels are not built: run `make install` (or `python -m pipeline.features.kernels`)"
 
@@ -66,14 +66,37 @@ def test_log_mel_table_lookup_is_numpys_bit_for_bit(compiled: kernels.Kernels,
     from pipeline.features.float16 import log_mel_float16
 
     powers = np.random.default_rng(3).integers(0, _TABLE_TOP, size=500_000, dtype=np.uint32).view(np.float32)
-    start, step_at = _log_mel_table()
-    got = compiled.log_mel_f16(powers.reshape(1000, 500), start, step_at, _TABLE_TOP, _CELL_SHIFT, _FLUSHED)
+    got = compiled.log_mel_f16(powers.reshape(1000, 500), _log_mel_kernel_table())
     monkeypatch.setattr(kernels, "load", lambda: None)
     assert got is not None and got.shape == (1000, 500)
     np.testing.assert_array_equal(got.view(np.uint16), log_mel_float16(powers.reshape(1000, 500)).view(np.uint16))
     for odd in (np.float32(1e5), np.float32(np.nan), np.float32(-0.0)):  # out of the table: the caller's to do
-        assert compiled.log_mel_f16(np.append(powers[:10], odd), start, step_at, _TABLE_TOP, _CELL_SHIFT,
-                                    _FLUSHED) is None
+        assert compiled.log_mel_f16(np.append(powers[:10], odd), _log_mel_kernel_table()) is None
+
+
+def test_spectrum_straight_to_float16_is_the_table_of_the_mel_power(compiled: kernels.Kernels) -> None:
+    config = FeatureConfig()
+    y = np.random.default_rng(4).standard_normal(2 * config.sample_rate).astype(np.float32) * 0.3
+    bands, table = extract.mel_bands(config), _log_mel_kernel_table()
+    scratch = np.empty(bands.n_bins + bands.n_mels, dtype=np.float32)
+    for _, spec in extract.stft_blocks(y, config, compiled):
+        mel, fused = np.empty((len(spec), 96), np.float32), np.empty((len(spec), 96), np.float16)
+        compiled.mel_from_spectrum(spec, bands, scratch, mel)
+        assert compiled.log_mel_from_spectrum(spec, bands, scratch, table, fused)
+        np.testing.assert_array_equal(fused.view(np.uint16), compiled.log_mel_f16(mel, table).view(np.uint16))
+        assert compiled.log_mel_from_spectrum(spec * np.complex64(1e4), bands, scratch, table, fused) is False
+
+
+def test_audio_too_loud_for_the_table_is_computed_exactly(compiled: kernels.Kernels,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mel powers past 2**16 (audio far beyond full scale) leave the table: float64, then float16."""
+    config = FeatureConfig()
+    y = np.random.default_rng(6).standard_normal(config.sample_rate).astype(np.float32) * 300
+    got = cache_features(y, config)
+    power = extract._mel_power_numpy(y, config).astype(np.float64)
+    want = (np.log1p(10000 * power) / np.log(10)).astype(np.float16)
+    assert power.max() > 2**16 and got.dtype == np.float16
+    assert np.abs(got.astype(np.float64) - want).max() <= np.spacing(want.max().astype(np.float16))
 
 
 def test_cached_features_agree_with_numpys_path(compiled: kernels.Kernels, monkeypatch: pytest.MonkeyPatch) -> None:

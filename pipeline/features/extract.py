@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,21 +196,32 @@ def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     compiled = kernels.load()
     if compiled is None:
         return _mel_power_numpy(y, config)
+    bands = mel_bands(config)
+    out = np.empty((1 + len(y) // config.hop_length, config.n_mels), dtype=np.float32)
+    scratch = np.empty(bands.n_bins + bands.n_mels, dtype=np.float32)
+    for start, spec in stft_blocks(y, config, compiled):
+        compiled.mel_from_spectrum(spec, bands, scratch, out[start:start + len(spec)])
+    return out
+
+
+def stft_blocks(y: np.ndarray, config: FeatureConfig,
+                compiled: kernels.Kernels) -> Iterator[tuple[int, np.ndarray]]:
+    """The STFT of float32 ``y`` by the compiled kernels, a block of frames at a time.
+
+    Yields ``(first frame, spectrum [shape=(frames, n_fft // 2 + 1), complex64])``; the
+    spectrum's buffer is reused by the next block.
+    """
     n_fft, hop = config.n_fft, config.hop_length
     window = _hann(n_fft)
-    bands = _mel_bands(config.sample_rate, n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
     n_frames = 1 + len(y) // hop
-    out = np.empty((n_frames, config.n_mels), dtype=np.float32)
-    block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)  # buffers reused by every block
+    block = np.empty((min(n_frames, _FRAME_BLOCK), n_fft), dtype=np.float32)
     spec = np.empty((len(block), n_fft // 2 + 1), dtype=np.complex64)
-    scratch = np.empty(n_fft // 2 + 1, dtype=np.float32)
     rfft = _rfft_backend()
     for start in range(0, n_frames, _FRAME_BLOCK):
         n = min(_FRAME_BLOCK, n_frames - start)
         compiled.window_frames(y, start, window, hop, block[:n])
         rfft(block[:n], spec[:n])
-        compiled.mel_from_spectrum(spec[:n], bands, scratch, out[start:start + n])
-    return out
+        yield start, spec[:n]
 
 
 def _mel_power_numpy(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -345,9 +356,13 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     return weights
 
 
+def mel_bands(config: FeatureConfig) -> kernels.MelBands:
+    """`mel_filterbank` of ``config`` as the compiled kernels read it (cached)."""
+    return _mel_bands(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin), config.fmax_hz)
+
+
 @functools.lru_cache(maxsize=16)
 def _mel_bands(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> kernels.MelBands:
-    """`mel_filterbank` as the compiled kernels read it."""
     return kernels.MelBands(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
 
 

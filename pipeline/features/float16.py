@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 import pipeline.features.kernels as kernels
-from pipeline.features.extract import LOG_SCALE, FeatureConfig, compute_features, mel_power
+from pipeline.features.extract import LOG_SCALE, FeatureConfig, compute_features, mel_bands, mel_power, stft_blocks
 
 
 def to_float16(x: np.ndarray) -> np.ndarray:
@@ -36,9 +36,19 @@ def to_float16_inplace(x: np.ndarray) -> np.ndarray:
 
 def cache_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The cache's float16 features of one clip of mono audio ``y`` [shape=(T, config.n_bins)]."""
-    if config.kind == "logmel":
-        return log_mel_float16(mel_power(np.asarray(y, dtype=np.float32), config))
-    return to_float16_inplace(compute_features(y, config))
+    if config.kind != "logmel":
+        return to_float16_inplace(compute_features(y, config))
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    compiled = kernels.load()
+    if compiled is not None:  # spectrum to float16 in one compiled pass a block, no float32 mel in between
+        bands = mel_bands(config)
+        out = np.empty((1 + len(y) // config.hop_length, config.n_mels), dtype=np.float16)
+        scratch = np.empty(bands.n_bins + bands.n_mels, dtype=np.float32)
+        table = _log_mel_kernel_table()
+        if all(compiled.log_mel_from_spectrum(spec, bands, scratch, table, out[start:start + len(spec)])
+               for start, spec in stft_blocks(y, config, compiled)):
+            return out
+    return log_mel_float16(mel_power(y, config))  # also where a value is out of the table
 
 
 _FLOAT16_MAX = np.float32(65504)  # the largest finite float16
@@ -91,11 +101,11 @@ def log_mel_float16(power: np.ndarray) -> np.ndarray:
     bits = power.view(np.uint32)
     if not bits.size:
         return np.zeros(power.shape, dtype=np.float16)
-    start, step_at = _log_mel_table()
     compiled = kernels.load()
     if compiled is not None:  # the same lookup in one compiled pass, which stops at a value out of the table
-        out = compiled.log_mel_f16(power, start, step_at, _TABLE_TOP, _CELL_SHIFT, _FLUSHED)
+        out = compiled.log_mel_f16(power, _log_mel_kernel_table())
         return _log_mel_float16_exact(power) if out is None else out
+    start, step_at = _log_mel_table()
     if bits.max() >= _TABLE_TOP:  # out of the table (or NaN, or a negative zero): the slow exact way
         return _log_mel_float16_exact(power)
     cell = (bits >> _CELL_SHIFT).astype(np.intp)  # take() converts any other index type on every call
@@ -117,6 +127,11 @@ def _log_mel_float16_exact(power: np.ndarray) -> np.ndarray:
     out = value.astype(np.float16)
     out[value < 2.0**-14] = 0
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _log_mel_kernel_table() -> kernels.LogMelTable:
+    return kernels.LogMelTable(*_log_mel_table(), _TABLE_TOP, _CELL_SHIFT, _FLUSHED)
 
 
 @functools.lru_cache(maxsize=1)

@@ -81,6 +81,10 @@ class Kernels:
         lib.mel_from_spectrum.argtypes = [_VOID_P, _I64, _I64, _I64, _VOID_P, _VOID_P, _VOID_P, _VOID_P, _VOID_P,
                                           _VOID_P]
         lib.mel_from_spectrum.restype = None
+        lib.log_mel_from_spectrum.argtypes = [_VOID_P, _I64, _I64, _I64, _VOID_P, _VOID_P, _VOID_P, _VOID_P,
+                                              _VOID_P, _VOID_P, _VOID_P, ctypes.c_uint32, ctypes.c_int32,
+                                              ctypes.c_uint16, _VOID_P]
+        lib.log_mel_from_spectrum.restype = ctypes.c_int
         lib.log_mel_f16.argtypes = [_VOID_P, _I64, _VOID_P, _VOID_P, ctypes.c_uint32, ctypes.c_int32,
                                     ctypes.c_uint16, _VOID_P]
         lib.log_mel_f16.restype = ctypes.c_int
@@ -94,29 +98,35 @@ class Kernels:
                                 out.ctypes.data)
 
     def mel_from_spectrum(self, spec: np.ndarray, bands: MelBands, scratch: np.ndarray, out: np.ndarray) -> None:
-        """Mel power of the frames of ``spec`` [shape=(n, n_bins), complex64] into ``out`` [shape=(n, n_mels)]."""
-        _check(spec, np.complex64), _check(out, np.float32), _check(scratch, np.float32)
-        n, n_bins = spec.shape
-        assert out.shape == (n, len(bands.lo)) and scratch.size >= n_bins and bands.n_bins == n_bins
-        self._lib.mel_from_spectrum(spec.ctypes.data, n, n_bins, out.shape[1], bands.lo.ctypes.data,
-                                    bands.length.ctypes.data, bands.at.ctypes.data, bands.weights.ctypes.data,
+        """Mel power of the frames of ``spec`` [shape=(n, n_bins), complex64] into ``out`` [shape=(n, n_mels)].
+
+        ``scratch``: float32, at least ``n_bins + n_mels`` values."""
+        n = _check_spectrum(spec, bands, scratch, out, np.float32)
+        self._lib.mel_from_spectrum(spec.ctypes.data, n, bands.n_bins, bands.n_mels, *bands.pointers,
                                     scratch.ctypes.data, out.ctypes.data)
 
-    def log_mel_f16(self, power: np.ndarray, start: np.ndarray, step_at: np.ndarray, top: int, shift: int,
-                    flushed: int) -> np.ndarray | None:
-        """float16 of ``power`` by the log-mel table; None if a value is out of it (see ``_kernels.c``)."""
-        _check(power, np.float32), _check(start, np.uint16), _check(step_at, np.uint16)
-        out = np.empty(power.shape, dtype=np.uint16)
-        missed = self._lib.log_mel_f16(power.ctypes.data, power.size, start.ctypes.data, step_at.ctypes.data, top,
-                                       shift, flushed, out.ctypes.data)
-        return None if missed else out.view(np.float16)
+    def log_mel_from_spectrum(self, spec: np.ndarray, bands: MelBands, scratch: np.ndarray, table: LogMelTable,
+                              out: np.ndarray) -> bool:
+        """The float16 log-mel of the frames of ``spec`` into ``out`` [shape=(n, n_mels), float16], by ``table``.
+
+        False, with ``out`` unfinished, where a value is out of the table (see ``_kernels.c``)."""
+        n = _check_spectrum(spec, bands, scratch, out, np.float16)
+        return not self._lib.log_mel_from_spectrum(spec.ctypes.data, n, bands.n_bins, bands.n_mels, *bands.pointers,
+                                                   scratch.ctypes.data, *table.arguments, out.ctypes.data)
+
+    def log_mel_f16(self, power: np.ndarray, table: LogMelTable) -> np.ndarray | None:
+        """float16 of ``power`` (float32) by the log-mel table; None if a value is out of it."""
+        _check(power, np.float32)
+        out = np.empty(power.shape, dtype=np.float16)
+        missed = self._lib.log_mel_f16(power.ctypes.data, power.size, *table.arguments, out.ctypes.data)
+        return None if missed else out
 
 
 class MelBands:
-    """A mel filterbank as `Kernels.mel_from_spectrum` reads it: per band, its non-zero stretch of bins."""
+    """A mel filterbank as the kernels read it: per band, its non-zero stretch of bins."""
 
     def __init__(self, filterbank: np.ndarray) -> None:
-        n_mels, self.n_bins = filterbank.shape
+        self.n_mels, self.n_bins = filterbank.shape
         lo, length, rows = [], [], []
         for row in filterbank:
             nonzero = np.flatnonzero(row)
@@ -126,6 +136,26 @@ class MelBands:
         self.length = np.array(length, dtype=np.int32)
         self.at = np.concatenate([[0], np.cumsum(self.length)[:-1]]).astype(np.int32)
         self.weights = np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+        # The arrays' addresses, passed on every call (looking them up costs microseconds each).
+        self.pointers = tuple(a.ctypes.data for a in (self.lo, self.length, self.at, self.weights))
+
+
+class LogMelTable:
+    """`pipeline.features.float16`'s log-mel table as the kernels read it (see ``_kernels.c``)."""
+
+    def __init__(self, start: np.ndarray, step_at: np.ndarray, top: int, shift: int, flushed: int) -> None:
+        _check(start, np.uint16), _check(step_at, np.uint16)
+        assert start.shape == step_at.shape == (top >> shift,)
+        self._keep = (start, step_at)  # the addresses below stay valid while this object lives
+        self.arguments = (start.ctypes.data, step_at.ctypes.data, top, shift, flushed)
+
+
+def _check_spectrum(spec: np.ndarray, bands: MelBands, scratch: np.ndarray, out: np.ndarray, dtype: type) -> int:
+    _check(spec, np.complex64), _check(scratch, np.float32), _check(out, dtype)
+    n = spec.shape[0]
+    assert spec.shape == (n, bands.n_bins) and out.shape == (n, bands.n_mels)
+    assert scratch.size >= bands.n_bins + bands.n_mels
+    return n
 
 
 def _check(a: np.ndarray, dtype: type) -> None:
