@@ -2,9 +2,10 @@
 
 Why: around ducc0's FFT, numpy computes the windowed frames, the power spectrum, the mel
 filterbank and the float16 table each in one or more whole-array passes, with scratch arrays
-and a few dozen Python calls per clip in between. The compiled loops do each in one pass over
-a block that stays in the CPU's cache: a 10 s clip's cached features cost 1.8-1.9 ms instead of
-2.3-2.5 (the FFT's 0.6 ms included; docs/benchmarks.md, "Features").
+and a few dozen Python calls per clip in between. The compiled loops window a block of frames
+in one pass and take its spectrum to the cache's float16 values in another, on data that stays
+in the CPU's cache: a 10 s clip's cached features cost 1.7-1.8 ms instead of 2.3-2.5 (the FFT's
+0.6 ms included; docs/benchmarks.md, "Features").
 
 Results: the windowed frames and the table's float16 values are numpy's bit for bit; the mel
 power is within float32 rounding of it (the sums run in another order), which moves about one
