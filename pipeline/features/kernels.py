@@ -64,7 +64,8 @@ def build(compiler: str | None = None) -> Path:
         raise RuntimeError(f"no C compiler ({command[0]}: {exc.strerror})") from None
     if done.returncode != 0:
         tmp.unlink(missing_ok=True)
-        first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        first = next((line for line in lines if "error" in line), lines[0])[:300]
         raise RuntimeError(f"{command[0]} could not compile {SOURCE.name}: {first}")
     os.replace(tmp, target)
     for old in SOURCE.parent.glob("_kernels-*.so"):  # builds of earlier sources
