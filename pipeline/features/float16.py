@@ -2,7 +2,8 @@
 
 `cache_features` is the cache's one entry point. Log-mel features go straight from the mel
 power to float16 by table lookup (`log_mel_float16`: the correctly rounded float16 of
-``log10(1 + LOG_SCALE * power)``, without computing a logarithm); other kinds are computed
+``log10(1 + LOG_SCALE * power)``, without computing a logarithm; with the compiled kernels,
+from each block's spectrum in one pass, `pipeline.features.kernels`); other kinds are computed
 by `compute_features` and cast by `to_float16` (numpy's rounding, on float32 bit patterns
 where it can be). Both flush values below 2**-14 to 0.
 """
