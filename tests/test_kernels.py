@@ -116,6 +116,14 @@ def test_kernels_check_what_they_are_given(compiled: kernels.Kernels) -> None:
         compiled.window_frames(np.zeros(1000), 0, extract._hann(512), 256, out)
     with pytest.raises(TypeError, match="strided"):
         compiled.window_frames(np.zeros(2000, np.float32)[::2], 0, extract._hann(512), 256, out)
+    with pytest.raises(ValueError, match="window's length"):
+        compiled.window_frames(np.zeros(1000, np.float32), 0, extract._hann(256), 256, out)
+    bands = extract.mel_bands(FeatureConfig())
+    spec = np.zeros((2, 257), np.complex64)
+    with pytest.raises(ValueError, match="spectrum and output"):
+        compiled.mel_from_spectrum(spec, bands, np.zeros(400, np.float32), np.zeros((3, 96), np.float32))
+    with pytest.raises(ValueError, match="scratch"):
+        compiled.mel_from_spectrum(spec, bands, np.zeros(257, np.float32), np.zeros((2, 96), np.float32))
 
 
 def test_short_and_silent_audio_through_the_kernels(compiled: kernels.Kernels) -> None:

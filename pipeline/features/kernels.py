@@ -95,7 +95,7 @@ class Kernels:
     def window_frames(self, y: np.ndarray, start: int, window: np.ndarray, hop: int, out: np.ndarray) -> None:
         """Frames ``start`` to ``start + len(out)`` of the centred STFT of ``y``, windowed, into ``out``."""
         _check(y, np.float32), _check(window, np.float32), _check(out, np.float32)
-        assert out.ndim == 2 and out.shape[1] == window.size
+        _require(out.ndim == 2 and out.shape[1] == window.size and hop >= 1, "frames of the window's length")
         self._lib.window_frames(y.ctypes.data, y.size, start, out.shape[0], window.size, hop, window.ctypes.data,
                                 out.ctypes.data)
 
@@ -147,7 +147,7 @@ class LogMelTable:
 
     def __init__(self, start: np.ndarray, step_at: np.ndarray, top: int, shift: int, flushed: int) -> None:
         _check(start, np.uint16), _check(step_at, np.uint16)
-        assert start.shape == step_at.shape == (top >> shift,)
+        _require(start.shape == step_at.shape == (top >> shift,), "a table cell for every value below its top")
         self._keep = (start, step_at)  # the addresses below stay valid while this object lives
         self.arguments = (start.ctypes.data, step_at.ctypes.data, top, shift, flushed)
 
@@ -155,9 +155,15 @@ class LogMelTable:
 def _check_spectrum(spec: np.ndarray, bands: MelBands, scratch: np.ndarray, out: np.ndarray, dtype: type) -> int:
     _check(spec, np.complex64), _check(scratch, np.float32), _check(out, dtype)
     n = spec.shape[0]
-    assert spec.shape == (n, bands.n_bins) and out.shape == (n, bands.n_mels)
-    assert scratch.size >= bands.n_bins + bands.n_mels
+    _require(spec.shape == (n, bands.n_bins) and out.shape == (n, bands.n_mels), "spectrum and output of the bands")
+    _require(scratch.size >= bands.n_bins + bands.n_mels, "scratch of n_bins + n_mels values")
     return n
+
+
+def _require(ok: bool, what: str) -> None:
+    """Checks that guard the C code's memory: not asserts, which ``python -O`` removes."""
+    if not ok:
+        raise ValueError(f"kernels need {what}")
 
 
 def _check(a: np.ndarray, dtype: type) -> None:
