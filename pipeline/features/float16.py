@@ -49,7 +49,8 @@ def cache_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         if all(compiled.log_mel_from_spectrum(spec, bands, scratch, table, out[start:start + len(spec)])
                for start, spec in stft_blocks(y, config, compiled)):
             return out
-    return log_mel_float16(mel_power(y, config))  # also where a value is out of the table
+        return _log_mel_float16_exact(mel_power(y, config))  # a value is out of the table: no lookup again
+    return log_mel_float16(mel_power(y, config))
 
 
 _FLOAT16_MAX = np.float32(65504)  # the largest finite float16
