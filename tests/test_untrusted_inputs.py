@@ -214,6 +214,8 @@ def test_dashboard_config_hides_tracebacks_and_icons_are_local() -> None:
     config = (REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8")
     setting = re.search(r'^showErrorDetails\s*=\s*"(\w+)"', config, re.MULTILINE)
     assert setting and setting.group(1) in ("type", "none"), "a traceback shows visitors server paths"
+    # a full garbage collection after every rerun cost half the server's time of a page switch
+    assert re.search(r"^postScriptGC\s*=\s*false", config, re.MULTILINE), "every rerun waits on gc.collect()"
     # a Material page icon makes the browser fetch the favicon from fonts.gstatic.com
     assert ":material/" not in APP.read_text(encoding="utf-8")
 
