@@ -446,12 +446,14 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
     else:  # no annotations: the model's most probable tags instead
         top = np.argsort(-preds.probs[row], kind="stable")[:3]
         listed = "most probable: " + ", ".join(f"{md(preds.tags[j])} {preds.probs[row, j]:.2f}" for j in top)
+    # A horizontal container, not st.columns: each block is an element the browser renders, and a
+    # page of cards is mostly blocks (docs/benchmarks.md, "Fewer elements a page").
     with container.container(border=True):
-        a, b = st.columns([3, 1], vertical_alignment="center")
-        a.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
-                   f"<span style='color:#6B7280;font-size:0.85rem'>{listed}"
-                   f" · {md(info['split'])}</span>", unsafe_allow_html=True)
-        open_clip_button(str(info["clip_id"]), key=key, container=b)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
+                        f"<span style='color:#6B7280;font-size:0.85rem'>{listed}"
+                        f" · {md(info['split'])}</span>", unsafe_allow_html=True, width="stretch")
+            open_clip_button(str(info["clip_id"]), key=key)
         play(preds, row, compact=True)
         if tag is not None and run is not None and tag in preds.tags:
             review.verdict_buttons(review.store(run, quiet=True), review.question(preds, row, preds.tags.index(tag)),

@@ -84,22 +84,25 @@ def explorer() -> None:
         order = np.argsort(-probs, kind="stable")
         annotated = [i for i in order if outcomes[i] in (TP, FN)]
         predicted = [i for i in order if outcomes[i] in (TP, FP, PRED)]
+        # Horizontal containers rather than columns, a heading and its chips in one markdown: the
+        # browser's cost of a rerun grows with the number of elements.
         if annotated_run:
             counts = {o: int((outcomes == o).sum()) for o in (TP, FP, FN)}
-            m1, m2, m3 = st.columns(3)
-            m1.metric("True positives", counts[TP], help="annotated and predicted")
-            m2.metric("False positives", counts[FP], help="predicted, not annotated")
-            m3.metric("False negatives", counts[FN], help="annotated, not predicted")
-            a, b = st.columns(2)
-            a.markdown("**Annotated**")
-            a.markdown(widgets.chips_html([tags[i] for i in annotated], [outcomes[i] for i in annotated]),
-                       unsafe_allow_html=True)
+            with st.container(horizontal=True):
+                st.metric("True positives", counts[TP], help="annotated and predicted")
+                st.metric("False positives", counts[FP], help="predicted, not annotated")
+                st.metric("False negatives", counts[FN], help="annotated, not predicted")
         else:
             st.metric("Predicted tags", len(predicted), help=f"tags at {how}")
-            b = st.container()
-        b.markdown("**Predicted**")
-        b.markdown(widgets.chips_html([tags[i] for i in predicted], [outcomes[i] for i in predicted],
-                                      [float(probs[i]) for i in predicted]), unsafe_allow_html=True)
+        with st.container(horizontal=True):
+            if annotated_run:
+                st.markdown("**Annotated**<br>" + widgets.chips_html([tags[i] for i in annotated],
+                                                                     [outcomes[i] for i in annotated]),
+                            unsafe_allow_html=True, width="stretch")
+            st.markdown("**Predicted**<br>" + widgets.chips_html([tags[i] for i in predicted],
+                                                                 [outcomes[i] for i in predicted],
+                                                                 [float(probs[i]) for i in predicted]),
+                        unsafe_allow_html=True, width="stretch")
     with right:
         widgets.chart(charts.clip_tags(tags, probs, list(outcomes), thresholds), key="clip_tags")
 
@@ -168,14 +171,15 @@ def explorer() -> None:
                               if preds.probs[other_row, j] >= thresholds[j]]
                 mine = {tags[i] for i in predicted}
             shared = sorted(set(other_tags) & mine)
-            with st.container(border=True):
-                c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="center")
-                c1.markdown(f"**{md(other)}** · similarity {similarity:.2f}  \n{code(other_info['file'])} "
-                            f"({md(other_info['split'])})")
-                c1.caption(("Tags: " if annotated_run else "Predicted: ") + (", ".join(map(md, other_tags)) or "none")
-                           + (f" · shared: {', '.join(map(md, shared))}" if shared else ""))
-                widgets.play(preds, other_row, container=c2, compact=True)
-                widgets.open_clip_button(other, key=f"similar:{n}", container=c3, switch=False)
+            listed = (("Tags: " if annotated_run else "Predicted: ") + (", ".join(map(md, other_tags)) or "none")
+                      + (f" · shared: {', '.join(map(md, shared))}" if shared else ""))
+            # One bordered horizontal row (not columns) and one markdown: fewer elements to render.
+            with st.container(border=True, horizontal=True, vertical_alignment="center"):
+                st.markdown(f"**{md(other)}** · similarity {similarity:.2f}  \n{code(other_info['file'])} "
+                            f"({md(other_info['split'])})  \n<span style='color:#6B7280;font-size:0.85rem'>"
+                            f"{listed}</span>", unsafe_allow_html=True, width=320)
+                widgets.play(preds, other_row, compact=True)
+                widgets.open_clip_button(other, key=f"similar:{n}", switch=False)
 
 
 explorer()
