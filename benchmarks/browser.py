@@ -115,6 +115,13 @@ INIT_SCRIPT = r"""
       });
     }
   };
+  // The end of every long task (50 ms or more) on the main thread: a chart library draws after
+  // the message that carried its figure (plotly lays out in later tasks), and the page is not
+  // settled while that runs.
+  bench.longTasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) bench.longTasks.push(e.startTime + e.duration);
+  }).observe({type: 'longtask', buffered: true});
   bench.current = () => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app ? app.getAttribute(ATTR) : null;
@@ -122,12 +129,14 @@ INIT_SCRIPT = r"""
   for (const type of ['pointerdown', 'mousedown', 'keydown', 'click'])
     window.addEventListener(type, (e) => bench.inputs.push([type, e.timeStamp]), true);
   bench.arm = () => { bench.mark = bench.states.length; bench.inputMark = bench.inputs.length;
-                      bench.messageMark = bench.messages.length; bench.armedAt = performance.now(); };
+                      bench.messageMark = bench.messages.length; bench.longMark = bench.longTasks.length;
+                      bench.armedAt = performance.now(); };
   // Resolves once the script has run (a state change or a message since the action) and then nothing
   // has changed for `quiet` ms: settled is the later of the last state change and the first frame
   // drawn after the last message. Rejects at `timeout`.
   bench.settle = (quiet, timeout, fromStart) => new Promise((resolve, reject) => {
     const mark = fromStart ? 0 : bench.mark, messageMark = fromStart ? 0 : bench.messageMark;
+    const longMark = fromStart ? 0 : bench.longMark;
     const began = performance.now();
     let settled = null, clearSince = null;  // clearSince: since when no loading skeleton is on the page
     const tick = () => {
@@ -139,7 +148,9 @@ INIT_SCRIPT = r"""
       const lastState = seen.length ? seen[seen.length - 1][1] : 0;
       const lastMessage = heard.length ? heard[heard.length - 1] : 0;
       const frame = bench.frames.find((t) => t >= lastMessage);
-      const last = Math.max(lastState, heard.length ? (frame === undefined ? Infinity : frame) : 0);
+      const long = bench.longTasks.slice(longMark);
+      const last = Math.max(lastState, heard.length ? (frame === undefined ? Infinity : frame) : 0,
+                            long.length ? Math.max(...long) : 0);
       if (settled === null && ran && bench.current() === 'notRunning' && now - last >= quiet) settled = last;
       if (settled !== null && clearSince !== null) {
         const input = bench.inputs.slice(fromStart ? 0 : bench.inputMark)[0];
