@@ -51,8 +51,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
     "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
-    "curve_plotly": ("the dashboard's plotly ROC curve (dashboard.charts.roc), 1,500 points, two operating points",
-                     "widgets.chart(charts.roc(curve(rng), 0.9, POINTS, 'tag'), key=f'c{i}')"),
+    "curve_plotly": ("the dashboard's ROC and PR curves (dashboard.charts.roc_pr), 1,500 points each, one figure",
+                     "widgets.chart(charts.roc_pr(curve(rng), 0.9, 0.8, 0.1, POINTS, 'tag'), key=f'c{i}')"),
+    "curves_two": ("the same two curves as two plotly figures of one panel (Tag metrics before 2026-12-02)",
+                   "[widgets.chart(one_panel(rng), key=f'c{i}{k}') for k in range(2)]"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
@@ -75,7 +77,15 @@ def cloud(rng, n):
 POINTS = {"threshold in use 0.50": {"fpr": 0.2, "recall": 0.7}, "tuned threshold 0.30": {"fpr": 0.4, "recall": 0.9}}
 def curve(rng):
     fpr = np.sort(rng.random(1500)); fpr[0], fpr[-1] = 0, 1
-    return {"fpr": fpr, "tpr": np.sqrt(fpr), "roc_thresholds": 1 - fpr}
+    return {"fpr": fpr, "tpr": np.sqrt(fpr), "roc_thresholds": 1 - fpr,
+            "recall": fpr, "precision": 1 - fpr ** 2, "pr_thresholds": 1 - fpr}
+def one_panel(rng):
+    """The left panel of charts.roc_pr alone: one curve, one figure."""
+    figure = charts.roc_pr(curve(rng), 0.9, 0.8, 0.1, POINTS, "tag")
+    layout = figure.layout.to_plotly_json()
+    del layout["xaxis2"], layout["yaxis2"]
+    layout["xaxis"]["domain"] = [0, 1]
+    return go.Figure([t for t in figure.data if t.xaxis in (None, "x")], layout)
 def curve_spec(rng):
     c = curve(rng)
     line = pd.DataFrame({"x": c["fpr"], "y": c["tpr"], "threshold": c["roc_thresholds"], "series": "ROC",

@@ -147,3 +147,25 @@ def test_the_chosen_tag_is_highlighted_through_the_data() -> None:
     assert frame["tag"].tolist() == [CRAFTED, "a", "c"], "best first"
     assert frame["chosen"].tolist() == [True, False, False]
     assert spec["encoding"]["color"]["scale"]["range"] == [theme.PRIMARY, theme.SECONDARY]
+
+
+def test_roc_and_pr_curves_share_one_figure_with_each_series_named_once() -> None:
+    from dashboard import analysis
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(400) < 0.3
+    probs = np.clip(truth * 0.3 + rng.random(400) * 0.7, 0, 1)
+    curve = analysis.curves(truth, probs)
+    points = {"threshold in use 0.50": analysis.operating_point(truth, probs, 0.5)}
+    figure = charts.roc_pr(curve, 0.8, 0.7, float(truth.mean()), points, "rock")
+    assert {(t.xaxis or "x", t.yaxis or "y") for t in figure.data} == {("x", "y"), ("x2", "y2")}, "two panels"
+    named = [t.name for t in figure.data if t.showlegend is not False]
+    assert sorted(named) == sorted(["chance", "ROC (AUC 0.800)", "PR (AP 0.700)", "threshold in use 0.50"])
+    roc = next(t for t in figure.data if t.name.startswith("ROC"))
+    pr = next(t for t in figure.data if t.name.startswith("PR"))
+    np.testing.assert_array_equal(roc.x, curve["fpr"])
+    np.testing.assert_array_equal(pr.y, curve["precision"])
+    assert (pr.xaxis, pr.yaxis) == ("x2", "y2")
+    # the operating point sits on both panels, and its legend entry toggles both
+    marks = [t for t in figure.data if t.name == "threshold in use 0.50"]
+    assert len(marks) == 2 and len({t.legendgroup for t in marks}) == 1

@@ -94,7 +94,7 @@ def test_every_page_renders_on_a_complete_run(runs: Path, monkeypatch: pytest.Mo
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="w:run").value == "complete"
     charts = charts_on(at)
-    expected = {"overview": 4, "clip_explorer": 2, "tag_metrics": 4, "error_analysis": 0, "tag_map": 5,
+    expected = {"overview": 4, "clip_explorer": 2, "tag_metrics": 2, "error_analysis": 0, "tag_map": 5,
                 "tag_a_file": 0, "compare_runs": 2, "review": 1}[page]
     assert len(charts) >= expected, f"{page}: {len(charts)} charts"
 
@@ -139,6 +139,23 @@ def test_clip_search_filters_the_picker(runs: Path, monkeypatch: pytest.MonkeyPa
     options = [o.split(" · ")[0] for o in at.selectbox(key="w:clip").options]
     assert set(options) - {at.selectbox(key="w:clip").value} <= {f"syn0000{i}" for i in range(10, 20)}
     assert "10 of 160 clips match" in texts(at)
+
+
+def test_tag_cooccurrence_is_drawn_when_opened(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def heatmaps() -> list[str]:
+        titles = [json.loads(c.proto.spec).get("title", {}).get("text", "") for c in at.get("vega_lite_chart")]
+        return [t for t in titles if "co-occurrence" in t]
+
+    at = app(runs, monkeypatch, "tag_metrics", run="complete")
+    assert "Tag co-occurrence: annotations vs predictions" in [e.label for e in at.main.expander]
+    assert heatmaps() == [], "closed: not computed, nothing sent to the browser"
+    at.session_state["metrics:cooccurrence_open"] = True  # what a click on the expander sets
+    at.session_state["metrics:cooccurrence_kept"] = True  # and its on_change callback
+    at.run()
+    assert heatmaps() == ["Annotated co-occurrence P(column | row)"]
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/tag_metrics.py").run()
+    assert heatmaps(), "it stays open across a page switch"
 
 
 def expected_counts(run_dir: Path, threshold: float, split: str = "test") -> tuple[int, int, int]:

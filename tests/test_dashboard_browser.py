@@ -179,6 +179,21 @@ def test_move_the_threshold(server: str, page: Any) -> None:
     screenshot(page, "threshold-moved")
 
 
+def test_open_the_tag_cooccurrence_and_find_it_open_on_return(server: str, page: Any) -> None:
+    open_page(page, server, "tag_metrics", "run=complete")
+    heatmap = '[data-testid="stExpander"] [data-testid="stVegaLiteChart"] svg.marks'
+    assert page.locator(heatmap).count() == 0, "closed, it is not drawn"
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="Tag co-occurrence").click()
+    page.wait_for_selector(heatmap)
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Overview").click()
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Tag metrics").click()
+    wait_idle(page)
+    page.wait_for_selector(heatmap)  # drawn again: the user left it open
+    screenshot(page, "tag-cooccurrence")
+
+
 def test_upload_a_file_and_see_its_tags(server: str, page: Any, tmp_path: Path) -> None:
     upload = write_tone(tmp_path / "upload.wav", 4.0, (220.0, 277.2, 330.0))
     open_page(page, server, "tag_a_file", "run=complete")

@@ -12,7 +12,7 @@ from pipeline.run import rundir as rd
 
 # Clips drawn on the clip map: a seeded sample of the first count by default (it shows the map's shape, and
 # the browser draws it in a fraction of the time of every clip), the others on request.
-CLIP_POINTS = (5_000, 12_000)
+CLIP_POINTS = (2_000, 5_000, 12_000)
 
 ctx = widgets.context()
 run = widgets.need_run(ctx)

@@ -117,9 +117,8 @@ def tag_curves() -> None:
     tuned = float(table["tuned_threshold"][j]) if "tuned_threshold" in table else np.nan
     if np.isfinite(tuned) and abs(tuned - thresholds[j]) > 1e-9:
         points[f"tuned threshold {tuned:.2f}"] = analysis.operating_point(truth[:, j], probs[:, j], tuned)
-    a, b = st.columns(2)
-    widgets.chart(charts.roc(curve, float(table["roc_auc"][j]), points, tag), key="roc", where=a)
-    widgets.chart(charts.pr(curve, float(table["pr_auc"][j]), float(truth[:, j].mean()), points, tag), key="pr", where=b)
+    widgets.chart(charts.roc_pr(curve, float(table["roc_auc"][j]), float(table["pr_auc"][j]), float(truth[:, j].mean()),
+                                points, tag), key="curves")
 
 
 tag_curves()
@@ -128,9 +127,28 @@ tag_curves()
 COOCCURRENCE = {"annotations": "Annotations", "predictions": "Predictions", "difference": "Predictions minus annotations"}
 
 
+COOCCURRENCE_OPEN, COOCCURRENCE_KEPT = "metrics:cooccurrence_open", "metrics:cooccurrence_kept"
+
+
+def _keep_cooccurrence_open() -> None:
+    # A widget's own state is dropped on a page where it is not drawn; this copy outlives page switches.
+    st.session_state[COOCCURRENCE_KEPT] = bool(st.session_state[COOCCURRENCE_OPEN])
+
+
 @st.fragment
 def cooccurrence() -> None:
-    st.subheader("Tag co-occurrence: annotations vs predictions")
+    # Drawn when opened (a 2,500-cell heatmap is a third of the page's time in the browser); once
+    # opened it stays open, on this page and when the user comes back to it.
+    st.session_state[COOCCURRENCE_OPEN] = st.session_state.get(COOCCURRENCE_KEPT, False)
+    box = st.expander("Tag co-occurrence: annotations vs predictions", key=COOCCURRENCE_OPEN,
+                      on_change=_keep_cooccurrence_open)
+    if not box.open:
+        return
+    with box:
+        cooccurrence_matrix()
+
+
+def cooccurrence_matrix() -> None:
     st.caption("Each cell is P(column tag | row tag): the share of clips with the row tag that also have the "
                f"column tag, on {widgets.split_phrase(split)}. Predictions are taken at {how}.")
     shown = st.segmented_control("Co-occurrence of", list(COOCCURRENCE), format_func=COOCCURRENCE.get,
