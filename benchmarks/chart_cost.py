@@ -57,6 +57,12 @@ VARIANTS: dict[str, tuple[str, str]] = {
                    "[widgets.chart(one_panel(rng), key=f'c{i}{k}') for k in range(2)]"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
+    "cooccurrence": ("the Tag metrics co-occurrence heatmap (dashboard.charts.cooccurrence), 50 x 50 tags",
+                     "widgets.chart(charts.cooccurrence(rng.random((50, 50)), TAGS50, 'co-occurrence'), key=f'c{i}')"),
+    "markdown_100": ("no chart: 100 st.markdown elements of one line (what an element costs)",
+                     "[st.markdown(f'line {k}: **{rng.random():.3f}**') for k in range(100)]"),
+    "markdown_joined": ("no chart: the same 100 lines in one st.markdown",
+                        "st.markdown(chr(10).join(f'line {k}: **{rng.random():.3f}**  ' for k in range(100)))"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
                 "st.vega_lite_chart(cloud(rng, 5000), VEGA_POINTS, key=f'c{i}')"),
 }
@@ -65,6 +71,7 @@ import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
 from dashboard import charts, widgets
 from dashboard.theme import PLOTLY_TEMPLATE, VEGA_CONFIG
 TAGS = [f"tag {j}" for j in range(25)]
+TAGS50 = [f"tag {j}" for j in range(50)]
 VEGA_BARS = {"mark": "bar", "height": 300, "encoding": {"x": {"field": "tag", "type": "nominal"},
                                                       "y": {"field": "p", "type": "quantitative"}}}
 VEGA_POINTS = {"mark": {"type": "circle", "size": 12}, "height": 520, "width": "container",

@@ -5,9 +5,9 @@ which Streamlit sends to the browser as Arrow): Vega draws one (as SVG) for a fr
 browser's time of a plotly figure, 50 against 153 ms of Chromium's CPU for a bar chart and 453
 against 970 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite charts"). Plotly
 `go.Figure`s remain where they cost the same or less: the views that align a spectrogram image
-with a taggram on one time axis (`clip_view`, `dashboard.inside_charts`), `training_curves`'
-two panels, and the ROC and PR curves (a 1,500-point line that plotly updates in place on a
-rerun, where Vega compiles its spec afresh: choosing a tag took 624 ms with plotly's curves,
+with a taggram on one time axis (`clip_view`, `dashboard.inside_charts`) and the ROC and PR
+curves (`roc_pr`, one figure of two panels: a 1,500-point line that plotly updates in place on
+a rerun, where Vega compiles its spec afresh; choosing a tag took 624 ms with plotly's curves,
 844 with Vega-Lite's). Those are built from plain dicts handed to one ``go.Figure(data,
 layout)`` call (plotly validates each property once that way, several times faster than
 ``add_trace`` / ``update_layout`` / ``make_subplots``). `dashboard.widgets.chart` shows both.
@@ -176,28 +176,50 @@ def headline(table: pd.DataFrame) -> Spec:
          "encoding": {"x": x, "xOffset": offset, "y": {"datum": 0}, "text": _field("label", "nominal")}}])
 
 
-def training_curves(history: pd.DataFrame) -> go.Figure:
-    """Training loss and validation AUCs per epoch, side by side."""
-    epoch = history["epoch"].to_numpy()
-    line = dict(type="scatter", mode="lines+markers", marker=dict(size=4))
-    data = []
-    if "train_loss" in history:
-        data.append({**line, "x": epoch, "y": history["train_loss"].to_numpy(float), "name": "train loss",
-                     "line": dict(color=theme.MUTED)})
-    for column, label, color in (("valid_roc_auc", "valid ROC-AUC", theme.PRIMARY),
-                                 ("valid_pr_auc", "valid PR-AUC", theme.SECONDARY)):
-        if column in history:
-            data.append({**line, "x": epoch, "y": history[column].to_numpy(float), "name": label,
-                         "line": dict(color=color), "xaxis": "x2", "yaxis": "y2"})
+def training_loss(history: pd.DataFrame) -> Spec | None:
+    """Training loss per epoch; None when ``history`` has no train_loss."""
+    if "train_loss" not in history:
+        return None
+    frame = pd.DataFrame({"epoch": history["epoch"].to_numpy(int), "loss": history["train_loss"].to_numpy(float)})
+    return _spec("Training loss", 300, data={"values": frame},
+                 mark={"type": "line", "color": theme.MUTED, "point": {"size": 30, "color": theme.MUTED}}, encoding={
+                     "x": _field("epoch", title="epoch", axis={"tickMinStep": 1}),
+                     "y": _field("loss", title="training loss", scale={"zero": False}),
+                     "tooltip": [_tip("epoch", "epoch"), _tip("loss", "training loss", ".4f")]})
+
+
+def validation_aucs(history: pd.DataFrame) -> Spec | None:
+    """Validation ROC-AUC and PR-AUC per epoch, the best epoch by ROC-AUC marked; None without either.
+
+    Two Vega-Lite charts side by side (this and `training_loss`) replace one plotly figure of two
+    panels: the Overview's page switch spent about 200 ms of the browser's time drawing that figure.
+    """
+    series = [(column, label, color) for column, label, color in
+              (("valid_roc_auc", "valid ROC-AUC", theme.PRIMARY), ("valid_pr_auc", "valid PR-AUC", theme.SECONDARY))
+              if column in history]
+    if not series:
+        return None
+    epoch = history["epoch"].to_numpy(int)
+    frame = pd.concat([pd.DataFrame({"epoch": epoch, "metric": label, "value": history[column].to_numpy(float)})
+                       for column, label, _ in series], ignore_index=True)
+    colours = {"domain": [label for _, label, _ in series], "range": [color for _, _, color in series]}
+    x = _field("epoch", title="epoch", axis={"tickMinStep": 1})
+    layers: list[dict[str, Any]] = [
+        {"data": {"name": "curves"}, "mark": {"type": "line", "point": {"size": 30}},
+         "encoding": {"x": x, "y": _field("value", title="validation AUC", scale={"zero": False}),
+                      "color": _field("metric", "nominal", scale=colours),
+                      "tooltip": [_tip("epoch", "epoch"), _tip("metric", "metric"), _tip("value", "AUC", ".4f")]}}]
+    datasets = {"curves": frame}
+    subtitle = None
     if "valid_roc_auc" in history and history["valid_roc_auc"].notna().any():
         best = history.loc[history["valid_roc_auc"].idxmax()]
-        data.append(dict(type="scatter", x=[best["epoch"]], y=[best["valid_roc_auc"]], mode="markers",
-                         name="best epoch", marker=dict(size=12, symbol="star", color=theme.PRIMARY),
-                         xaxis="x2", yaxis="y2"))
-    return _figure(data, "Training curves: loss (left) and validation AUC (right)", height=320,
-                   xaxis=dict(domain=[0, 0.45], title="epoch"), yaxis=dict(title="training loss"),
-                   xaxis2=dict(domain=[0.55, 1], title="epoch", anchor="y2"),
-                   yaxis2=dict(anchor="x2", title="validation AUC"))
+        datasets["best"] = pd.DataFrame({"epoch": [int(best["epoch"])], "value": [float(best["valid_roc_auc"])]})
+        layers.append({"data": {"name": "best"}, "mark": {"type": "point", "shape": "diamond", "filled": True,
+                                                          "size": 180, "color": theme.PRIMARY},
+                       "encoding": {"x": _field("epoch"), "y": _field("value"),
+                                    "tooltip": [_tip("epoch", "best epoch"), _tip("value", "valid ROC-AUC", ".4f")]}})
+        subtitle = f"Diamond: the best epoch by validation ROC-AUC ({int(best['epoch'])})"
+    return _spec("Validation AUC", 300, subtitle=subtitle, datasets=datasets, layer=layers)
 
 
 def tag_frequency(tags: Sequence[str], counts: Sequence[int], *, top: int = 50,

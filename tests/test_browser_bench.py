@@ -144,7 +144,7 @@ def test_chart_cost_times_each_variant(capsys: pytest.CaptureFixture[str]) -> No
     pytest.importorskip("playwright.async_api")
     from benchmarks import chart_cost
 
-    variants = ["empty", "plotly_own", "image", "curve_vega"]
+    variants = ["empty", "plotly_own", "image", "curve_vega", "curves_two", "cooccurrence", "markdown_joined"]
     assert chart_cost.main(["--variants", ",".join(variants), "--count", "1", "--repeat", "1",
                             "--chromium", CHROMIUM]) == 0
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]

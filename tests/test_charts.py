@@ -89,6 +89,8 @@ def vega_specs() -> dict[str, dict]:
                              "high": 0.5 + rng.random(6) * 0.5})
     projection = pd.DataFrame({"tag": tags, "cluster": [0, 1, 1], "frequency": [3, 9, 1], "umap_x": [0, 1, 2],
                                "umap_y": [1, 0, 2], "roc_auc": [0.7, 0.9, np.nan]})
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "valid_roc_auc": [0.6, 0.8, 0.7],
+                            "valid_pr_auc": [0.2, np.nan, 0.3]})
     return {
         "split_sizes": charts.split_sizes({"train": 10, "valid": 3, "test": 5}),
         "headline": charts.headline(headline),
@@ -106,6 +108,8 @@ def vega_specs() -> dict[str, dict]:
         "top_tags": charts.top_tags(tags, np.array([0.9, 0.2, 0.5]), threshold=0.4),
         "run_deltas": charts.run_deltas(runs, "roc_auc", "A", "B"),
         "run_scatter": charts.run_scatter(runs, "roc_auc", "A", "B"),
+        "training_loss": charts.training_loss(history),
+        "validation_aucs": charts.validation_aucs(history),
     }
 
 
@@ -169,3 +173,12 @@ def test_roc_and_pr_curves_share_one_figure_with_each_series_named_once() -> Non
     # the operating point sits on both panels, and its legend entry toggles both
     marks = [t for t in figure.data if t.name == "threshold in use 0.50"]
     assert len(marks) == 2 and len({t.legendgroup for t in marks}) == 1
+
+
+def test_training_charts_mark_the_best_epoch_and_skip_what_the_history_lacks() -> None:
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "valid_roc_auc": [0.6, 0.8, 0.7]})
+    spec = charts.validation_aucs(history)
+    assert spec["datasets"]["best"].to_dict("records") == [{"epoch": 2, "value": 0.8}]
+    assert set(spec["datasets"]["curves"]["metric"]) == {"valid ROC-AUC"}, "no PR-AUC column, no PR-AUC line"
+    assert charts.training_loss(history.drop(columns="train_loss")) is None
+    assert charts.validation_aucs(history[["epoch", "train_loss"]]) is None

@@ -131,7 +131,10 @@ elif run.has("train"):
     history = widgets.guarded(loaders.load_history, str(run.file(rd.HISTORY)), run.stamp(rd.HISTORY),
                               what=rd.HISTORY)
     if history is not None and len(history):
-        widgets.chart(charts.training_curves(history), key="history")
+        drawn = [(key, spec) for key, spec in (("history:loss", charts.training_loss(history)),
+                                               ("history:auc", charts.validation_aucs(history))) if spec is not None]
+        for column, (key, spec) in zip(st.columns(len(drawn)) if drawn else [], drawn):
+            widgets.chart(spec, key=key, where=column)
         last = history.iloc[-1]
         total = history["seconds"].sum() if "seconds" in history else np.nan
         st.caption(f"{len(history)} epochs" + (f", {total / 60:.1f} minutes of training" if np.isfinite(total) else "")
