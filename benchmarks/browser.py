@@ -244,10 +244,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(runs: Path | None, reviews: Path, log_path: Path, *, app: Path = APP) -> Iterator[tuple[str, int]]:
+def serve(runs: Path | None, reviews: Path, log_path: Path, *, app: Path = APP,
+          cwd: Path = REPO) -> Iterator[tuple[str, int]]:
     """``streamlit run dashboard/app.py -- --runs RUNS`` on a free local port; yields its base URL and pid.
 
-    ``app`` serves another script (with ``runs`` None: no arguments), as `benchmarks.chart_cost` does.
+    ``app`` serves another script (with ``runs`` None: no arguments), as `benchmarks.chart_cost` does;
+    ``cwd`` is where it starts, whose ``.streamlit/config.toml`` it reads (another checkout's, for
+    `benchmarks.page_ab`).
     """
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
@@ -255,7 +258,7 @@ def serve(runs: Path | None, reviews: Path, log_path: Path, *, app: Path = APP) 
            "--browser.gatherUsageStats", "false"] + ([] if runs is None else ["--", "--runs", str(runs)])
     env = {**os.environ, REVIEWS_ENV: str(reviews)}  # review answers never land in the user's database
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -298,8 +301,9 @@ class CpuMeter:
     waited for a core. Linux only; elsewhere `available` is False and no CPU is reported.
     """
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, others: tuple[int, ...] = ()) -> None:
         self.server_pid = server_pid
+        self.servers = {server_pid, *others}  # other servers started here are not the browser either
         self.available = Path(f"/proc/{server_pid}/stat").is_file()
 
     def read(self) -> tuple[float, float] | None:
@@ -317,7 +321,7 @@ class CpuMeter:
         below, todo = [], [os.getpid()]
         while todo:
             for child in children.get(todo.pop(), []):
-                if child != self.server_pid:  # the server (also started here) and what it starts are not the browser
+                if child not in self.servers:  # a server (also started here) and what it starts are not the browser
                     below.append(child)
                     todo.append(child)
         browser = sum(stats[p][1] for p in below)

@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "tag": "time 'python -m pipeline tag' on a 30 s clip as a whole process",
     "dashboard": "dashboard load and interaction times on a MagnaTagATune-scale run",
     "browser": "the dashboard in headless Chromium: user action to page settled, 1 and 5 concurrent sessions",
+    "page_ab": "this checkout's dashboard against another checkout's, page switches alternated in one browser",
     "chart_cost": "what one chart costs headless Chromium: plotly with and without Streamlit's theme, Vega-Lite, WebGL",
     "label_issues": "precision@k of the label-issue rankings against the demo corpus's truth.csv",
     "agreement": "the converted musicnn models against the original's outputs on real mp3s",

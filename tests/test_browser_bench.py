@@ -113,6 +113,28 @@ def test_cpu_meter_counts_the_server_and_the_processes_below_this_one() -> None:
     assert not bench.CpuMeter(2 ** 30).available, "no such process"
 
 
+@pytest.mark.browser
+def test_page_ab_alternates_two_dashboards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium`")
+    pytest.importorskip("playwright.async_api")
+    from benchmarks import page_ab
+    from pipeline.paths import REPO
+
+    runs = tmp_path / "runs"
+    build_synthetic_run(runs / "tiny", n_clips=60, n_tags=12, seconds=4.0, audio_seconds=2.0, n_audio=1,
+                        audio_format="wav", n_bootstrap=10)
+    assert page_ab.main(["--baseline", str(REPO), "--runs", str(runs), "--run", "tiny", "--pages", ",tag_metrics",
+                         "--rounds", "1", "--chromium", CHROMIUM]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "---" not in line][1:]
+    assert [r[0].strip() for r in rows] == ["Overview", "Tag metrics"], "one row a page, in order"
+    for row in rows:  # both sides measured: "old -> new" in every column
+        for cell in row[1:]:
+            old, new = (float(v) for v in cell.split("->"))
+            assert old >= 0 and new >= 0, row
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--runs", "RUNS"], "--runs needs --run NAME"),
     (["--runs", "RUNS", "--run", "nothing"], "--run nothing: no run directory"),
@@ -161,5 +183,18 @@ def test_chart_cost_times_each_variant(capsys: pytest.CaptureFixture[str]) -> No
 def test_chart_cost_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], args: list[str],
                                                     message: str) -> None:
     assert benchmarks_cli(["chart_cost", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline", "/no/such/checkout", "--runs", ".", "--run", "x"],
+     "--baseline /no/such/checkout: no dashboard/app.py there"),
+    (["--baseline", ".", "--runs", ".", "--run", "x", "--pages", "nowhere"], "--pages: unknown nowhere"),
+    (["--baseline", ".", "--runs", ".", "--run", "x", "--rounds", "0"], "--rounds must be at least 1, got 0"),
+])
+def test_page_ab_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                 message: str) -> None:
+    assert benchmarks_cli(["page_ab", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
