@@ -447,7 +447,7 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
         top = np.argsort(-preds.probs[row], kind="stable")[:3]
         listed = "most probable: " + ", ".join(f"{md(preds.tags[j])} {preds.probs[row, j]:.2f}" for j in top)
     # A horizontal container, not st.columns: each block is an element the browser renders, and a
-    # page of cards is mostly blocks (docs/benchmarks.md, "Fewer elements a page").
+    # page of cards is mostly blocks (docs/benchmarks.md, "The server's garbage collection, fewer elements").
     with container.container(border=True):
         with st.container(horizontal=True, vertical_alignment="center"):
             st.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
