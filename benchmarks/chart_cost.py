@@ -57,6 +57,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
                    "[widgets.chart(one_panel(rng), key=f'c{i}{k}') for k in range(2)]"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
+    "clip_view": ("the Clip explorer's clip view (dashboard.charts.clip_view): a 96 x 600 spectrogram PNG above "
+                  "a 20-tag x 58-frame taggram heatmap",
+                  "widgets.chart(charts.clip_view(rng.random((58, 20)), 2.0, TAGS[:20], OUTCOMES20, "
+                  "mel_db=spectrogram(rng), mel_fps=20.6), key=f'c{i}')"),
     "cooccurrence": ("the Tag metrics co-occurrence heatmap (dashboard.charts.cooccurrence), 50 x 50 tags",
                      "widgets.chart(charts.cooccurrence(rng.random((50, 50)), TAGS50, 'co-occurrence'), key=f'c{i}')"),
     "markdown_100": ("no chart: 100 st.markdown elements of one line (what an element costs)",
@@ -72,6 +76,7 @@ from dashboard import charts, widgets
 from dashboard.theme import PLOTLY_TEMPLATE, VEGA_CONFIG
 TAGS = [f"tag {j}" for j in range(25)]
 TAGS50 = [f"tag {j}" for j in range(50)]
+OUTCOMES20 = ["TP", "FP", "FN"] * 3 + ["TN"] * 11
 VEGA_BARS = {"mark": "bar", "height": 300, "encoding": {"x": {"field": "tag", "type": "nominal"},
                                                       "y": {"field": "p", "type": "quantitative"}}}
 VEGA_POINTS = {"mark": {"type": "circle", "size": 12}, "height": 520, "width": "container",
