@@ -29,14 +29,31 @@ INTERACTIONS = ("clip explorer: open a similar clip", "clip explorer: play (play
                 "error analysis: switch section", "review queue: answer, next question")
 
 
-@pytest.mark.browser
-def test_every_step_is_measured_in_two_concurrent_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def need_chromium() -> None:
+    """Skip without Debian's Chromium or Playwright (the benchmarks never download a browser)."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium`")
     pytest.importorskip("playwright.async_api")
+
+
+def tiny_runs(tmp_path: Path) -> Path:
+    """A runs folder holding one small synthetic run, "tiny"."""
     runs = tmp_path / "runs"
     build_synthetic_run(runs / "tiny", n_clips=120, n_tags=24, seconds=6.0, audio_seconds=3.0, n_audio=2,
                         audio_format="wav", n_bootstrap=20)
+    return runs
+
+
+def table_rows(printed: str) -> list[list[str]]:
+    """The cells of each row of a printed markdown table (the header row included)."""
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in printed.splitlines()
+            if line.startswith("| ") and "---" not in line]
+
+
+@pytest.mark.browser
+def test_every_step_is_measured_in_two_concurrent_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    need_chromium()
+    runs = tiny_runs(tmp_path)
     out = tmp_path / "figures.json"
     code = bench.main(["--runs", str(runs), "--run", "tiny", "--repeat", str(REPEAT), "--sessions", "2",
                        "--chromium", CHROMIUM, "--json", str(out), "--out", str(tmp_path / "out")])
@@ -132,20 +149,14 @@ def test_every_chart_cost_variant_draws(tmp_path: Path) -> None:
 
 @pytest.mark.browser
 def test_page_ab_alternates_two_dashboards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium`")
-    pytest.importorskip("playwright.async_api")
+    need_chromium()
     from benchmarks import page_ab
     from pipeline.paths import REPO
 
-    runs = tmp_path / "runs"
-    build_synthetic_run(runs / "tiny", n_clips=60, n_tags=12, seconds=4.0, audio_seconds=2.0, n_audio=1,
-                        audio_format="wav", n_bootstrap=10)
-    assert page_ab.main(["--baseline", str(REPO), "--runs", str(runs), "--run", "tiny", "--pages", ",tag_metrics",
-                         "--rounds", "1", "--chromium", CHROMIUM]) == 0
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| ") and "---" not in line][1:]
-    assert [r[0].strip() for r in rows] == ["Overview", "Tag metrics"], "one row a page, in order"
+    assert page_ab.main(["--baseline", str(REPO), "--runs", str(tiny_runs(tmp_path)), "--run", "tiny",
+                         "--pages", ",tag_metrics", "--rounds", "1", "--chromium", CHROMIUM]) == 0
+    rows = table_rows(capsys.readouterr().out)[1:]
+    assert [r[0] for r in rows] == ["Overview", "Tag metrics"], "one row a page, in order"
     for row in rows:  # both sides measured: "old -> new" in every column
         for cell in row[1:]:
             old, new = (float(v) for v in cell.split("->"))
@@ -178,18 +189,16 @@ def test_sessions_must_be_positive_counts(capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.browser
 def test_chart_cost_times_each_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed: install Debian's package with `sudo apt-get install chromium`")
-    pytest.importorskip("playwright.async_api")
+    need_chromium()
     from benchmarks import chart_cost
 
     variants = ["empty", "plotly_own", "image", "curve_vega"]
     assert chart_cost.main(["--variants", ",".join(variants), "--count", "1", "--repeat", "1",
                             "--chromium", CHROMIUM]) == 0
-    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [r[1].strip() for r in rows[1:]] == variants, "one row a variant, in order"
-    for row in rows[1:]:
-        assert float(row[3]) > 0 and float(row[4]) >= 0, row
+    rows = table_rows(capsys.readouterr().out)[1:]
+    assert [r[0] for r in rows] == variants, "one row a variant, in order"
+    for row in rows:
+        assert float(row[2]) > 0 and float(row[3]) >= 0, row
 
 
 @pytest.mark.parametrize(("args", "message"), [
