@@ -132,8 +132,8 @@ INIT_SCRIPT = r"""
                       bench.messageMark = bench.messages.length; bench.longMark = bench.longTasks.length;
                       bench.armedAt = performance.now(); };
   // Resolves once the script has run (a state change or a message since the action) and then nothing
-  // has changed for `quiet` ms: settled is the later of the last state change and the first frame
-  // drawn after the last message. Rejects at `timeout`.
+  // has changed for `quiet` ms: settled is the latest of the last state change, the first frame
+  // drawn after the last message and the end of the last long task. Rejects at `timeout`.
   bench.settle = (quiet, timeout, fromStart) => new Promise((resolve, reject) => {
     const mark = fromStart ? 0 : bench.mark, messageMark = fromStart ? 0 : bench.messageMark;
     const longMark = fromStart ? 0 : bench.longMark;
