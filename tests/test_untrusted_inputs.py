@@ -210,12 +210,14 @@ def test_md_and_code_keep_text_literal() -> None:
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
 
 
-def test_dashboard_config_hides_tracebacks_and_icons_are_local() -> None:
+def test_dashboard_config_hides_tracebacks_trusts_no_origin_and_icons_are_local() -> None:
     config = (REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8")
     setting = re.search(r'^showErrorDetails\s*=\s*"(\w+)"', config, re.MULTILINE)
     assert setting and setting.group(1) in ("type", "none"), "a traceback shows visitors server paths"
     # a full garbage collection after every rerun cost half the server's time of a page switch
     assert re.search(r"^postScriptGC\s*=\s*false", config, re.MULTILINE), "every rerun waits on gc.collect()"
+    # Streamlit's default lets its cloud's domains drive an embedded app through postMessage
+    assert re.search(r"^allowedOrigins\s*=\s*\[\s*\]", config, re.MULTILINE), "no site may drive the dashboard"
     # a Material page icon makes the browser fetch the favicon from fonts.gstatic.com
     assert ":material/" not in APP.read_text(encoding="utf-8")
 
