@@ -74,13 +74,10 @@ async def _measure(servers: dict[str, tuple[str, int]], run: str, pages: list[st
                         await tabs[side].evaluate(_SWITCH, f"{base}/{page}")
                         settled = await tabs[side].evaluate(_SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, False])
                         after = meters[side].read()
-                        if n and before is not None and after is not None:
-                            results.setdefault((page, side), []).append(
-                                (settled["settled"] - settled["t0"], 1000 * (after[0] - before[0]),
-                                 1000 * (after[1] - before[1])))
-                        elif n:
-                            results.setdefault((page, side), []).append(
-                                (settled["settled"] - settled["t0"], float("nan"), float("nan")))
+                        if n:
+                            cpu = ((1000 * (after[0] - before[0]), 1000 * (after[1] - before[1]))
+                                   if before is not None and after is not None else (float("nan"),) * 2)
+                            results.setdefault((page, side), []).append((settled["settled"] - settled["t0"], *cpu))
         finally:
             await browser.close()
     return results
