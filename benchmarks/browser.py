@@ -174,6 +174,14 @@ INIT_SCRIPT = r"""
 })();
 """
 
+# Waits for settled (the init script's definition): called with [quiet ms, timeout ms, from the start].
+SETTLE = "([q, t, s]) => window.__bench.settle(q, t, s)"
+# Clicks the sidebar's link to a page, matched on the link's resolved URL (a CSS match on href would
+# compare the attribute's text); called with the page's full URL.
+SWITCH = """(href) => { const a = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+                       .find((x) => x.href === href);
+                    if (!a) throw new Error('no sidebar link to ' + href);
+                    window.__bench.arm(); a.click(); }"""
 # A click dispatched from the page itself, so t0 is the click event's own timestamp.
 _CLICK = """([selector, index]) => {
   const all = [...document.querySelectorAll(selector)];
@@ -382,8 +390,7 @@ class Session:
 
     async def _settled(self, step: str, *, from_start: bool = False) -> dict[str, Any]:
         try:
-            result = await self.page.evaluate("([q, t, s]) => window.__bench.settle(q, t, s)",
-                                              [QUIET_MS, STEP_TIMEOUT_MS, from_start])
+            result = await self.page.evaluate(SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, from_start])
         except Exception as exc:
             raise PipelineError(f"{step}: {await self._fail(step, exc)}") from exc
         if result["exception"]:
@@ -431,16 +438,11 @@ class Session:
     async def switch(self, path: str, step: str | None = None) -> None:
         """Click the sidebar's link to page ``path`` (timed when ``step`` is given)."""
         await self.wait_for('[data-testid="stSidebarNav"] a')
-        # Matched on the link's resolved URL (a CSS match on href would compare the attribute's text).
-        js = """(href) => { const a = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
-                               .find((x) => x.href === href);
-                            if (!a) throw new Error('no sidebar link to ' + href);
-                            window.__bench.arm(); a.click(); }"""
         if step is None:
-            await self.page.evaluate(js, f"{self.base}/{path}")
+            await self.page.evaluate(SWITCH, f"{self.base}/{path}")
             await self._settled(f"switch to /{path}")
         else:
-            await self._measure(step, lambda: self.page.evaluate(js, f"{self.base}/{path}"))
+            await self._measure(step, lambda: self.page.evaluate(SWITCH, f"{self.base}/{path}"))
 
     async def choose_option(self, step: str, key: str, index: int) -> None:
         """Open the selectbox with ``key`` and click its ``index``-th option (t0: the option's click)."""

@@ -24,6 +24,7 @@ from benchmarks.browser import (
     CHROMIUM_ARGS,
     INIT_SCRIPT,
     QUIET_MS,
+    SETTLE,
     VIEWPORT,
     CpuMeter,
     add_chromium_option,
@@ -153,13 +154,12 @@ async def _measure(base: str, pid: int, variants: list[str], count: int, repeat:
             await context.add_init_script(INIT_SCRIPT)
             page = await context.new_page()
             await page.goto(f"{base}/?v={name}&n={count}")
-            await page.evaluate("([q, t, s]) => window.__bench.settle(q, t, s)", [QUIET_MS, 120_000, True])
+            await page.evaluate(SETTLE, [QUIET_MS, 120_000, True])
             ms, cpu = [], []
             for _ in range(repeat):
                 before = meter.read()
                 await page.evaluate(_RERUN)
-                settled = await page.evaluate("([q, t, s]) => window.__bench.settle(q, t, s)",
-                                              [QUIET_MS, 120_000, False])
+                settled = await page.evaluate(SETTLE, [QUIET_MS, 120_000, False])
                 after = meter.read()
                 ms.append(settled["settled"] - settled["t0"])
                 if before is not None and after is not None:

@@ -29,7 +29,9 @@ from benchmarks.browser import (
     INIT_SCRIPT,
     PAGES,
     QUIET_MS,
+    SETTLE,
     STEP_TIMEOUT_MS,
+    SWITCH,
     VIEWPORT,
     CpuMeter,
     add_chromium_option,
@@ -39,11 +41,6 @@ from benchmarks.browser import (
 from pipeline.errors import ParameterError
 from pipeline.paths import REPO
 
-_SWITCH = """(href) => { const a = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
-                           .find((x) => x.href === href);
-                        if (!a) throw new Error('no sidebar link to ' + href);
-                        window.__bench.arm(); a.click(); }"""
-_SETTLE = "([q, t, s]) => window.__bench.settle(q, t, s)"
 SIDES = ("baseline", "this checkout")
 
 
@@ -63,7 +60,7 @@ async def _measure(servers: dict[str, tuple[str, int]], run: str, pages: list[st
                 await context.add_init_script(INIT_SCRIPT)
                 tab = await context.new_page()
                 await tab.goto(f"{base}/?run={run}")
-                await tab.evaluate(_SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, True])
+                await tab.evaluate(SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, True])
                 await tab.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=STEP_TIMEOUT_MS)
                 tabs[side], meters[side] = tab, CpuMeter(pid, pids)
             for n in range(rounds + 1):  # round 0 is every page's first visit, not counted
@@ -71,8 +68,8 @@ async def _measure(servers: dict[str, tuple[str, int]], run: str, pages: list[st
                     for side in (SIDES if n % 2 else SIDES[::-1]):
                         base = servers[side][0]
                         before = meters[side].read()
-                        await tabs[side].evaluate(_SWITCH, f"{base}/{page}")
-                        settled = await tabs[side].evaluate(_SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, False])
+                        await tabs[side].evaluate(SWITCH, f"{base}/{page}")
+                        settled = await tabs[side].evaluate(SETTLE, [QUIET_MS, STEP_TIMEOUT_MS, False])
                         after = meters[side].read()
                         if n:
                             cpu = ((1000 * (after[0] - before[0]), 1000 * (after[1] - before[1]))
