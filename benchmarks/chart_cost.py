@@ -58,10 +58,10 @@ VARIANTS: dict[str, tuple[str, str]] = {
                    "[widgets.chart(one_panel(rng), key=f'c{i}{k}') for k in range(2)]"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
-    "clip_view": ("the Clip explorer's clip view (dashboard.charts.clip_view): a 96 x 600 spectrogram PNG above "
-                  "a 20-tag x 58-frame taggram heatmap",
-                  "widgets.chart(charts.clip_view(rng.random((58, 20)), 2.0, TAGS[:20], OUTCOMES20, "
-                  "mel_db=spectrogram(rng), mel_fps=20.6), key=f'c{i}')"),
+    "clip_view": ("the Clip explorer's clip view (dashboard.clip_view): a 96 x 600 spectrogram PNG above a 20-tag x "
+                  "58-frame taggram PNG, with their hover, in a components-v2 element (a plotly figure before 2026-12-02)",
+                  "clip_view.clip_view(rng.random((58, 20)), 2.0, TAGS[:20], OUTCOMES20, "
+                  "mel_db=spectrogram(rng), mel_fps=20.6, key=f'c{i}')"),
     "cooccurrence": ("the Tag metrics co-occurrence heatmap (dashboard.charts.cooccurrence), 50 x 50 tags",
                      "widgets.chart(charts.cooccurrence(rng.random((50, 50)), TAGS50, 'co-occurrence'), key=f'c{i}')"),
     "markdown_100": ("no chart: 100 st.markdown elements of one line (what an element costs)",
@@ -73,7 +73,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 APP = '''
 import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
-from dashboard import charts, widgets
+from dashboard import charts, clip_view, widgets
 from dashboard.theme import PLOTLY_TEMPLATE, VEGA_CONFIG
 TAGS = [f"tag {j}" for j in range(25)]
 TAGS50 = [f"tag {j}" for j in range(50)]

@@ -4,13 +4,14 @@ Bars, maps and heatmaps are Vega-Lite specs (`Spec`: a dict whose tables are Dat
 which Streamlit sends to the browser as Arrow): Vega draws one (as SVG) for a fraction of the
 browser's time of a plotly figure, 50 against 153 ms of Chromium's CPU for a bar chart and 453
 against 970 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite charts"). Plotly
-`go.Figure`s remain where they cost the same or less: the views that align a spectrogram image
-with a taggram on one time axis (`clip_view`, `dashboard.inside_charts`) and the ROC and PR
-curves (`roc_pr`, one figure of two panels: a 1,500-point line that plotly updates in place on
-a rerun, where Vega compiles its spec afresh; choosing a tag took 624 ms with plotly's curves,
-844 with Vega-Lite's). Those are built from plain dicts handed to one ``go.Figure(data,
-layout)`` call (plotly validates each property once that way, several times faster than
-``add_trace`` / ``update_layout`` / ``make_subplots``). `dashboard.widgets.chart` shows both.
+`go.Figure`s remain where they cost the same or less: the ROC and PR curves (`roc_pr`, one
+figure of two panels: a 1,500-point line that plotly updates in place on a rerun, where Vega
+compiles its spec afresh; choosing a tag took 624 ms with plotly's curves, 844 with
+Vega-Lite's) and the views of `dashboard.inside_charts`. Those are built from plain dicts
+handed to one ``go.Figure(data, layout)`` call (plotly validates each property once that way,
+several times faster than ``add_trace`` / ``update_layout`` / ``make_subplots``).
+`dashboard.widgets.chart` shows both. The clip view (a spectrogram above a taggram) is a
+component of its own, `dashboard.clip_view`, drawn from this module's `png_data_url` images.
 
 Every chart uses the palette of `dashboard.theme`, so TP / FP / FN, splits and runs have the
 same colours everywhere; titles say what the chart shows. Names from a run (tags, clip ids)
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import html
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +35,6 @@ from PIL import Image
 from dashboard import theme
 from dashboard.theme import FN, FP, OUTCOME_COLORS, OUTCOME_LABELS, OUTCOMES, QUIET, TN, TP
 
-MAX_SPEC_COLUMNS = 600  # time columns of a displayed spectrogram (keeps the figure light)
 METRIC_TITLES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "precision": "precision", "recall": "recall",
                  "f1": "F1", "support": "support", "f1_tuned": "F1 (tuned)"}
 
@@ -55,17 +54,6 @@ def _figure(data: list[dict[str, Any]], title: str, *, height: int = 360, legend
     return go.Figure(data=data, layout=base)
 
 
-def _downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, int]:
-    """Average blocks of columns so at most ``max_cols`` remain; returns (matrix, block size)."""
-    cols = matrix.shape[1]
-    if cols <= max_cols:
-        return matrix, 1
-    block = int(np.ceil(cols / max_cols))
-    pad = (-cols) % block
-    padded = np.pad(matrix, ((0, 0), (0, pad)), mode="edge")
-    return padded.reshape(matrix.shape[0], -1, block).mean(axis=2), block
-
-
 def png_image(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: float | None = None, *,
               x0: float = 0.0, dx: float = 1.0, **trace: Any) -> dict[str, Any]:
     """A (rows, columns) matrix as one PNG in a plotly ``image`` trace, row 0 at the bottom.
@@ -77,6 +65,15 @@ def png_image(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: f
     Chromium ~270 ms of CPU as a heatmap, ~150 ms as a PNG, which it decodes natively (`python -m
     benchmarks chart_cost`). The hover gives the position (time, row), not the value.
     """
+    return dict(type="image", source=png_data_url(z, colorscale, zmin, zmax), x0=x0, dx=dx, y0=0, dy=1, **trace)
+
+
+def png_data_url(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: float | None = None) -> str:
+    """A (rows, columns) matrix as a PNG ``data:`` URL, row 0 first, in a named plotly colour scale.
+
+    The scale spans ``zmin`` to ``zmax``, by default the matrix's finite minimum and maximum (NaN
+    is drawn as the minimum).
+    """
     z = np.asarray(z, dtype=np.float32)
     finite = z[np.isfinite(z)]
     zmin = (float(finite.min()) if finite.size else 0.0) if zmin is None else zmin
@@ -85,8 +82,14 @@ def png_image(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: f
     rgb = _lut(colorscale)[np.clip(values * 255, 0, 255).astype(np.uint8)]
     buffer = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=1)
-    source = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return dict(type="image", source=source, x0=x0, dx=dx, y0=0, dy=1, **trace)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def css_gradient(colorscale: str, stops: int = 9) -> str:
+    """A named plotly colour scale as a CSS gradient from its low end (bottom) to its high end (top)."""
+    lut = _lut(colorscale)
+    colours = [lut[round(i * 255 / (stops - 1))] for i in range(stops)]
+    return "linear-gradient(to top, " + ", ".join(f"rgb({r},{g},{b})" for r, g, b in colours) + ")"
 
 
 # The y axis of a `png_image`: plotly pins an image's pixels square and turns its axis upside down.
@@ -130,12 +133,6 @@ def _hidden(name: str, padding: int = 12) -> dict[str, Any]:
 
 
 ZOOM = {"name": "zoom", "select": "interval", "bind": "scales"}  # drag to pan, wheel to zoom
-
-
-def colored_label(text: str, outcome: str) -> str:
-    """An axis label in an outcome's colour (plotly accepts a span with a colour style; ``text`` is escaped)."""
-    color = "#6B7280" if outcome in QUIET else OUTCOME_COLORS[outcome]
-    return f'<span style="color:{color}">{html.escape(text)}</span>'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,52 +233,6 @@ def tag_frequency(tags: Sequence[str], counts: Sequence[int], *, top: int = 50,
 # ---------------------------------------------------------------------------------------------
 # Clip explorer
 # ---------------------------------------------------------------------------------------------
-def clip_view(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequence[str], outcomes: Sequence[str],
-              *, mel_db: np.ndarray | None = None, mel_fps: float | None = None,
-              title: str = "Mel-spectrogram and taggram") -> go.Figure:
-    """The mel-spectrogram above the taggram (tag activations over time), on one time axis.
-
-    Parameters
-    ----------
-    taggram : np.ndarray [shape=(frames, len(tags))] or None
-    frame_rate : taggram frames per second (None: the x axis counts frames)
-    tags, outcomes : the tag rows to show and their outcome at the threshold (colours the labels)
-    mel_db : np.ndarray [shape=(n_mels, t)] or None
-    mel_fps : spectrogram frames per second
-    """
-    has_mel, has_tg = mel_db is not None, taggram is not None
-    if not (has_mel or has_tg):
-        return _figure([], title, height=120, legend=False)
-    data: list[dict[str, Any]] = []
-    layout: dict[str, Any] = {}
-    spec_height = 170 if has_mel else 0
-    tg_height = max(160, 16 * len(tags) + 60) if has_tg else 0
-    split = tg_height / (spec_height + tg_height)  # share of the plot height the taggram takes
-    time_title = "time (s)" if (frame_rate or mel_fps) else "frame"
-    if has_mel:
-        mel, block = _downsample_columns(mel_db, MAX_SPEC_COLUMNS)
-        step = block / (mel_fps or 1.0)
-        data.append(png_image(mel, theme.SPEC_SCALE, x0=step / 2, dx=step, xaxis="x", yaxis="y2" if has_tg else "y",
-                              hovertemplate="%{x:.1f} s, mel band %{y}<extra></extra>"))
-    if has_tg:
-        dt = 1.0 / frame_rate if frame_rate else 1.0
-        data.append(dict(
-            type="heatmap", z=np.round(taggram.T, 3), x0=dt / 2, dx=dt, y=list(range(len(tags))),
-            colorscale=theme.PROB_SCALE, zmin=0, zmax=1, xaxis="x", yaxis="y",
-            colorbar=dict(title=dict(text="prob."), len=split, y=0, yanchor="bottom", thickness=12),
-            customdata=np.repeat(np.asarray(tags, dtype=str)[:, None], taggram.shape[0], axis=1),
-            hovertemplate="%{customdata} at %{x:.1f} s: %{z:.2f}<extra></extra>"))
-        layout["yaxis"] = dict(domain=[0, split - 0.03 if has_mel else 1], tickmode="array",
-                               tickvals=list(range(len(tags))), autorange="reversed",
-                               ticktext=[colored_label(t, o) for t, o in zip(tags, outcomes)])
-        if has_mel:
-            layout["yaxis2"] = dict(domain=[split + 0.02, 1], title="mel band", anchor="x", **IMAGE_AXIS)
-    else:
-        layout["yaxis"] = dict(title="mel band", **IMAGE_AXIS)
-    layout["xaxis"] = dict(title=time_title, anchor="y")
-    return _figure(data, title, height=spec_height + tg_height + 50, legend=False, **layout)
-
-
 def clip_tags(tags: Sequence[str], probs: np.ndarray, outcomes: Sequence[str], thresholds: np.ndarray,
               *, top: int = 25) -> Spec:
     """A clip's predicted probability per tag, bars coloured by outcome, thresholds marked.

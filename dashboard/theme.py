@@ -39,6 +39,8 @@ PRIMARY = "#0072B2"  # blue: the app's accent (also set in .streamlit/config.tom
 SECONDARY = "#D55E00"  # vermillion: a second series (run B, PR curves, thresholds)
 MUTED = "#8A94A6"  # grey: reference lines, chance level
 TEXT = "#1F2937"
+TEXT_MUTED = "#4B5563"  # axis titles, subtitles
+TEXT_QUIET = "#6B7280"  # secondary lines, and the labels of tags neither annotated nor predicted
 
 SPLIT_COLORS: dict[str, str] = {
     "train": "#56B4E9",
@@ -69,7 +71,7 @@ GRID = "#E5E7EB"  # grid and axis lines: light, so the data stays in front
 # theme is merged into each figure in the browser, a quarter of Chromium's time for a bar chart
 # (docs/benchmarks.md, "Lighter charts"). Axis and hover styling match the app's light theme.
 _AXIS = dict(gridcolor=GRID, linecolor=GRID, zerolinecolor=GRID, tickcolor=GRID, automargin=True,
-             title=dict(font=dict(size=13, color="#4B5563")))
+             title=dict(font=dict(size=13, color=TEXT_MUTED)))
 PLOTLY_TEMPLATE: dict = dict(layout=dict(
     paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", colorway=list(CLUSTER_COLORS),
     xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(bgcolor="white", bordercolor=GRID, font=dict(color=TEXT)),
@@ -86,9 +88,9 @@ VEGA_CONFIG: dict = {
     "font": FONT["family"],
     "view": {"stroke": None},
     "title": {"anchor": "start", "fontSize": 15, "fontWeight": "normal", "color": TEXT, "offset": 12,
-              "subtitleColor": "#4B5563", "subtitleFontSize": 12},
+              "subtitleColor": TEXT_MUTED, "subtitleFontSize": 12},
     "axis": {"gridColor": GRID, "domainColor": GRID, "tickColor": GRID, "labelColor": TEXT, "labelFontSize": 12,
-             "titleColor": "#4B5563", "titleFontSize": 13, "titleFontWeight": "normal", "labelLimit": 180},
+             "titleColor": TEXT_MUTED, "titleFontSize": 13, "titleFontWeight": "normal", "labelLimit": 180},
     "legend": {"orient": "top", "direction": "horizontal", "labelFontSize": 12, "labelColor": TEXT, "title": None,
                "symbolType": "square"},
     "range": {"category": list(CLUSTER_COLORS)},

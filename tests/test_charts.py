@@ -39,15 +39,30 @@ def test_a_spectrogram_image_keeps_its_shape_orientation_and_colours() -> None:
     assert (pixels[50, 5] == pixels[95, 0]).all()
 
 
-def test_the_clip_view_draws_the_mel_as_an_image_on_an_upright_axis() -> None:
-    mel = np.random.default_rng(0).random((96, 1200)).astype(np.float32)
-    taggram = np.random.default_rng(1).random((20, 3)).astype(np.float32)
-    fig = charts.clip_view(taggram, 2.0, ["a", "b", "c"], ["TP", "FP", "TN"], mel_db=mel, mel_fps=62.5)
-    image = next(t for t in fig.data if t.type == "image")
-    assert decoded(image.to_plotly_json()).shape[1] <= charts.MAX_SPEC_COLUMNS, "long clips are thinned"
-    assert fig.layout.yaxis2.scaleanchor is False and fig.layout.yaxis2.autorange is True
-    assert [t.type for t in fig.data].count("heatmap") == 1, "the taggram stays a heatmap (its hover shows values)"
-    assert fig.layout.template.layout.paper_bgcolor == theme.PLOTLY_TEMPLATE["layout"]["paper_bgcolor"]
+def test_the_clip_view_draws_the_mel_upright_and_the_taggram_a_tag_a_row() -> None:
+    from dashboard import clip_view
+
+    mel = np.zeros((96, 1200), dtype=np.float32)
+    mel[:8] = 1.0  # energy in the lowest bands only
+    taggram = np.zeros((20, 3), dtype=np.float32)
+    taggram[:, 1] = 1.0  # tag "b" on throughout
+    data = clip_view.view_data(taggram, 2.0, ["a", CRAFTED, "c"], ["TP", "FP", "TN"], mel_db=mel, mel_fps=62.5)
+    pixels = decoded({"source": data["mel"]["src"]})
+    assert pixels.shape[1] <= clip_view.MAX_SPEC_COLUMNS, "long clips are thinned"
+    loud = scale_end(theme.SPEC_SCALE, -1)
+    assert np.abs(pixels[-1, 0].astype(int) - loud).max() <= 2 and np.abs(pixels[0, 0].astype(int) - loud).max() > 50, \
+        "band 0 is the image's bottom row"
+    rows = decoded({"source": data["taggram"]["src"]})
+    assert rows.shape[:2] == (3, 20), "a row a tag, a column a frame"
+    assert np.abs(rows[1, 0].astype(int) - scale_end(theme.PROB_SCALE, -1)).max() <= 2
+    tg = data["taggram"]
+    assert tg["tags"] == ["a", CRAFTED, "c"], "names stay as they are: the script sets them as text"
+    assert tg["colors"] == [theme.OUTCOME_COLORS["TP"], theme.OUTCOME_COLORS["FP"], theme.TEXT_QUIET]
+    assert tg["values"][1] == [1.0] * 20 and tg["seconds"] == 10.0
+    assert data["mel"]["seconds"] == pytest.approx(1200 / 62.5) == data["seconds"]
+    assert data["time_title"] == "time (s)"
+    only_tags = clip_view.view_data(taggram, None, ["a", "b", "c"], ["PRED", "UNPRED", "PRED"])
+    assert only_tags["mel"] is None and only_tags["time_title"] == "frame" and only_tags["seconds"] == 20
 
 
 def test_the_inside_view_draws_the_mel_as_the_same_image() -> None:

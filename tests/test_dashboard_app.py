@@ -76,8 +76,13 @@ def texts(at: AppTest) -> str:
 
 
 def charts_on(at: AppTest) -> list:
-    """Every chart of the page: Vega-Lite specs and plotly figures (`dashboard.widgets.chart`)."""
-    return [*at.get("vega_lite_chart"), *at.get("plotly_chart")]
+    """Every chart of the page: Vega-Lite specs and plotly figures (`dashboard.widgets.chart`), clip views."""
+    return [*at.get("vega_lite_chart"), *at.get("plotly_chart"), *clip_views(at)]
+
+
+def clip_views(at: AppTest) -> list:
+    """The page's clip views (`dashboard.clip_view`: a components-v2 element, which AppTest does not unpack)."""
+    return [e for e in at.get("bidi_component") if e.proto.component_name == "musictag.clip_view"]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -130,6 +135,21 @@ def test_clip_explorer_plays_original_bytes_and_shows_similar_clips(runs: Path,
     expected = neighbors[neighbors["clip_id"] == "syn000003"].sort_values("rank")["neighbor_id"].head(5)
     shown = [m.value for m in at.markdown if m.value.startswith("**syn")]
     assert [s.split("**")[1] for s in shown] == list(expected)
+
+
+def test_the_clip_view_holds_the_clips_taggram_and_spectrogram(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs, monkeypatch, "clip_explorer", run="complete", clip="syn000003")
+    (view,) = clip_views(at)
+    data = json.loads(view.proto.json)
+    assert data["mel"] is not None and data["mel"]["bands"] > 0, "the clip was decoded for its spectrogram"
+    index = pd.read_parquet(runs / "complete" / rd.TAGGRAMS_INDEX).set_index("clip_id").loc["syn000003"]
+    stored = np.load(runs / "complete" / rd.TAGGRAMS)[int(index["offset"]):int(index["offset"] + index["n_frames"])]
+    tags = [c.removeprefix(rd.PROB_PREFIX) for c in pd.read_parquet(runs / "complete" / rd.PREDICTIONS)
+            if c.startswith(rd.PROB_PREFIX)]
+    shown = data["taggram"]
+    assert shown["tags"] and set(shown["tags"]) <= set(tags)
+    for row, tag in zip(shown["values"], shown["tags"]):  # what the hover reads: the stored activations
+        np.testing.assert_allclose(row, stored[:, tags.index(tag)].astype(float), atol=6e-4)
 
 
 def test_clip_search_filters_the_picker(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,7 +298,9 @@ def test_missing_audio_files_are_reported(runs: Path, monkeypatch: pytest.Monkey
     at = app(runs, monkeypatch, "clip_explorer", run="noaudio", clip="syn000001")
     assert "Audio file not found" in texts(at)
     assert not at.get("audio")
-    assert charts_on(at), "the taggram still shows"
+    (view,) = clip_views(at)
+    data = json.loads(view.proto.json)
+    assert data["taggram"]["values"] and data["mel"] is None, "the taggram still shows, without a spectrogram"
     at.switch_page("views/error_analysis.py").run()
     assert not at.exception
     assert "Audio file not found" in texts(at)

@@ -164,6 +164,35 @@ def test_play_a_clip(server: str, page: Any) -> None:
     screenshot(page, "play-a-clip")
 
 
+def test_the_clip_view_reads_a_tags_activation_under_the_pointer(server: str, page: Any, runs: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.run import rundir as rd
+
+    open_page(page, server, "clip_explorer", "run=complete&clip=syn000003")
+    taggram = page.locator(".cv-taggram")  # in the clip view's shadow root, which Playwright's locators enter
+    taggram.scroll_into_view_if_needed()
+    labels = page.locator(".cv-label").all_inner_texts()
+    image = taggram.locator("img")
+    box = image.bounding_box()  # the image spans the taggram's own stretch of the time axis
+    frames = image.evaluate("(img) => img.naturalWidth")
+    frame, row = frames // 2, 1
+    page.mouse.move(box["x"] + box["width"] * (frame + 0.5) / frames,
+                    box["y"] + box["height"] * (row + 0.5) / len(labels))
+    tip = page.locator(".cv-tip")
+    tip.wait_for(state="visible")
+    tag, _, value = tip.inner_text().rpartition(": ")
+    assert tag.startswith(f"{labels[row]} at ") and tag.endswith(" s"), tip.inner_text()
+    run = runs / "complete"
+    index = pd.read_parquet(run / rd.TAGGRAMS_INDEX).set_index("clip_id").loc["syn000003"]
+    stored = np.load(run / rd.TAGGRAMS)[int(index["offset"]) + frame]
+    names = [c.removeprefix(rd.PROB_PREFIX) for c in pd.read_parquet(run / rd.PREDICTIONS) if c.startswith(rd.PROB_PREFIX)]
+    assert float(value) == pytest.approx(float(stored[names.index(labels[row])]), abs=0.006)
+    page.mouse.move(box["x"] - 40, box["y"] - 40)
+    tip.wait_for(state="hidden")
+
+
 def test_move_the_threshold(server: str, page: Any) -> None:
     open_page(page, server, "tag_metrics", "run=complete&split=all&threshold=0.50")
     before = metric_value(page, "False positives")
