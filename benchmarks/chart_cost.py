@@ -68,6 +68,11 @@ VARIANTS: dict[str, tuple[str, str]] = {
                      "[st.markdown(f'line {k}: **{rng.random():.3f}**') for k in range(100)]"),
     "markdown_joined": ("no chart: the same 100 lines in one st.markdown",
                         "st.markdown(chr(10).join(f'line {k}: **{rng.random():.3f}**  ' for k in range(100)))"),
+    "clip_map": ("the Tag map's clip map (dashboard.charts.clip_map): 2,000 clips coloured by probability, with "
+                 "tooltips and zoom, on a canvas",
+                 "widgets.chart(charts.clip_map(rng.random(2000), rng.random(2000), "
+                 "np.char.add('clip ', np.arange(2000).astype(str)), values=rng.random(2000), title='clips'), "
+                 "key=f'c{i}')"),
     "vega_5k": ("Vega-Lite points (SVG, as Streamlit draws them), 5,000 points with a tooltip, coloured by value",
                 "st.vega_lite_chart(cloud(rng, 5000), VEGA_POINTS, key=f'c{i}')"),
 }

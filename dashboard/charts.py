@@ -400,7 +400,11 @@ def clip_map(x: np.ndarray, y: np.ndarray, clip_ids: np.ndarray, *, values: np.n
                                      legend={"title": value_name, "direction": "vertical", "orient": "right"}),
                         tooltip=[_tip("clip", "clip"), _tip("value", value_name, ".2f")])
         mark = {"type": "circle", "size": dot ** 2, "opacity": 0.75}
-    return _spec(title, 480, data={"values": frame}, params=[ZOOM], mark=mark, encoding=encoding)
+    # Thousands of points: drawn on a canvas, without an ARIA label per point. Streamlit picks the
+    # canvas itself only past 2,000 points, and the SVG of 2,000 cost the browser 250 ms against
+    # 132 (`python -m benchmarks chart_cost --variants empty,clip_map`).
+    return _spec(title, 480, data={"values": frame}, params=[ZOOM], mark={**mark, "aria": False}, encoding=encoding,
+                 usermeta={"embedOptions": {"renderer": "canvas"}})
 
 
 def agreement(pairs: list[dict]) -> Spec:

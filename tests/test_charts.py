@@ -148,6 +148,12 @@ def test_each_vega_chart_is_a_valid_spec_in_the_apps_look(name: str) -> None:
     assert CRAFTED not in {v for k, v in outline if k == "field"}
 
 
+def test_the_clip_map_is_drawn_on_a_canvas() -> None:
+    """Its thousands of points: SVG cost the browser twice the time (Streamlit picks the canvas only past 2,000)."""
+    spec = charts.clip_map(np.arange(5.0), np.arange(5.0), np.array(list("abcde")), values=np.ones(5), title="t")
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas" and spec["mark"]["aria"] is False
+
+
 def test_the_clip_map_draws_quiet_outcomes_first_in_their_colours() -> None:
     outcome = np.array(["TP", "TN", "FP", "TN", "FN"])
     spec = charts.clip_map(np.arange(5.0), np.arange(5.0), np.array(list("abcde")), categories=outcome, title="t")
