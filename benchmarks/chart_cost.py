@@ -52,15 +52,14 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "webgl_5k": ("plotly scattergl, 5,000 points, theme=None", "widgets.chart(points(rng, 5000), key=f'c{i}')"),
     "webgl_25k": ("plotly scattergl, 25,863 points (every MagnaTagATune clip), theme=None",
                   "widgets.chart(points(rng, 25863), key=f'c{i}')"),
-    "curve_plotly": ("the dashboard's ROC and PR curves (dashboard.charts.roc_pr), 1,500 points each, one figure",
-                     "widgets.chart(charts.roc_pr(curve(rng), 0.9, 0.8, 0.1, POINTS, 'tag'), key=f'c{i}')"),
-    "curves_two": ("the same two curves as two plotly figures of one panel (Tag metrics before 2026-12-02)",
-                   "[widgets.chart(one_panel(rng), key=f'c{i}{k}') for k in range(2)]"),
+    "curves": ("the dashboard's ROC and PR curves (dashboard.light_charts.roc_pr), 1,500 points each, drawn by its "
+               "own script",
+               "light_charts.roc_pr(curve(rng), 0.9, 0.8, 0.1, POINTS, 'tag', key=f'c{i}')"),
     "curve_vega": ("the same as a Vega-Lite spec in the dashboard's look (lines, legend, tooltips, points)",
                    "widgets.chart(curve_spec(rng), key=f'c{i}')"),
-    "clip_view": ("the Clip explorer's clip view (dashboard.clip_view): a 96 x 600 spectrogram PNG above a 20-tag x "
+    "clip_view": ("the Clip explorer's clip view (dashboard.light_charts.clip_view): a 96 x 600 spectrogram PNG above a 20-tag x "
                   "58-frame taggram PNG, with their hover, in a components-v2 element (a plotly figure before 2026-12-02)",
-                  "clip_view.clip_view(rng.random((58, 20)), 2.0, TAGS[:20], OUTCOMES20, "
+                  "light_charts.clip_view(rng.random((58, 20)), 2.0, TAGS[:20], OUTCOMES20, "
                   "mel_db=spectrogram(rng), mel_fps=20.6, key=f'c{i}')"),
     "cooccurrence": ("the Tag metrics co-occurrence heatmap (dashboard.charts.cooccurrence), 50 x 50 tags",
                      "widgets.chart(charts.cooccurrence(rng.random((50, 50)), TAGS50, 'co-occurrence'), key=f'c{i}')"),
@@ -78,7 +77,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 APP = '''
 import numpy as np, pandas as pd, plotly.graph_objects as go, streamlit as st
-from dashboard import charts, clip_view, widgets
+from dashboard import charts, light_charts, widgets
 from dashboard.theme import PLOTLY_TEMPLATE, VEGA_CONFIG
 TAGS = [f"tag {j}" for j in range(25)]
 TAGS50 = [f"tag {j}" for j in range(50)]
@@ -97,13 +96,6 @@ def curve(rng):
     fpr = np.sort(rng.random(1500)); fpr[0], fpr[-1] = 0, 1
     return {"fpr": fpr, "tpr": np.sqrt(fpr), "roc_thresholds": 1 - fpr,
             "recall": fpr, "precision": 1 - fpr ** 2, "pr_thresholds": 1 - fpr}
-def one_panel(rng):
-    """The left panel of charts.roc_pr alone: one curve, one figure."""
-    figure = charts.roc_pr(curve(rng), 0.9, 0.8, 0.1, POINTS, "tag")
-    layout = figure.layout.to_plotly_json()
-    del layout["xaxis2"], layout["yaxis2"]
-    layout["xaxis"]["domain"] = [0, 1]
-    return go.Figure([t for t in figure.data if t.xaxis in (None, "x")], layout)
 def curve_spec(rng):
     c = curve(rng)
     line = pd.DataFrame({"x": c["fpr"], "y": c["tpr"], "threshold": c["roc_thresholds"], "series": "ROC",

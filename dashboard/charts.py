@@ -3,15 +3,13 @@
 Bars, maps and heatmaps are Vega-Lite specs (`Spec`: a dict whose tables are DataFrames,
 which Streamlit sends to the browser as Arrow): Vega draws one (as SVG) for a fraction of the
 browser's time of a plotly figure, 50 against 153 ms of Chromium's CPU for a bar chart and 453
-against 970 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite charts"). Plotly
-`go.Figure`s remain where they cost the same or less: the ROC and PR curves (`roc_pr`, one
-figure of two panels: a 1,500-point line that plotly updates in place on a rerun, where Vega
-compiles its spec afresh; choosing a tag took 624 ms with plotly's curves, 844 with
-Vega-Lite's) and the views of `dashboard.inside_charts`. Those are built from plain dicts
-handed to one ``go.Figure(data, layout)`` call (plotly validates each property once that way,
-several times faster than ``add_trace`` / ``update_layout`` / ``make_subplots``).
-`dashboard.widgets.chart` shows both. The clip view (a spectrogram above a taggram) is a
-component of its own, `dashboard.clip_view`, drawn from this module's `png_data_url` images.
+against 970 ms for a 5,000-point map (docs/benchmarks.md, "Vega-Lite charts"). The views of
+`dashboard.inside_charts` stay plotly `go.Figure`s, built from plain dicts handed to one
+``go.Figure(data, layout)`` call (plotly validates each property once that way, several times
+faster than ``add_trace`` / ``update_layout`` / ``make_subplots``); `dashboard.widgets.chart`
+shows both kinds. The clip view and the ROC / PR curves are drawn by the dashboard's own script
+(`dashboard.light_charts`, from this module's `png_data_url` images for the former): a plotly
+figure cost the browser 175-450 ms to mount.
 
 Every chart uses the palette of `dashboard.theme`, so TP / FP / FN, splits and runs have the
 same colours everywhere; titles say what the chart shows. Names from a run (tags, clip ids)
@@ -278,44 +276,6 @@ def per_tag_bars(table: pd.DataFrame, metric: str, *, highlight: str | None = No
                      "y": _field("value", title=name),
                      "color": _field("chosen", "nominal", scale=colours, legend=None),
                      "tooltip": [_tip("tag", "tag"), _tip("value", name, ".3f"), _tip("support", "support", ",")]})
-
-
-def _operating_points(points: dict[str, dict[str, float]], x: str, y: str, **axes: Any) -> list[dict[str, Any]]:
-    out = []
-    for (name, point), symbol in zip(points.items(), ("circle", "diamond")):
-        if np.isfinite(point.get(x, np.nan)) and np.isfinite(point.get(y, np.nan)):
-            out.append(dict(type="scatter", x=[point[x]], y=[point[y]], mode="markers", name=name, legendgroup=name,
-                            marker=dict(size=12, symbol=symbol, color=theme.TEXT, line=dict(color="white", width=1.5)),
-                            hovertemplate=f"{name}<br>{x} %{{x:.3f}}, {y} %{{y:.3f}}<extra></extra>", **axes))
-    return out
-
-
-def roc_pr(curve: dict[str, np.ndarray], auc: float, ap: float, base_rate: float,
-           points: dict[str, dict[str, float]], tag: str) -> go.Figure:
-    """A tag's ROC curve (left) and precision-recall curve (right), with its operating ``points``.
-
-    One figure with two panels rather than two figures: the browser settles in less than half the
-    time, 188 against 434 ms (`python -m benchmarks chart_cost --variants curves_two,curve_plotly`).
-    """
-    chance = dict(type="scatter", mode="lines", name="chance", legendgroup="chance",
-                  line=dict(color=theme.MUTED, dash="dot"), hoverinfo="skip")
-    right = dict(xaxis="x2", yaxis="y2")
-    data = [dict(chance, x=[0, 1], y=[0, 1]),
-            dict(type="scatter", x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"ROC (AUC {auc:.3f})",
-                 line=dict(color=theme.PRIMARY, width=2.5), customdata=curve["roc_thresholds"],
-                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>"),
-            dict(chance, x=[0, 1], y=[base_rate, base_rate], showlegend=False, **right),
-            dict(type="scatter", x=curve["recall"], y=curve["precision"], mode="lines", name=f"PR (AP {ap:.3f})",
-                 line=dict(color=theme.SECONDARY, width=2.5), customdata=curve["pr_thresholds"],
-                 hovertemplate="recall %{x:.3f}, precision %{y:.3f}<br>threshold %{customdata:.3f}<extra></extra>",
-                 **right),
-            *_operating_points(points, "fpr", "recall"),
-            *_operating_points(points, "recall", "precision", showlegend=False, **right)]
-    return _figure(data, f"ROC curve (left) and precision-recall curve (right) of '{tag}'", height=380,
-                   xaxis=dict(title="false-positive rate", range=[0, 1], domain=[0, 0.46]),
-                   yaxis=dict(title="true-positive rate (recall)", range=[0, 1.02]),
-                   xaxis2=dict(title="recall", range=[0, 1], domain=[0.54, 1], anchor="y2"),
-                   yaxis2=dict(title="precision", range=[0, 1.02], anchor="x2"))
 
 
 def cooccurrence(matrix: np.ndarray, tags: Sequence[str], title: str, *, diverging: bool = False) -> Spec:

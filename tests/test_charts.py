@@ -39,32 +39,6 @@ def test_a_spectrogram_image_keeps_its_shape_orientation_and_colours() -> None:
     assert (pixels[50, 5] == pixels[95, 0]).all()
 
 
-def test_the_clip_view_draws_the_mel_upright_and_the_taggram_a_tag_a_row() -> None:
-    from dashboard import clip_view
-
-    mel = np.zeros((96, 1200), dtype=np.float32)
-    mel[:8] = 1.0  # energy in the lowest bands only
-    taggram = np.zeros((20, 3), dtype=np.float32)
-    taggram[:, 1] = 1.0  # tag "b" on throughout
-    data = clip_view.view_data(taggram, 2.0, ["a", CRAFTED, "c"], ["TP", "FP", "TN"], mel_db=mel, mel_fps=62.5)
-    pixels = decoded({"source": data["mel"]["src"]})
-    assert pixels.shape[1] <= clip_view.MAX_SPEC_COLUMNS, "long clips are thinned"
-    loud = scale_end(theme.SPEC_SCALE, -1)
-    assert np.abs(pixels[-1, 0].astype(int) - loud).max() <= 2 and np.abs(pixels[0, 0].astype(int) - loud).max() > 50, \
-        "band 0 is the image's bottom row"
-    rows = decoded({"source": data["taggram"]["src"]})
-    assert rows.shape[:2] == (3, 20), "a row a tag, a column a frame"
-    assert np.abs(rows[1, 0].astype(int) - scale_end(theme.PROB_SCALE, -1)).max() <= 2
-    tg = data["taggram"]
-    assert tg["tags"] == ["a", CRAFTED, "c"], "names stay as they are: the script sets them as text"
-    assert tg["colors"] == [theme.OUTCOME_COLORS["TP"], theme.OUTCOME_COLORS["FP"], theme.TEXT_QUIET]
-    assert tg["values"][1] == [1.0] * 20 and tg["seconds"] == 10.0
-    assert data["mel"]["seconds"] == pytest.approx(1200 / 62.5) == data["seconds"]
-    assert data["time_title"] == "time (s)"
-    only_tags = clip_view.view_data(taggram, None, ["a", "b", "c"], ["PRED", "UNPRED", "PRED"])
-    assert only_tags["mel"] is None and only_tags["time_title"] == "frame" and only_tags["seconds"] == 20
-
-
 def test_the_inside_view_draws_the_mel_as_the_same_image() -> None:
     from dashboard import inside_charts
 
@@ -172,28 +146,6 @@ def test_the_chosen_tag_is_highlighted_through_the_data() -> None:
     assert frame["tag"].tolist() == [CRAFTED, "a", "c"], "best first"
     assert frame["chosen"].tolist() == [True, False, False]
     assert spec["encoding"]["color"]["scale"]["range"] == [theme.PRIMARY, theme.SECONDARY]
-
-
-def test_roc_and_pr_curves_share_one_figure_with_each_series_named_once() -> None:
-    from dashboard import analysis
-
-    rng = np.random.default_rng(0)
-    truth = rng.random(400) < 0.3
-    probs = np.clip(truth * 0.3 + rng.random(400) * 0.7, 0, 1)
-    curve = analysis.curves(truth, probs)
-    points = {"threshold in use 0.50": analysis.operating_point(truth, probs, 0.5)}
-    figure = charts.roc_pr(curve, 0.8, 0.7, float(truth.mean()), points, "rock")
-    assert {(t.xaxis or "x", t.yaxis or "y") for t in figure.data} == {("x", "y"), ("x2", "y2")}, "two panels"
-    named = [t.name for t in figure.data if t.showlegend is not False]
-    assert sorted(named) == sorted(["chance", "ROC (AUC 0.800)", "PR (AP 0.700)", "threshold in use 0.50"])
-    roc = next(t for t in figure.data if t.name.startswith("ROC"))
-    pr = next(t for t in figure.data if t.name.startswith("PR"))
-    np.testing.assert_array_equal(roc.x, curve["fpr"])
-    np.testing.assert_array_equal(pr.y, curve["precision"])
-    assert (pr.xaxis, pr.yaxis) == ("x2", "y2")
-    # the operating point sits on both panels, and its legend entry toggles both
-    marks = [t for t in figure.data if t.name == "threshold in use 0.50"]
-    assert len(marks) == 2 and len({t.legendgroup for t in marks}) == 1
 
 
 def test_training_charts_mark_the_best_epoch_and_skip_what_the_history_lacks() -> None:

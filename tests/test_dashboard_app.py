@@ -76,13 +76,15 @@ def texts(at: AppTest) -> str:
 
 
 def charts_on(at: AppTest) -> list:
-    """Every chart of the page: Vega-Lite specs and plotly figures (`dashboard.widgets.chart`), clip views."""
-    return [*at.get("vega_lite_chart"), *at.get("plotly_chart"), *clip_views(at)]
+    """Every chart of the page: Vega-Lite specs and plotly figures (`dashboard.widgets.chart`), light charts."""
+    return [*at.get("vega_lite_chart"), *at.get("plotly_chart"), *at.get("bidi_component")]
 
 
-def clip_views(at: AppTest) -> list:
-    """The page's clip views (`dashboard.clip_view`: a components-v2 element, which AppTest does not unpack)."""
-    return [e for e in at.get("bidi_component") if e.proto.component_name == "musictag.clip_view"]
+def light_charts_on(at: AppTest, kind: str) -> list[dict]:
+    """What the page's light charts of ``kind`` draw (`dashboard.light_charts`: components-v2 elements,
+    which AppTest does not unpack)."""
+    drawn = [json.loads(e.proto.json) for e in at.get("bidi_component") if e.proto.component_name == "musictag.light_chart"]
+    return [d for d in drawn if d["kind"] == kind]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -139,8 +141,7 @@ def test_clip_explorer_plays_original_bytes_and_shows_similar_clips(runs: Path,
 
 def test_the_clip_view_holds_the_clips_taggram_and_spectrogram(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "clip_explorer", run="complete", clip="syn000003")
-    (view,) = clip_views(at)
-    data = json.loads(view.proto.json)
+    (data,) = light_charts_on(at, "clip_view")
     assert data["mel"] is not None and data["mel"]["bands"] > 0, "the clip was decoded for its spectrogram"
     index = pd.read_parquet(runs / "complete" / rd.TAGGRAMS_INDEX).set_index("clip_id").loc["syn000003"]
     stored = np.load(runs / "complete" / rd.TAGGRAMS)[int(index["offset"]):int(index["offset"] + index["n_frames"])]
@@ -209,6 +210,24 @@ def test_threshold_changes_a_clips_outcomes(runs: Path, monkeypatch: pytest.Monk
     truth = frame[[c for c in frame.index if c.startswith(rd.TRUE_PREFIX)]].to_numpy(int)
     assert low == (int(((probs >= 0.05) & (truth == 1)).sum()), int(((probs >= 0.05) & (truth == 0)).sum()))
     assert high != low
+
+
+def test_the_curves_follow_the_chosen_tag_and_mark_the_threshold_in_use(runs: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(runs, monkeypatch, "tag_metrics", run="complete", split="test", threshold="0.30")
+    tag = at.selectbox(key="w:tag").options[1]
+    at.selectbox(key="w:tag").set_value(tag).run()
+    (data,) = light_charts_on(at, "curves")
+    assert data["title"].endswith(f"'{tag}'")
+    frame = pd.read_parquet(runs / "complete" / rd.PREDICTIONS)
+    frame = frame[frame["split"] == "test"]
+    truth, probs = frame[rd.true_column(tag)].to_numpy(), frame[rd.prob_column(tag)].to_numpy()
+    roc, _ = data["panels"]
+    pred = probs >= 0.30
+    in_use = next(p for p in roc["points"] if p["name"] == "threshold in use 0.30")
+    assert in_use["x"] == pytest.approx((pred & (truth == 0)).sum() / (truth == 0).sum())
+    assert in_use["y"] == pytest.approx((pred & (truth == 1)).sum() / (truth == 1).sum())
+    assert roc["line"]["x"][0] == 0 and roc["line"]["x"][-1] == 1 and roc["line"]["y"][-1] == 1
 
 
 def test_tuned_thresholds_come_from_per_tag_csv(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,8 +317,7 @@ def test_missing_audio_files_are_reported(runs: Path, monkeypatch: pytest.Monkey
     at = app(runs, monkeypatch, "clip_explorer", run="noaudio", clip="syn000001")
     assert "Audio file not found" in texts(at)
     assert not at.get("audio")
-    (view,) = clip_views(at)
-    data = json.loads(view.proto.json)
+    (data,) = light_charts_on(at, "clip_view")
     assert data["taggram"]["values"] and data["mel"] is None, "the taggram still shows, without a spectrogram"
     at.switch_page("views/error_analysis.py").run()
     assert not at.exception

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, clip_view, loaders, review, state, widgets
+from dashboard import analysis, charts, light_charts, loaders, review, state, widgets
 from dashboard.text import code, md
 from dashboard.theme import FN, FP, PRED, QUIET, TP
 from pipeline.run import rundir as rd
@@ -140,9 +140,9 @@ def explorer() -> None:
     if taggram is None and mel is None:
         st.caption("No taggram and no spectrogram for this clip.")
     else:
-        clip_view.clip_view(taggram[:, shown] if taggram is not None else None, frame_rate,
-                            [tags[i] for i in shown], [outcomes[i] for i in shown], mel_db=mel, mel_fps=mel_fps,
-                            title="Mel-spectrogram (top) and taggram (tag activations over time)", key="clip_view")
+        light_charts.clip_view(taggram[:, shown] if taggram is not None else None, frame_rate,
+                               [tags[i] for i in shown], [outcomes[i] for i in shown], mel_db=mel, mel_fps=mel_fps,
+                               title="Mel-spectrogram (top) and taggram (tag activations over time)", key="clip_view")
         st.caption(("Taggram rows: annotated and predicted tags first (labels coloured by outcome), then the most "
                     "probable others." if annotated_run else
                     "Taggram rows: predicted tags first (labels in blue), then the most probable others.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import clip_view, loaders, review, state, widgets
+from dashboard import light_charts, loaders, review, state, widgets
 from dashboard.review import Question
 from dashboard.text import code, md
 from dashboard.theme import FN, FP, TN, TP
@@ -230,9 +230,9 @@ def _question_figure(q: Question, outcome: str) -> None:
         frame_rate = len(taggram) / duration
     if taggram is None and mel is None:
         return
-    clip_view.clip_view(taggram[:, [q.column]] if taggram is not None else None, frame_rate, [q.tag], [outcome],
-                        mel_db=mel, mel_fps=mel_fps, title=f"Mel-spectrogram and '{q.tag}' over time",
-                        key="review:figure")
+    light_charts.clip_view(taggram[:, [q.column]] if taggram is not None else None, frame_rate, [q.tag], [outcome],
+                           mel_db=mel, mel_fps=mel_fps, title=f"Mel-spectrogram and '{q.tag}' over time",
+                           key="review:figure")
 
 
 question_panel()

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, clip_view, loaders, widgets
+from dashboard import charts, light_charts, loaders, widgets
 from dashboard.text import code, md
 from dashboard.theme import PRED, UNPRED
 from pipeline.errors import PipelineError
@@ -140,9 +140,9 @@ with right:
     fps = tagger.taggram_fps
     if len(taggram):
         order = np.argsort(-probs, kind="stable")[:15]
-        clip_view.clip_view(taggram[:, order], fps, [tags[i] for i in order],
-                            [PRED if predicted[i] else UNPRED for i in order],  # an upload has no annotation
-                            title="Taggram: the top tags' activations over time", key="upload_taggram")
+        light_charts.clip_view(taggram[:, order], fps, [tags[i] for i in order],
+                               [PRED if predicted[i] else UNPRED for i in order],  # an upload has no annotation
+                               title="Taggram: the top tags' activations over time", key="upload_taggram")
         st.caption("Labels in blue are " + ("predicted at " if own else "") + how + ".")
     else:
         st.caption("The tagger returned no taggram for this file.")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, loaders, state, widgets
+from dashboard import analysis, charts, light_charts, loaders, state, widgets
 from dashboard.text import md
 from pipeline.run import rundir as rd
 
@@ -117,8 +117,8 @@ def tag_curves() -> None:
     tuned = float(table["tuned_threshold"][j]) if "tuned_threshold" in table else np.nan
     if np.isfinite(tuned) and abs(tuned - thresholds[j]) > 1e-9:
         points[f"tuned threshold {tuned:.2f}"] = analysis.operating_point(truth[:, j], probs[:, j], tuned)
-    widgets.chart(charts.roc_pr(curve, float(table["roc_auc"][j]), float(table["pr_auc"][j]), float(truth[:, j].mean()),
-                                points, tag), key="curves")
+    light_charts.roc_pr(curve, float(table["roc_auc"][j]), float(table["pr_auc"][j]), float(truth[:, j].mean()),
+                        points, tag, key="curves")
 
 
 tag_curves()
