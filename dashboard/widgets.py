@@ -41,6 +41,7 @@ STAGE_PURPOSE = {
 assert set(STAGE_PURPOSE) == set(rd.STAGE_FILES), "one purpose per stage of the contract"
 
 # Said on every page of a run whose corpus annotates none of the model's tags (a user's own music).
+WARMED = "_warmed"  # session state: the (run, predictions stamp) whose shared artifacts this session loaded
 NO_ANNOTATIONS = "This corpus has no annotations: showing the model's predictions only."
 
 
@@ -126,8 +127,10 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
                                 else f"{n} ({statuses[n]})", help=f"Run directories found in {code(root)}",
                                 **state.bind("run", options=names, default=default))
             run = next(r for r in runs if r.name == name)
-            if run.error is None:
+            warmed = (str(run.path), loaders.stamp(run.file(rd.PREDICTIONS)))
+            if run.error is None and st.session_state.get(WARMED) != warmed:  # once a session and run, not every rerun
                 loaders.warm(run)
+                st.session_state[WARMED] = warmed
             bad = [r for r in runs if r.error]
             if bad:
                 with st.expander(f"{len(bad)} run(s) cannot be read", icon=":material/error:"):

@@ -212,6 +212,19 @@ def test_threshold_changes_a_clips_outcomes(runs: Path, monkeypatch: pytest.Monk
     assert high != low
 
 
+def test_a_session_loads_a_runs_shared_artifacts_once_not_on_every_rerun(runs: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed: list[str] = []
+    real = loaders.warm
+    monkeypatch.setattr(loaders, "warm", lambda run: (warmed.append(run.name), real(run)))
+    at = app(runs, monkeypatch, "tag_metrics", run="complete")
+    at.switch_page("views/overview.py").run()
+    at.slider(key="w:threshold").set_value(0.3).run()
+    assert warmed == ["complete"]
+    at.selectbox(key="w:run").set_value("second").run()
+    assert warmed == ["complete", "second"], "another run is loaded when it is chosen"
+
+
 def test_the_curves_follow_the_chosen_tag_and_mark_the_threshold_in_use(runs: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(runs, monkeypatch, "tag_metrics", run="complete", split="test", threshold="0.30")
