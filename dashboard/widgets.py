@@ -167,6 +167,25 @@ def chart(figure: Any, *, key: str, where: Any = None) -> None:
         (where or st).plotly_chart(figure, key=key, theme=None, config=PLOTLY_CONFIG)
 
 
+def table(frame: pd.DataFrame, *, index: bool = False, where: Any = None) -> None:
+    """A small table as one Markdown element (every cell made literal with `md`), numbers right-aligned.
+
+    For a handful of rows: ``st.dataframe`` draws a scrollable grid on a canvas, twice the browser's
+    time for two small tables (`python -m benchmarks chart_cost`); use it for long or sortable ones.
+    """
+    shown = frame.reset_index() if index else frame
+    numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+    lines = ["| " + " | ".join(md(c) for c in shown.columns) + " |",
+             "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"]
+    def cell(value: Any, number: bool) -> str:  # numbers are digits only: nothing to escape
+        if not number:
+            return md(value)
+        return f"{int(value):,}" if isinstance(value, (int, np.integer)) else fmt(value)
+
+    lines += ["| " + " | ".join(cell(v, n) for v, n in zip(row, numeric)) + " |" for row in shown.itertuples(index=False)]
+    (where or st).markdown("\n".join(lines))
+
+
 def header(title: str, caption: str | None = None, run: RunInfo | None = None) -> None:
     st.title(title)
     bits = [caption] if caption else []

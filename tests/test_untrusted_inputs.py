@@ -210,6 +210,26 @@ def test_md_and_code_keep_text_literal() -> None:
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
 
 
+def test_a_small_table_is_one_markdown_element_whose_cells_stay_text() -> None:
+    from dashboard import widgets
+
+    drawn: list[str] = []
+
+    class Where:
+        def markdown(self, text: str) -> None:
+            drawn.append(text)
+
+    frame = pd.DataFrame({"stage": ["train", HTML], "status": ["complete", "a | b"], "AUC": [0.91234, float("nan")],
+                          "clips": [12000, 7]})
+    widgets.table(frame, where=Where())
+    (text,) = drawn
+    lines = text.split("\n")
+    assert lines[0] == "| stage | status | AUC | clips |" and lines[1] == "|:--|:--|--:|--:|", "numbers right-aligned"
+    assert lines[2] == "| train | complete | 0.912 | 12,000 |"
+    assert "<img" not in text and IMAGE not in text and lines[3].count("|") == 5, "a cell's '|' starts no column"
+    assert lines[3].endswith("| – | 7 |"), "a missing number shows as a dash"
+
+
 def test_dashboard_config_hides_tracebacks_trusts_no_origin_and_icons_are_local() -> None:
     config = (REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8")
     setting = re.search(r'^showErrorDetails\s*=\s*"(\w+)"', config, re.MULTILINE)

@@ -70,7 +70,7 @@ with left:
             shown[metric] = rows["value"].map(widgets.fmt)
             shown[f"{metric} 95% CI"] = [f"{lo:.3f} – {hi:.3f}" if np.isfinite(lo) else "–"
                                          for lo, hi in zip(rows["low"], rows["high"])]
-        st.dataframe(pd.DataFrame(shown), width="stretch")
+        widgets.table(pd.DataFrame(shown), index=True)
     elif run.has("evaluate"):
         st.caption("metrics.json holds no ROC-AUC / PR-AUC figures this dashboard recognises.")
     else:
@@ -169,11 +169,10 @@ if provenance:  # a converted published model: where it came from, under which l
 with st.container(border=True):
     st.markdown("  \n".join(f"**{key}**: {value}" for key, value in card.items()))
 stages = manifest.get("stages") or {}
-st.dataframe(pd.DataFrame([
+widgets.table(pd.DataFrame([
     {"stage": s, "status": "complete" if run.has(s) else (f"skipped: {run.skip_reason(s)}" if run.skip_reason(s)
                                                           else "incomplete" if s in stages else "missing"),
-     "finished": (stages.get(s) or {}).get("finished", "")} for s in rd.STAGE_FILES]),
-    hide_index=True, width="stretch")
+     "finished": (stages.get(s) or {}).get("finished", "")} for s in rd.STAGE_FILES]))
 
 
 @st.fragment
