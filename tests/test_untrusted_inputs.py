@@ -236,7 +236,6 @@ def test_dashboard_config_hides_tracebacks_trusts_no_origin_and_icons_are_local(
     assert setting and setting.group(1) in ("type", "none"), "a traceback shows visitors server paths"
     # a full garbage collection after every rerun cost half the server's time of a page switch
     assert re.search(r"^postScriptGC\s*=\s*false", config, re.MULTILINE), "every rerun waits on gc.collect()"
-    assert re.search(r'^fileWatcherType\s*=\s*"none"', config, re.MULTILINE), "the server polls its source files"
     # Streamlit's default lets its cloud's domains drive an embedded app through postMessage
     assert re.search(r"^allowedOrigins\s*=\s*\[\s*\]", config, re.MULTILINE), "no site may drive the dashboard"
     # a Material page icon makes the browser fetch the favicon from fonts.gstatic.com
