@@ -52,6 +52,20 @@ def _figure(data: list[dict[str, Any]], title: str, *, height: int = 360, legend
     return go.Figure(data=data, layout=base)
 
 
+def thin_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, int]:
+    """Average blocks of the last axis's columns so that at most ``max_cols`` remain; (matrix, block size).
+
+    A displayed spectrogram or map needs no more columns than the screen has pixels.
+    """
+    cols = matrix.shape[-1]
+    if cols <= max_cols:
+        return matrix, 1
+    block = int(np.ceil(cols / max_cols))
+    pad = (-cols) % block
+    padded = np.pad(matrix, [(0, 0)] * (matrix.ndim - 1) + [(0, pad)], mode="edge")
+    return padded.reshape(*matrix.shape[:-1], -1, block).mean(axis=-1), block
+
+
 def png_image(z: np.ndarray, colorscale: str, zmin: float | None = None, zmax: float | None = None, *,
               x0: float = 0.0, dx: float = 1.0, **trace: Any) -> dict[str, Any]:
     """A (rows, columns) matrix as one PNG in a plotly ``image`` trace, row 0 at the bottom.

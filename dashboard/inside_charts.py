@@ -32,14 +32,8 @@ def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
 
 
 def _thin(matrix: np.ndarray, max_cols: int = MAX_COLUMNS) -> tuple[np.ndarray, int]:
-    """Average blocks of columns of a (rows, T) matrix so that at most ``max_cols`` remain; (matrix, block)."""
-    cols = matrix.shape[-1]
-    if cols <= max_cols:
-        return matrix, 1
-    block = int(np.ceil(cols / max_cols))
-    pad = (-cols) % block
-    padded = np.pad(matrix, [(0, 0)] * (matrix.ndim - 1) + [(0, pad)], mode="edge")
-    return padded.reshape(*matrix.shape[:-1], -1, block).mean(axis=-1), block
+    """`charts.thin_columns`, to this module's column budget by default."""
+    return charts.thin_columns(matrix, max_cols)
 
 
 def _heat(z: np.ndarray, fps: float, **extra: Any) -> dict[str, Any]:

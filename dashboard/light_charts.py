@@ -38,9 +38,9 @@ CURVES_HEIGHT = 340  # px, the plots of the ROC and PR curves
 STYLE = {"font": theme.FONT["family"], "text": theme.TEXT, "muted": theme.TEXT_MUTED, "grid": theme.GRID}
 
 
-def clip_view_data(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequence[str], outcomes: Sequence[str],
-              *, mel_db: np.ndarray | None = None, mel_fps: float | None = None,
-              title: str = "Mel-spectrogram and taggram") -> dict[str, Any]:
+def clip_view_data(taggram: np.ndarray | None, frame_rate: float | None, tags: Sequence[str],
+                   outcomes: Sequence[str], *, mel_db: np.ndarray | None = None, mel_fps: float | None = None,
+                   title: str = "Mel-spectrogram and taggram") -> dict[str, Any]:
     """What ``light_charts.js`` draws for the clip view (plain JSON).
 
     Parameters
@@ -54,7 +54,7 @@ def clip_view_data(taggram: np.ndarray | None, frame_rate: float | None, tags: S
     seconds = []
     mel = None
     if mel_db is not None:
-        thinned = downsample_columns(np.asarray(mel_db, dtype=np.float32), MAX_SPEC_COLUMNS)[0]
+        thinned = charts.thin_columns(np.asarray(mel_db, dtype=np.float32), MAX_SPEC_COLUMNS)[0]
         seconds.append(mel_db.shape[1] / (mel_fps or 1.0))
         mel = {"src": charts.png_data_url(thinned[::-1], theme.SPEC_SCALE),  # the image's top row: the highest band
                "bands": int(mel_db.shape[0]), "height": MEL_HEIGHT, "seconds": seconds[-1]}
@@ -85,7 +85,7 @@ def roc_pr_data(curve: dict[str, np.ndarray], auc: float, ap: float, base_rate: 
     Parameters
     ----------
     curve : ``fpr``, ``tpr``, ``roc_thresholds``, ``recall``, ``precision``, ``pr_thresholds`` arrays
-        (`dashboard.analysis.tag_curves`)
+        (`dashboard.analysis.curves`)
     auc, ap : the tag's ROC-AUC and average precision (the legend shows them)
     base_rate : the tag's share of positive clips: the PR curve's chance level
     points : operating points by name (at most two: a circle, then a diamond), each with ``fpr``,
@@ -127,14 +127,3 @@ def roc_pr(curve: dict[str, np.ndarray], auc: float, ap: float, base_rate: float
 def _rounded(values: np.ndarray) -> list[float]:
     """Finite values at 4 decimals (a tenth of a pixel at any width; the JSON stays small)."""
     return np.round(np.nan_to_num(np.asarray(values, dtype=float)), 4).tolist()
-
-
-def downsample_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, int]:
-    """Average blocks of columns so at most ``max_cols`` remain; returns (matrix, block size)."""
-    cols = matrix.shape[1]
-    if cols <= max_cols:
-        return matrix, 1
-    block = int(np.ceil(cols / max_cols))
-    pad = (-cols) % block
-    padded = np.pad(matrix, ((0, 0), (0, pad)), mode="edge")
-    return padded.reshape(matrix.shape[0], -1, block).mean(axis=2), block

@@ -40,8 +40,8 @@ STAGE_PURPOSE = {
 }
 assert set(STAGE_PURPOSE) == set(rd.STAGE_FILES), "one purpose per stage of the contract"
 
-# Said on every page of a run whose corpus annotates none of the model's tags (a user's own music).
 WARMED = "_warmed"  # session state: the (run, predictions stamp) whose shared artifacts this session loaded
+# Said on every page of a run whose corpus annotates none of the model's tags (a user's own music).
 NO_ANNOTATIONS = "This corpus has no annotations: showing the model's predictions only."
 
 
@@ -127,8 +127,8 @@ def sidebar(root: Path, corpus_root: str | None = None) -> Context:
                                 else f"{n} ({statuses[n]})", help=f"Run directories found in {code(root)}",
                                 **state.bind("run", options=names, default=default))
             run = next(r for r in runs if r.name == name)
-            warmed = (str(run.path), loaders.stamp(run.file(rd.PREDICTIONS)))
-            if run.error is None and st.session_state.get(WARMED) != warmed:  # once a session and run, not every rerun
+            warmed = (str(run.path), loaders.stamp(run.file(rd.PREDICTIONS))) if run.error is None else None
+            if warmed is not None and st.session_state.get(WARMED) != warmed:  # once a session and run, not a rerun
                 loaders.warm(run)
                 st.session_state[WARMED] = warmed
             bad = [r for r in runs if r.error]
