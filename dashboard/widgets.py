@@ -22,7 +22,7 @@ import streamlit as st
 from dashboard import loaders, review, state
 from dashboard.loaders import Predictions, RunInfo
 from dashboard.text import code, md
-from dashboard.theme import OUTCOME_LABELS, PLOTLY_CONFIG, chip, legend_html
+from dashboard.theme import OUTCOME_LABELS, PLOTLY_CONFIG, TEXT_QUIET, chip, legend_html
 from pipeline.analysis.metrics import GLOBAL_THRESHOLD
 from pipeline.errors import PipelineError
 from pipeline.paths import REPO
@@ -473,7 +473,7 @@ def clip_card(preds: Predictions, row: int, *, detail: str, key: str, container:
     with container.container(border=True):
         with st.container(horizontal=True, vertical_alignment="center"):
             st.markdown(f"**{md(info['clip_id'])}** · {detail}  \n"
-                        f"<span style='color:#6B7280;font-size:0.85rem'>{listed}"
+                        f"<span style='color:{TEXT_QUIET};font-size:0.85rem'>{listed}"
                         f" · {md(info['split'])}</span>", unsafe_allow_html=True, width="stretch")
             open_clip_button(str(info["clip_id"]), key=key)
         play(preds, row, compact=True)

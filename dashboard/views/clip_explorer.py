@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import analysis, charts, light_charts, loaders, review, state, widgets
 from dashboard.text import code, md
-from dashboard.theme import FN, FP, PRED, QUIET, TP
+from dashboard.theme import FN, FP, PRED, QUIET, TEXT_QUIET, TP
 from pipeline.run import rundir as rd
 from pipeline.run.files import INSIDE_FILES
 
@@ -175,7 +175,7 @@ def explorer() -> None:
             # One bordered horizontal row (not columns) and one markdown: fewer elements to render.
             with st.container(border=True, horizontal=True, vertical_alignment="center"):
                 st.markdown(f"**{md(other)}** · similarity {similarity:.2f}  \n{code(other_info['file'])} "
-                            f"({md(other_info['split'])})  \n<span style='color:#6B7280;font-size:0.85rem'>"
+                            f"({md(other_info['split'])})  \n<span style='color:{TEXT_QUIET};font-size:0.85rem'>"
                             f"{listed}</span>", unsafe_allow_html=True, width=320)
                 widgets.play(preds, other_row, compact=True)
                 widgets.open_clip_button(other, key=f"similar:{n}", switch=False)

@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import light_charts, loaders, review, state, widgets
 from dashboard.review import Question
 from dashboard.text import code, md
-from dashboard.theme import FN, FP, TN, TP
+from dashboard.theme import FN, FP, TEXT_QUIET, TN, TP
 from pipeline.errors import PipelineError
 from pipeline.review.store import VERDICTS, VerdictStore
 from pipeline.run import rundir as rd
@@ -185,7 +185,7 @@ def question_panel() -> None:
                       else f"annotated **{'with' if q.annotated else 'without'}** '{md(q.tag)}'")
         st.markdown(f"The corpus has it {annotation}; the model gives **p = {q.probability:.3f}** "
                     f"({'predicted' if q.probability >= thresholds[q.column] else 'not predicted'} at {how}). "
-                    f"<span style='color:#6B7280'>Why asked: {q.why}</span>", unsafe_allow_html=True)
+                    f"<span style='color:{TEXT_QUIET}'>Why asked: {q.why}</span>", unsafe_allow_html=True)
         earlier = db.current_for(q.clip_id, q.tag)
         if earlier:
             st.caption("Earlier verdicts: " + review.verdicts_line(earlier))
