@@ -144,7 +144,7 @@ def test_every_chart_cost_variant_draws(tmp_path: Path) -> None:
         at.run()
         assert not at.exception, (name, at.exception)
         drawn = [*at.markdown, *at.get("vega_lite_chart"), *at.get("plotly_chart"), *at.dataframe,
-                 *at.get("bidi_component")]  # the last: the clip view (dashboard.clip_view)
+                 *at.get("bidi_component")]  # the last: the light charts (dashboard.light_charts)
         assert name == "empty" or drawn, f"{name} drew nothing"
 
 
