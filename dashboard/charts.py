@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.colors
-import plotly.graph_objects as go
 from PIL import Image
 
 from dashboard import theme
@@ -35,21 +34,6 @@ from dashboard.theme import FN, FP, OUTCOME_COLORS, OUTCOME_LABELS, OUTCOMES, QU
 
 METRIC_TITLES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "precision": "precision", "recall": "recall",
                  "f1": "F1", "support": "support", "f1_tuned": "F1 (tuned)"}
-
-
-def _figure(data: list[dict[str, Any]], title: str, *, height: int = 360, legend: bool = True,
-            **layout: Any) -> go.Figure:
-    """One validated figure from trace dicts and layout entries, in the app's small template
-    (`theme.PLOTLY_TEMPLATE`; shown by `widgets.chart`, which skips Streamlit's in-browser theme)."""
-    # The title sits at the top; a legend goes in its own band between title and plot.
-    base = dict(
-        title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container", pad=dict(t=8, l=4),
-                   font=dict(size=15)),
-        font=theme.FONT, height=height + (28 if legend else 0), margin=dict(l=10, r=10, t=78 if legend else 48, b=10),
-        showlegend=legend, legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0),
-        hoverlabel=dict(font_size=12), template=theme.PLOTLY_TEMPLATE)
-    base.update(layout)
-    return go.Figure(data=data, layout=base)
 
 
 def thin_columns(matrix: np.ndarray, max_cols: int) -> tuple[np.ndarray, int]:

@@ -1,7 +1,7 @@
 """Figures of the "Inside the model" page: plain arrays in, a titled `go.Figure` out (no Streamlit).
 
-Like `dashboard.charts`, each figure is one ``go.Figure(data, layout)`` call over trace dicts
-(subplots laid out by hand), the fast way to build plotly figures, in the palette of
+Each figure is one ``go.Figure(data, layout)`` call over trace dicts (subplots laid out by
+hand), the fast way to build plotly figures, in the palette of
 `dashboard.theme`. Time axes are in seconds, so a map lines up with the spectrogram, the
 taggram and the audio player.
 """
